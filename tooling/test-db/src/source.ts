@@ -29,9 +29,7 @@ function announce(source: ServerSource, detail: string): void {
 async function containerRuntimeAnswers(): Promise<boolean> {
   if (process.env.ACCOUNTDB_TEST_NO_CONTAINERS) return false;
   const hinted =
-    !!process.env.DOCKER_HOST ||
-    existsSync('/var/run/docker.sock') ||
-    existsSync(`${process.env.HOME}/.docker/run/docker.sock`);
+    !!process.env.DOCKER_HOST || existsSync('/var/run/docker.sock') || existsSync(`${process.env.HOME}/.docker/run/docker.sock`);
   if (!hinted) return false;
   try {
     const { getContainerRuntimeClient } = await import('testcontainers');

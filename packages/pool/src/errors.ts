@@ -1,0 +1,121 @@
+const BRAND = Symbol.for('@accountdb/error');
+
+/** Options every AccountDB error accepts. */
+export interface AccountDbErrorOptions {
+  cause?: unknown;
+}
+
+/**
+ * Root of every error the toolkit throws. `code` is a stable string literal to branch on;
+ * `AccountDbError.is(x)` works across duplicate installs (it checks a `Symbol.for` brand, not the class).
+ * Messages never contain passwords, connection strings or query parameter values.
+ */
+export class AccountDbError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options: AccountDbErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.name = new.target.name;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /** True for any AccountDB error, even one created by another copy of this package. */
+  static is(value: unknown): value is AccountDbError {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+}
+
+/** One invalid configuration value. */
+export interface ConfigProblem {
+  /** The environment variable or option name, e.g. `DB_MAX_CONNECTIONS` or `maxConnections`. */
+  variable: string;
+  /** What is wrong, e.g. `must be an integer >= 1, got "ten"`. Never includes a password. */
+  message: string;
+}
+
+/** Configuration is invalid. Lists every problem at once, each by variable name. */
+export class ConfigError extends AccountDbError {
+  declare readonly code: 'CONFIG_INVALID';
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: readonly ConfigProblem[]) {
+    const lines = problems.map((p) => `  - ${p.variable}: ${p.message}`).join('\n');
+    super(
+      'CONFIG_INVALID',
+      `Invalid database configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines}`,
+    );
+    this.problems = problems;
+  }
+}
+
+/** The pool is exhausted: no connection became free within the acquire timeout. The database may be fine. */
+export class PoolTimeoutError extends AccountDbError {
+  declare readonly code: 'POOL_TIMEOUT';
+
+  constructor(
+    readonly waitedMs: number,
+    readonly waiting: number,
+    readonly max: number,
+    readonly active: number,
+  ) {
+    super(
+      'POOL_TIMEOUT',
+      `Pool exhausted: waited ${waitedMs} ms for a connection; ${active}/${max} in use, ${waiting} waiting. ` +
+        'Raise DB_MAX_CONNECTIONS or DB_ACQUIRE_TIMEOUT_MS, or release connections sooner.',
+    );
+  }
+}
+
+/** The database cannot be reached or refused us (network, server down, authentication). */
+export class DatabaseUnavailableError extends AccountDbError {
+  declare readonly code: 'DATABASE_UNAVAILABLE';
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    cause: unknown,
+  ) {
+    super('DATABASE_UNAVAILABLE', `Cannot connect to PostgreSQL at ${host}:${port}: ${describeCause(cause)}`, { cause });
+  }
+}
+
+/** The pool was closed (or is closing) and takes no new work. */
+export class PoolClosedError extends AccountDbError {
+  declare readonly code: 'POOL_CLOSED';
+
+  constructor() {
+    super('POOL_CLOSED', 'The pool is closed');
+  }
+}
+
+/** An acquire was aborted by its `AbortSignal`. */
+export class AcquireAbortedError extends AccountDbError {
+  declare readonly code: 'ACQUIRE_ABORTED';
+
+  constructor(reason: unknown) {
+    super('ACQUIRE_ABORTED', 'Acquiring a connection was aborted', { cause: reason });
+  }
+}
+
+/** A lifecycle hook threw; the connection it was given has been destroyed. */
+export class HookError extends AccountDbError {
+  declare readonly code: 'HOOK_FAILED';
+
+  constructor(
+    readonly hook: 'onConnect' | 'beforeAcquire' | 'afterRelease',
+    cause: unknown,
+  ) {
+    super('HOOK_FAILED', `Pool hook ${hook} failed: ${describeCause(cause)}`, { cause });
+  }
+}
+
+/** A short, secret-free description of an underlying error (code + message, no parameters). */
+export function describeCause(cause: unknown): string {
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code;
+    const message = cause.message || (cause as AggregateError).errors?.map((e: Error) => e.message).join('; ') || cause.name;
+    return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
+  }
+  return String(cause);
+}

@@ -1,0 +1,752 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { describeTarget, type HostPort, type PoolConfig, type PoolConfigInput, resolvePoolConfig } from './config.js';
+import {
+  AccountDbError,
+  AcquireAbortedError,
+  DatabaseUnavailableError,
+  describeCause,
+  HookError,
+  PoolClosedError,
+  PoolTimeoutError,
+} from './errors.js';
+import { type Logger, packageLogger } from './logger.js';
+import { backoffDelay, isTransientConnectionError, sleep } from './retry.js';
+import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';
+
+/** The driver's client. Hooks receive it; leases expose it for driver-level features (COPY, LISTEN). */
+export type PgClient = pg.Client;
+export type QueryResult<R extends pg.QueryResultRow = pg.QueryResultRow> = pg.QueryResult<R>;
+export type QueryConfig = pg.QueryConfig;
+
+/**
+ * Async lifecycle hooks. A hook that throws destroys the connection it was given and surfaces a
+ * {@link HookError}: from `acquire()` for `onConnect`/`beforeAcquire`, as a `hookError` event and a
+ * log line for `afterRelease` (release itself never throws).
+ */
+export interface PoolHooks {
+  /** Once per new connection, before first use (e.g. `SET` session defaults, register types). */
+  onConnect?: (client: PgClient) => void | Promise<void>;
+  /** Before each hand-out; return `false` to destroy this connection and try another. */
+  beforeAcquire?: (client: PgClient) => boolean | undefined | Promise<boolean | undefined>;
+  /** After each release of a healthy, idle connection; return `false` to destroy it. */
+  afterRelease?: (client: PgClient) => boolean | undefined | Promise<boolean | undefined>;
+}
+
+export interface CreatePoolOptions {
+  /** pino-shaped logger; the pool logs through `logger.child({ pkg: '@accountdb/pool' })`. Default: silent. */
+  logger?: Logger;
+  hooks?: PoolHooks;
+}
+
+export interface AcquireOptions {
+  /** Overrides `acquireTimeoutMs` for this call. */
+  timeoutMs?: number;
+  /** Abort the wait (rejects with `AcquireAbortedError`). */
+  signal?: AbortSignal;
+}
+
+export interface RetryOptions {
+  /** Default: the pool's `maxRetries`. */
+  maxRetries?: number;
+  /** Backoff base, ms. Default: the pool's `retryIntervalMs`. */
+  retryIntervalMs?: number;
+  /** Cap on one sleep, ms. Default: the pool's `maxRetryIntervalMs`. */
+  maxRetryIntervalMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface CloseOptions {
+  /** How long to wait for leased connections to come back before force-closing them, ms. Default 30,000. */
+  timeoutMs?: number;
+  /** Close leased connections now instead of waiting. */
+  force?: boolean;
+}
+
+/** Anything that runs a query: a {@link Pool} or a {@link PoolConnection}. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
+}
+
+/** A leased connection. Release it exactly once; a second release is a no-op with a warning. */
+export interface PoolConnection extends Queryable {
+  /** The driver client, for features beyond `query` (COPY, LISTEN, cursors). Do not `end()` it. */
+  readonly client: PgClient;
+  /** Backend process id (for `pg_cancel_backend` and logs). */
+  readonly processId: number;
+  /**
+   * Give the connection back. It is destroyed instead of reused when it is broken, not idle
+   * (inside or after a failed transaction), or `error` is a connection-level error. A plain SQL
+   * error does not destroy a healthy connection.
+   */
+  release(error?: unknown): void;
+  /** Close this connection instead of returning it. */
+  destroy(): void;
+}
+
+interface Connection {
+  readonly id: number;
+  readonly client: PgClient;
+  readonly host: HostPort;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  lastUsedAt: number;
+  acquiredAt: number;
+  broken: boolean;
+  inflight: number;
+  leakTimer: NodeJS.Timeout | undefined;
+}
+
+interface Waiter {
+  resolve(conn: Connection): void;
+  reject(err: unknown): void;
+  timer: NodeJS.Timeout | undefined;
+  cleanup(): void;
+}
+
+export interface PoolEvents {
+  connect: [{ id: number; host: string; port: number }];
+  acquire: [{ id: number; waitMs: number }];
+  release: [{ id: number; heldMs: number }];
+  destroy: [{ id: number; reason: DestroyReason }];
+  hookError: [HookError];
+}
+
+const EMPTY_QUERY = ';';
+
+/**
+ * A PostgreSQL connection pool at the standard of HikariCP and pgx: acquire timeout separate from
+ * connect timeout, background connection creation with backoff, validation after idle, max lifetime
+ * with jitter, idle timeout, min-idle warm-up, leak detection, and dirty connections destroyed on release.
+ */
+export class Pool extends EventEmitter<PoolEvents> implements Queryable {
+  readonly config: PoolConfig;
+  readonly #log: Logger;
+  readonly #hooks: PoolHooks;
+  readonly #all = new Set<Connection>();
+  readonly #idle: Connection[] = [];
+  readonly #waiters: Waiter[] = [];
+  readonly #stats = new StatsRecorder();
+  readonly #noSsl = new Set<string>();
+  #pending = 0;
+  #nextId = 1;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #warming = false;
+  #housekeeper: NodeJS.Timeout | undefined;
+  #drained: (() => void) | undefined;
+
+  constructor(config: PoolConfig | PoolConfigInput, options: CreatePoolOptions = {}) {
+    super();
+    this.config = isResolved(config) ? config : resolvePoolConfig(config);
+    this.#log = packageLogger(options.logger, '@accountdb/pool');
+    this.#hooks = options.hooks ?? {};
+    const c = this.config;
+    const period = Math.max(50, Math.min(1000, (c.idleTimeoutMs || 2000) / 2, (c.maxLifetimeMs || 2000) / 2));
+    this.#housekeeper = setInterval(() => this.#housekeep(), period);
+    this.#housekeeper.unref();
+    this.#log.debug(
+      { target: describeTarget(c), database: c.database, user: c.user, min: c.minConnections, max: c.maxConnections },
+      'pool created',
+    );
+    this.#warmUp();
+  }
+
+  /** Gauges, counters and acquire-wait/hold-time percentiles. */
+  stats(): PoolStats {
+    const active = this.#all.size - this.#idle.length;
+    return this.#stats.snapshot({
+      total: this.#all.size,
+      idle: this.#idle.length,
+      active,
+      waiting: this.#waiters.length,
+      pending: this.#pending,
+      max: this.config.maxConnections,
+      min: this.config.minConnections,
+    });
+  }
+
+  /** True once `close()` has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // ---- acquire / release -------------------------------------------------------------------
+
+  /** Lease a connection (seed `get_connection`). Throws `PoolTimeoutError`, `DatabaseUnavailableError`, `PoolClosedError`. */
+  async acquire(options: AcquireOptions = {}): Promise<PoolConnection> {
+    const conn = await this.#acquire(options);
+    return new Lease(conn, this.#releaseFn, this.#log);
+  }
+
+  /** Run `fn` with a leased connection and always release it (seed `get_db_connection`). Errors propagate. */
+  async withConnection<T>(fn: (conn: PoolConnection) => Promise<T> | T, options: AcquireOptions = {}): Promise<T> {
+    const lease = await this.acquire(options);
+    try {
+      const result = await fn(lease);
+      lease.release();
+      return result;
+    } catch (err) {
+      lease.release(err);
+      throw err;
+    }
+  }
+
+  /**
+   * `withConnection`, retried on transient connection failures (refused, reset, timeout, SQLSTATE 08xxx,
+   * 57P01-57P03, 53300) with exponential backoff and full jitter (seed `get_db_connection_with_retries`).
+   * Never retries authentication failures, pool exhaustion, or SQL errors. `fn` may run more than once
+   * when the connection dies mid-way, so it should be idempotent.
+   */
+  async withConnectionRetry<T>(fn: (conn: PoolConnection) => Promise<T> | T, options: RetryOptions = {}): Promise<T> {
+    const max = options.maxRetries ?? this.config.maxRetries;
+    const base = options.retryIntervalMs ?? this.config.retryIntervalMs;
+    const cap = options.maxRetryIntervalMs ?? this.config.maxRetryIntervalMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.withConnection(fn, options.signal ? { signal: options.signal } : {});
+      } catch (err) {
+        if (attempt >= max || this.#closed || !isTransientConnectionError(err)) throw err;
+        const delayMs = backoffDelay(attempt, base, cap);
+        this.#stats.retries++;
+        this.#log.warn(
+          { attempt: attempt + 1, maxRetries: max, delayMs, error: describeCause(err) },
+          'transient connection failure; retrying',
+        );
+        await sleep(delayMs, options.signal);
+      }
+    }
+  }
+
+  /** Run one statement on a pooled connection. */
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string | QueryConfig,
+    values?: unknown[],
+  ): Promise<QueryResult<R>> {
+    const conn = await this.#acquire({});
+    let result: QueryResult<R>;
+    try {
+      conn.inflight++;
+      result = await conn.client.query<R>(text as string, values);
+    } catch (err) {
+      conn.inflight--;
+      this.#release(conn, err);
+      throw err;
+    }
+    conn.inflight--;
+    this.#release(conn);
+    return result;
+  }
+
+  async #acquire(options: AcquireOptions): Promise<Connection> {
+    if (this.#closed) throw new PoolClosedError();
+    const started = performance.now();
+    const timeoutMs = options.timeoutMs ?? this.config.acquireTimeoutMs;
+    for (;;) {
+      let conn = this.#idle.pop();
+      if (conn === undefined) {
+        conn = await this.#wait(started, timeoutMs, options.signal);
+      }
+      if (this.#needsCheck(conn) && !(await this.#checkout(conn))) continue;
+      const now = performance.now();
+      conn.acquiredAt = now;
+      this.#stats.recordAcquire(now - started);
+      if (this.config.leakDetectionThresholdMs > 0) this.#watchForLeak(conn);
+      if (this.listenerCount('acquire') > 0) this.emit('acquire', { id: conn.id, waitMs: now - started });
+      return conn;
+    }
+  }
+
+  #wait(started: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<Connection> {
+    if (signal?.aborted) return Promise.reject(new AcquireAbortedError(signal.reason));
+    return new Promise<Connection>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve: (conn) => {
+          waiter.cleanup();
+          resolve(conn);
+        },
+        reject: (err) => {
+          waiter.cleanup();
+          reject(err);
+        },
+        timer: undefined,
+        cleanup: () => {
+          clearTimeout(waiter.timer);
+          signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      const remove = () => {
+        const i = this.#waiters.indexOf(waiter);
+        if (i !== -1) this.#waiters.splice(i, 1);
+      };
+      const onAbort = () => {
+        remove();
+        waiter.reject(new AcquireAbortedError(signal?.reason));
+      };
+      const remaining = Math.max(0, timeoutMs - (performance.now() - started));
+      waiter.timer = setTimeout(() => {
+        remove();
+        this.#stats.acquireTimeouts++;
+        const active = this.#all.size - this.#idle.length;
+        waiter.reject(
+          new PoolTimeoutError(Math.round(performance.now() - started), this.#waiters.length, this.config.maxConnections, active),
+        );
+      }, remaining);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+      this.#growForDemand();
+    });
+  }
+
+  #needsCheck(conn: Connection): boolean {
+    return (
+      conn.broken ||
+      this.#hooks.beforeAcquire !== undefined ||
+      performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs
+    );
+  }
+
+  /** Validate and run `beforeAcquire`. Returns false after destroying a connection that fails. */
+  async #checkout(conn: Connection): Promise<boolean> {
+    if (conn.broken) {
+      this.#destroy(conn, 'broken');
+      return false;
+    }
+    if (performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs) {
+      try {
+        await withTimeout(conn.client.query(EMPTY_QUERY), this.config.connectionTimeoutMs, 'validation');
+      } catch (err) {
+        this.#log.info({ id: conn.id, error: describeCause(err) }, 'idle connection failed validation; destroyed');
+        this.#destroy(conn, 'validation');
+        return false;
+      }
+    }
+    const hook = this.#hooks.beforeAcquire;
+    if (hook) {
+      let keep: boolean | undefined;
+      try {
+        keep = await hook(conn.client);
+      } catch (err) {
+        this.#destroy(conn, 'hook');
+        throw new HookError('beforeAcquire', err);
+      }
+      if (keep === false) {
+        this.#destroy(conn, 'hook');
+        return false;
+      }
+    }
+    return true;
+  }
+
+  #watchForLeak(conn: Connection): void {
+    const stack = new Error('Connection acquired here').stack;
+    const threshold = this.config.leakDetectionThresholdMs;
+    conn.leakTimer = setTimeout(() => {
+      this.#stats.leaksDetected++;
+      this.#log.warn(
+        { id: conn.id, heldMs: threshold, stack },
+        'connection held longer than leakDetectionThresholdMs: possible leak',
+      );
+    }, threshold);
+    conn.leakTimer.unref();
+  }
+
+  readonly #releaseFn: ReleaseFn = (conn, error, destroy) => this.#release(conn, error, destroy);
+
+  #release(conn: Connection, error?: unknown, destroy = false): void {
+    const now = performance.now();
+    if (conn.leakTimer) {
+      clearTimeout(conn.leakTimer);
+      conn.leakTimer = undefined;
+    }
+    const heldMs = now - conn.acquiredAt;
+    this.#stats.recordHold(heldMs);
+    conn.lastUsedAt = now;
+    if (this.listenerCount('release') > 0) this.emit('release', { id: conn.id, heldMs });
+    const reason = destroy ? 'released' : this.#dirtyReason(conn, error);
+    if (reason) {
+      this.#destroy(conn, reason);
+      return;
+    }
+    const hook = this.#hooks.afterRelease;
+    if (!hook) {
+      this.#recycle(conn);
+      return;
+    }
+    Promise.resolve()
+      .then(() => hook(conn.client))
+      .then(
+        (keep) => (keep === false ? this.#destroy(conn, 'hook') : this.#recycle(conn)),
+        (err) => {
+          this.#destroy(conn, 'hook');
+          const hookError = new HookError('afterRelease', err);
+          this.#log.error({ id: conn.id, error: describeCause(err) }, hookError.message);
+          if (this.listenerCount('hookError') > 0) this.emit('hookError', hookError);
+        },
+      );
+  }
+
+  #dirtyReason(conn: Connection, error: unknown): DestroyReason | undefined {
+    if (conn.broken) return 'broken';
+    if (conn.inflight > 0) return 'notIdle';
+    if (error !== undefined && error !== null && isTransientConnectionError(error)) return 'error';
+    if (conn.client.getTransactionStatus() !== 'I') return 'notIdle';
+    if (this.#closed) return 'closed';
+    return undefined;
+  }
+
+  #recycle(conn: Connection): void {
+    if (this.#closed) {
+      this.#destroy(conn, 'closed');
+      return;
+    }
+    if (this.config.maxLifetimeMs > 0 && performance.now() >= conn.expiresAt) {
+      this.#destroy(conn, 'lifetime');
+      return;
+    }
+    this.#offer(conn);
+  }
+
+  /** Hand a ready connection to the oldest waiter, or park it idle. */
+  #offer(conn: Connection): void {
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter.resolve(conn);
+    else this.#idle.push(conn);
+  }
+
+  // ---- connection creation -----------------------------------------------------------------
+
+  /** Start background connects so every waiter has one on the way, within `maxConnections`. */
+  #growForDemand(): void {
+    while (!this.#closed && this.#waiters.length > this.#pending && this.#all.size + this.#pending < this.config.maxConnections) {
+      this.#pending++;
+      this.#open().then(
+        (conn) => {
+          this.#pending--;
+          this.#offer(conn);
+        },
+        (err) => {
+          this.#pending--;
+          // The waiter that asked for this connection learns why; others keep waiting.
+          const waiter = this.#waiters.length > this.#pending ? this.#waiters.shift() : undefined;
+          if (waiter) waiter.reject(err);
+          else this.#log.warn({ error: describeCause(err) }, 'background connect failed');
+        },
+      );
+    }
+  }
+
+  /** Keep `minConnections` open, one connect at a time, backing off on failure (no stampede). */
+  #warmUp(): void {
+    if (this.#warming || this.#closed) return;
+    const deficit = () => this.config.minConnections - this.#all.size - this.#pending;
+    if (deficit() <= 0) return;
+    this.#warming = true;
+    void (async () => {
+      let failures = 0;
+      while (!this.#closed && deficit() > 0) {
+        this.#pending++;
+        try {
+          const conn = await this.#open();
+          this.#pending--;
+          failures = 0;
+          this.#offer(conn);
+        } catch (err) {
+          this.#pending--;
+          const delayMs = backoffDelay(failures++, this.config.retryIntervalMs, this.config.maxRetryIntervalMs);
+          this.#log.warn({ error: describeCause(err), delayMs }, 'min-idle warm-up connect failed; backing off');
+          await sleep(Math.max(delayMs, 50));
+        }
+      }
+      this.#warming = false;
+    })();
+  }
+
+  /** Open a connection to the first acceptable host (libpq `target_session_attrs` semantics). */
+  async #open(): Promise<Connection> {
+    const { hosts, targetSessionAttrs } = this.config;
+    const passes = targetSessionAttrs === 'prefer-standby' ? (['standby', 'any'] as const) : ([targetSessionAttrs] as const);
+    let lastError: unknown;
+    let lastHost = hosts[0] as HostPort;
+    for (const want of passes) {
+      for (const host of hosts) {
+        lastHost = host;
+        let client: PgClient;
+        try {
+          client = await this.#connect(host);
+        } catch (err) {
+          this.#stats.connectFailures++;
+          lastError = err;
+          continue;
+        }
+        if (want !== 'any' && !(await this.#hostAccepts(client, want))) {
+          lastError = new Error(`server is not ${want}`);
+          await client.end().catch(() => {});
+          continue;
+        }
+        const conn = this.#adopt(client, host);
+        if (this.#hooks.onConnect) {
+          try {
+            await this.#hooks.onConnect(client);
+          } catch (err) {
+            this.#destroy(conn, 'hook');
+            throw new HookError('onConnect', err);
+          }
+        }
+        this.#stats.connects++;
+        if (this.listenerCount('connect') > 0) this.emit('connect', { id: conn.id, host: host.host, port: host.port });
+        return conn;
+      }
+    }
+    throw new DatabaseUnavailableError(hosts.length > 1 ? describeTarget(this.config) : lastHost.host, lastHost.port, lastError);
+  }
+
+  async #hostAccepts(client: PgClient, want: string): Promise<boolean> {
+    const { rows } = await client.query<{ standby: boolean; ro: boolean }>(
+      "select pg_is_in_recovery() as standby, current_setting('transaction_read_only') = 'on' as ro",
+    );
+    const row = rows[0];
+    if (!row) return false;
+    switch (want) {
+      case 'read-write':
+        return !row.ro;
+      case 'read-only':
+        return row.ro;
+      case 'primary':
+        return !row.standby;
+      case 'standby':
+        return row.standby;
+      default:
+        return true;
+    }
+  }
+
+  async #connect(host: HostPort): Promise<PgClient> {
+    const mode = this.config.sslmode;
+    const key = `${host.host}:${host.port}`;
+    const tryTls =
+      mode === 'require' || mode === 'verify-ca' || mode === 'verify-full' || (mode === 'prefer' && !this.#noSsl.has(key));
+    if (!tryTls) return this.#connectOnce(host, false);
+    try {
+      return await this.#connectOnce(host, true);
+    } catch (err) {
+      // libpq `prefer`: fall back to plain TCP when the server has no TLS, and remember that.
+      if (mode === 'prefer' && /does not support SSL/i.test(describeCause(err))) {
+        this.#noSsl.add(key);
+        return this.#connectOnce(host, false);
+      }
+      throw err;
+    }
+  }
+
+  async #connectOnce(host: HostPort, tls: boolean): Promise<PgClient> {
+    const c = this.config;
+    const mode = c.sslmode;
+    const ssl = !tls
+      ? false
+      : mode === 'verify-full'
+        ? { rejectUnauthorized: true }
+        : mode === 'verify-ca'
+          ? { rejectUnauthorized: true, checkServerIdentity: () => undefined }
+          : { rejectUnauthorized: false };
+    const client = new pg.Client({
+      host: host.host,
+      port: host.port,
+      user: c.user,
+      password: c.password,
+      database: c.database,
+      ssl,
+      keepAlive: c.keepAlive,
+      keepAliveInitialDelayMillis: 10_000,
+      connectionTimeoutMillis: c.connectionTimeoutMs,
+      ...(c.applicationName !== undefined ? { application_name: c.applicationName } : {}),
+      ...(c.statementTimeoutMs !== undefined ? { statement_timeout: c.statementTimeoutMs } : {}),
+    });
+    // Until adopted, errors surface through connect()'s rejection; swallow the duplicate event.
+    client.on('error', () => {});
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    return client;
+  }
+
+  #adopt(client: PgClient, host: HostPort): Connection {
+    const now = performance.now();
+    const lifetime = this.config.maxLifetimeMs;
+    // Up to 10% jitter so connections opened together do not all expire together (HikariCP does 2.5%).
+    const expiresAt = lifetime > 0 ? now + lifetime - Math.random() * lifetime * 0.1 : Number.POSITIVE_INFINITY;
+    const conn: Connection = {
+      id: this.#nextId++,
+      client,
+      host,
+      createdAt: now,
+      expiresAt,
+      lastUsedAt: now,
+      acquiredAt: 0,
+      broken: false,
+      inflight: 0,
+      leakTimer: undefined,
+    };
+    const onBroken = (err?: Error) => {
+      if (conn.broken) return;
+      conn.broken = true;
+      if (err) this.#log.info({ id: conn.id, error: describeCause(err) }, 'connection error');
+      const i = this.#idle.indexOf(conn);
+      if (i !== -1) this.#destroy(conn, 'broken');
+    };
+    client.removeAllListeners('error');
+    client.on('error', onBroken);
+    client.on('end', () => onBroken());
+    this.#all.add(conn);
+    return conn;
+  }
+
+  #destroy(conn: Connection, reason: DestroyReason): void {
+    if (!this.#all.delete(conn)) return;
+    const i = this.#idle.indexOf(conn);
+    if (i !== -1) this.#idle.splice(i, 1);
+    if (conn.leakTimer) clearTimeout(conn.leakTimer);
+    conn.broken = true;
+    this.#stats.recordDestroy(reason);
+    this.#log.debug({ id: conn.id, reason }, 'connection destroyed');
+    if (this.listenerCount('destroy') > 0) this.emit('destroy', { id: conn.id, reason });
+    conn.client.end().catch(() => {});
+    if (this.#closed) {
+      if (this.#all.size === 0) this.#drained?.();
+      return;
+    }
+    this.#growForDemand();
+    this.#warmUp();
+  }
+
+  #housekeep(): void {
+    if (this.#closed) return;
+    const now = performance.now();
+    const { idleTimeoutMs, maxLifetimeMs, minConnections } = this.config;
+    for (const conn of [...this.#idle]) {
+      if (maxLifetimeMs > 0 && now >= conn.expiresAt) this.#destroy(conn, 'lifetime');
+      else if (idleTimeoutMs > 0 && now - conn.lastUsedAt > idleTimeoutMs && this.#all.size > minConnections)
+        this.#destroy(conn, 'idleTimeout');
+    }
+    this.#warmUp();
+  }
+
+  // ---- shutdown ----------------------------------------------------------------------------
+
+  /**
+   * Stop taking work (seed `close_all_connections`): new acquires fail with `PoolClosedError`, waiters
+   * are rejected, idle connections close, leased ones close as they come back or when `timeoutMs`
+   * runs out (at once with `force`). Idempotent: later calls return the same promise.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    clearInterval(this.#housekeeper);
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(new PoolClosedError());
+    for (const conn of [...this.#idle]) this.#destroy(conn, 'closed');
+    this.#closing = (async () => {
+      if (this.#all.size > 0 && !options.force) {
+        const drained = new Promise<void>((resolve) => {
+          this.#drained = resolve;
+        });
+        const timeoutMs = options.timeoutMs ?? 30_000;
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), timeoutMs);
+        });
+        const outcome = await Promise.race([drained, timedOut]);
+        clearTimeout(timer);
+        if (outcome === 'timeout')
+          this.#log.warn({ leased: this.#all.size, timeoutMs }, 'close timed out waiting for leased connections; closing them');
+      }
+      const ends = [...this.#all].map((conn) => {
+        this.#destroy(conn, 'closed');
+        return conn.client.end().catch(() => {});
+      });
+      await Promise.all(ends);
+      this.#log.debug('pool closed');
+    })();
+    return this.#closing;
+  }
+}
+
+/** The lease handed to callers: a thin, release-once view of one pooled connection. */
+type ReleaseFn = (conn: Connection, error?: unknown, destroy?: boolean) => void;
+
+class Lease implements PoolConnection {
+  #conn: Connection | undefined;
+  readonly #release: ReleaseFn;
+  readonly #log: Logger;
+  readonly processId: number;
+
+  constructor(conn: Connection, release: ReleaseFn, log: Logger) {
+    this.#conn = conn;
+    this.#release = release;
+    this.#log = log;
+    this.processId = (conn.client as unknown as { processID: number }).processID;
+  }
+
+  get client(): PgClient {
+    return this.#live().client;
+  }
+
+  #live(): Connection {
+    if (!this.#conn) throw new AccountDbError('LEASE_RELEASED', 'This connection was already released to the pool');
+    return this.#conn;
+  }
+
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string | QueryConfig,
+    values?: unknown[],
+  ): Promise<QueryResult<R>> {
+    const conn = this.#live();
+    conn.inflight++;
+    try {
+      return await conn.client.query<R>(text as string, values);
+    } finally {
+      conn.inflight--;
+    }
+  }
+
+  release(error?: unknown): void {
+    const conn = this.#conn;
+    if (!conn) {
+      this.#log.warn({ stack: new Error('second release').stack }, 'connection released twice; the second release was ignored');
+      return;
+    }
+    this.#conn = undefined;
+    this.#release(conn, error);
+  }
+
+  destroy(): void {
+    const conn = this.#conn;
+    if (!conn) return;
+    this.#conn = undefined;
+    this.#release(conn, undefined, true);
+  }
+}
+
+function isResolved(config: PoolConfig | PoolConfigInput): config is PoolConfig {
+  return (
+    Object.isFrozen(config) &&
+    Array.isArray((config as PoolConfig).hosts) &&
+    typeof (config as PoolConfig).maxConnections === 'number'
+  );
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Create a pool (seed `create_connection_pool`). Connections open lazily, plus `minConnections` in the background. */
+export function createPool(config: PoolConfig | PoolConfigInput, options: CreatePoolOptions = {}): Pool {
+  return new Pool(config, options);
+}

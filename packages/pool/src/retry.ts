@@ -1,0 +1,70 @@
+import { DatabaseUnavailableError, HookError, PoolTimeoutError } from './errors.js';
+
+/** Node socket error codes that mean the network or server went away, not that our SQL was wrong. */
+const TRANSIENT_NET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
+/** SQLSTATEs after which a new connection may well succeed. */
+const TRANSIENT_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '53400']);
+/** Authentication/authorisation failures: retrying cannot help and may lock the account. */
+const AUTH_SQLSTATES = new Set(['28P01', '28000']);
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Whether `err` is a transient connection failure worth retrying: refused/reset/timeout, SQLSTATE
+ * class 08, 57P01-57P03 (shutdown/crash/starting up), 53300 (too many connections). Never auth
+ * failures (28P01/28000), pool exhaustion, or ordinary SQL errors.
+ */
+export function isTransientConnectionError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof PoolTimeoutError || e instanceof HookError) return false;
+    const code = codeOf(e);
+    if (code && AUTH_SQLSTATES.has(code)) return false;
+    if (code && (TRANSIENT_NET_CODES.has(code) || TRANSIENT_SQLSTATES.has(code) || code.startsWith('08'))) return true;
+    if (e instanceof AggregateError && e.errors.some((inner) => isTransientConnectionError(inner))) return true;
+    const message = e instanceof Error ? e.message : '';
+    // pg reports a dropped socket without a code.
+    if (/Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(message))
+      return true;
+    if (e instanceof DatabaseUnavailableError) continue;
+  }
+  return false;
+}
+
+/**
+ * Exponential backoff with full jitter (AWS's "full jitter"): a uniform random sleep in
+ * [0, min(cap, base * 2^attempt)], so clients that failed together do not retry together.
+ */
+export function backoffDelay(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** attempt);
+  return Math.floor(random() * ceiling);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,9 @@
+import { defineConfig } from 'vitest/config';
+
+// One PostgreSQL for the whole run (see tooling/test-db); each test file creates its own database on it.
+export default defineConfig({
+  test: {
+    projects: ['packages/*', 'apps/*'],
+    globalSetup: ['./tooling/test-db/src/global-setup.ts'],
+  },
+});
