@@ -1,0 +1,113 @@
+import { performance } from 'node:perf_hooks';
+import { AccountDbError, describeCause, type Pool, type PoolConnection } from '@accountdb/pool';
+
+/** One entry of a health+json `checks` list (draft-inadarei-api-health-check). */
+export interface HealthCheck {
+  componentType: 'datastore' | 'system';
+  status: 'pass' | 'fail';
+  observedValue?: number;
+  observedUnit?: string;
+  time: string;
+  output?: string;
+}
+
+/** An `application/health+json` document. */
+export interface HealthDocument {
+  status: 'pass' | 'fail';
+  output?: string;
+  checks: Record<string, HealthCheck[]>;
+}
+
+/** Liveness: the process is up and its event loop answers. Never touches the database. */
+export function livenessReport(): HealthDocument {
+  return {
+    status: 'pass',
+    checks: {
+      'process:uptime': [
+        {
+          componentType: 'system',
+          status: 'pass',
+          observedValue: Math.round(process.uptime() * 1000) / 1000,
+          observedUnit: 's',
+          time: new Date().toISOString(),
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * Readiness: a `SELECT 1` through the pool must answer within `timeoutMs`, acquire included. The
+ * bound holds even when the pool is exhausted or the server is black-holed: the wait is aborted and a
+ * connection stuck mid-query is destroyed rather than returned.
+ */
+export async function readinessReport(pool: Pool, timeoutMs: number): Promise<HealthDocument> {
+  const time = new Date().toISOString();
+  const started = performance.now();
+  try {
+    await selectOneWithin(pool, timeoutMs);
+    const check: HealthCheck = {
+      componentType: 'datastore',
+      status: 'pass',
+      observedValue: Math.round((performance.now() - started) * 100) / 100,
+      observedUnit: 'ms',
+      time,
+    };
+    return { status: 'pass', checks: { 'postgresql:responseTime': [check] } };
+  } catch (err) {
+    const output = AccountDbError.is(err) ? `${err.code}: ${err.message}` : describeCause(err);
+    const check: HealthCheck = {
+      componentType: 'datastore',
+      status: 'fail',
+      observedValue: Math.round((performance.now() - started) * 100) / 100,
+      observedUnit: 'ms',
+      time,
+      output,
+    };
+    return { status: 'fail', output, checks: { 'postgresql:responseTime': [check] } };
+  }
+}
+
+async function selectOneWithin(pool: Pool, timeoutMs: number): Promise<void> {
+  const controller = new AbortController();
+  let lease: PoolConnection | undefined;
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+      // A connection that does not answer within the bound is not trusted again.
+      lease?.destroy();
+      reject(new AccountDbError('READINESS_TIMEOUT', `no answer to SELECT 1 within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  const work = (async () => {
+    const acquired = await pool.acquire({ timeoutMs, signal: controller.signal });
+    if (timedOut) {
+      acquired.release();
+      return;
+    }
+    lease = acquired;
+    try {
+      await acquired.query('SELECT 1');
+    } catch (err) {
+      if (!timedOut) {
+        lease = undefined;
+        acquired.release(err);
+      }
+      throw err;
+    }
+    if (!timedOut) {
+      lease = undefined;
+      acquired.release();
+    }
+  })();
+  // After a timeout the work may still fail later; that outcome is already reported.
+  work.catch(() => {});
+  try {
+    await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
