@@ -362,7 +362,8 @@ export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveC
     base = parsed.input;
   }
   const merged: PoolConfigInput = { ...base, ...stripUndefined(input) };
-  if (input.host !== undefined || input.port !== undefined) {
+  // `host`/`port` are shorthands for a one-element `hosts`; an explicit `hosts` wins.
+  if (input.hosts === undefined && (input.host !== undefined || input.port !== undefined)) {
     merged.hosts = [
       { host: input.host ?? base.hosts?.[0]?.host ?? 'localhost', port: input.port ?? base.hosts?.[0]?.port ?? 5432 },
     ];

@@ -71,12 +71,19 @@ export class PoolTimeoutError extends AccountDbError {
 export class DatabaseUnavailableError extends AccountDbError {
   declare readonly code: 'DATABASE_UNAVAILABLE';
 
+  /**
+   * @param host the (last) host tried
+   * @param port its port
+   * @param cause the underlying error (socket, timeout, SQLSTATE such as 28P01)
+   * @param target every `host:port` tried, when there were several
+   */
   constructor(
     readonly host: string,
     readonly port: number,
     cause: unknown,
+    target = `${host}:${port}`,
   ) {
-    super('DATABASE_UNAVAILABLE', `Cannot connect to PostgreSQL at ${host}:${port}: ${describeCause(cause)}`, { cause });
+    super('DATABASE_UNAVAILABLE', `Cannot connect to PostgreSQL at ${target}: ${describeCause(cause)}`, { cause });
   }
 }
 

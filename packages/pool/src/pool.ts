@@ -231,6 +231,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       result = await conn.client.query<R>(text as string, values);
     } catch (err) {
       conn.inflight--;
+      if (isFatal(err)) conn.broken = true;
       this.#release(conn, err);
       throw err;
     }
@@ -364,6 +365,28 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     this.#stats.recordHold(heldMs);
     conn.lastUsedAt = now;
     if (this.listenerCount('release') > 0) this.emit('release', { id: conn.id, heldMs });
+    if (!destroy && !conn.broken && conn.inflight === 0 && !isReadyForQuery(conn.client)) {
+      // pg settles a failed query on ErrorResponse, before ReadyForQuery brings the real transaction
+      // status; decide once it has arrived (normally the same socket read).
+      this.#afterReadyForQuery(conn, () => this.#settle(conn, error));
+      return;
+    }
+    this.#settle(conn, error, destroy);
+  }
+
+  #afterReadyForQuery(conn: Connection, then: () => void): void {
+    const deadline = performance.now() + this.config.connectionTimeoutMs;
+    const check = () => {
+      if (isReadyForQuery(conn.client) || conn.broken) then();
+      else if (performance.now() > deadline) {
+        conn.broken = true;
+        then();
+      } else setImmediate(check);
+    };
+    setImmediate(check);
+  }
+
+  #settle(conn: Connection, error: unknown, destroy = false): void {
     const reason = destroy ? 'released' : this.#dirtyReason(conn, error);
     if (reason) {
       this.#destroy(conn, reason);
@@ -499,7 +522,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
         return conn;
       }
     }
-    throw new DatabaseUnavailableError(hosts.length > 1 ? describeTarget(this.config) : lastHost.host, lastHost.port, lastError);
+    throw new DatabaseUnavailableError(lastHost.host, lastHost.port, lastError, describeTarget(this.config));
   }
 
   async #hostAccepts(client: PgClient, want: string): Promise<boolean> {
@@ -707,6 +730,10 @@ class Lease implements PoolConnection {
     conn.inflight++;
     try {
       return await conn.client.query<R>(text as string, values);
+    } catch (err) {
+      // The server may report a FATAL error before the socket closes; don't let it go back idle meanwhile.
+      if (isFatal(err)) conn.broken = true;
+      throw err;
     } finally {
       conn.inflight--;
     }
@@ -728,6 +755,17 @@ class Lease implements PoolConnection {
     this.#conn = undefined;
     this.#release(conn, undefined, true);
   }
+}
+
+/** pg's own flag: false while a query runs or a ReadyForQuery is still due. */
+function isReadyForQuery(client: PgClient): boolean {
+  return (client as unknown as { readyForQuery?: boolean }).readyForQuery !== false;
+}
+
+/** The session is gone or going: FATAL/PANIC from the server, or a transient connection failure. */
+function isFatal(err: unknown): boolean {
+  const severity = (err as { severity?: unknown } | null)?.severity;
+  return severity === 'FATAL' || severity === 'PANIC' || isTransientConnectionError(err);
 }
 
 function isResolved(config: PoolConfig | PoolConfigInput): config is PoolConfig {

@@ -56,6 +56,8 @@ export interface PostgresServerOptions {
   binDir?: string;
   /** Extra `-c name=value` settings. */
   settings?: Record<string, string | number>;
+  /** Superuser password. Default: random. */
+  password?: string;
   /** Milliseconds to wait for a clean shutdown before SIGKILL. Default 10,000. */
   stopTimeoutMs?: number;
 }
@@ -74,7 +76,7 @@ export class PostgresServer {
   readonly host = '127.0.0.1';
   port = 0;
   readonly dataDir: string;
-  readonly #password = randomBytes(12).toString('hex');
+  readonly #password: string;
   #binDir = '';
   #child: ChildProcess | undefined;
   #osUser: OsUser | undefined;
@@ -82,6 +84,7 @@ export class PostgresServer {
 
   private constructor(options: PostgresServerOptions) {
     this.#options = options;
+    this.#password = options.password ?? randomBytes(12).toString('hex');
     this.dataDir = mkdtempSync(join(tmpdir(), 'accountdb-pg-'));
   }
 
