@@ -1,0 +1,101 @@
+import type { PoolConnection } from '@accountdb/pool';
+import type pg from 'pg';
+import Cursor from 'pg-cursor';
+import { assertDatabase, type Database, isLease } from './connection.js';
+import { QueryArgumentError, toSqlError } from './errors.js';
+import { type Query, toStatement } from './statement.js';
+
+/** Options of {@link stream}. */
+export interface StreamOptions {
+  /** Rows fetched per round trip. Default 1,000. */
+  batchSize?: number;
+}
+
+const DEFAULT_BATCH_SIZE = 1_000;
+
+export function validateCount(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new QueryArgumentError(`${name} must be an integer >= 1, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Read up to `count` rows of a statement through a portal, then close it: the server stops after
+ * `count` rows instead of producing them all.
+ */
+export async function readRows<R extends pg.QueryResultRow>(
+  lease: PoolConnection,
+  text: string,
+  values: unknown[] | undefined,
+  count: number,
+): Promise<R[]> {
+  const cursor = lease.client.query(new Cursor<R>(text, values));
+  let rows: R[];
+  try {
+    rows = await cursor.read(count);
+  } catch (err) {
+    // After an error pg-cursor has already sent Sync; closing again would confuse the protocol.
+    throw toSqlError(err);
+  }
+  await cursor.close();
+  return rows;
+}
+
+async function* iterate<R extends pg.QueryResultRow>(
+  db: Database,
+  text: string,
+  values: unknown[] | undefined,
+  batchSize: number,
+): AsyncGenerator<R, void, undefined> {
+  const owned = !isLease(db);
+  const lease = isLease(db) ? db : await db.acquire();
+  let failure: unknown;
+  try {
+    // pg-cursor is the driver's own companion: a named portal read with Execute(n) + Flush, so no
+    // DECLARE/BEGIN round trips and it works inside or outside a transaction.
+    const cursor = lease.client.query(new Cursor<R>(text, values));
+    let open = true;
+    try {
+      for (;;) {
+        let batch: R[];
+        try {
+          batch = await cursor.read(batchSize);
+        } catch (err) {
+          open = false;
+          throw toSqlError(err);
+        }
+        if (batch.length === 0) break;
+        yield* batch;
+      }
+    } finally {
+      // Runs on completion, on error and when the consumer breaks out: the portal must not outlive the loop.
+      if (open) await cursor.close();
+    }
+  } catch (err) {
+    failure = err;
+    throw err;
+  } finally {
+    if (owned) lease.release(failure);
+  }
+}
+
+/**
+ * Rows of `query` as an async iterable over a server-side portal (seed `get_cursor`): at most
+ * `batchSize` rows are in memory at a time. On a pool it leases a connection for the iteration;
+ * breaking out of the loop, finishing it or an error closes the portal and releases the connection.
+ * Arguments are checked now (typed errors before any SQL); the statement starts at the first `next()`.
+ *
+ * @example for await (const row of stream(pool, sql`select * from events where day = ${day}`)) handle(row);
+ */
+export function stream<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  db: Database,
+  query: Query,
+  params?: readonly unknown[],
+  options: StreamOptions = {},
+): AsyncIterable<R> {
+  assertDatabase(db);
+  const { text, values } = toStatement(query, params);
+  const batchSize = options.batchSize === undefined ? DEFAULT_BATCH_SIZE : validateCount(options.batchSize, 'batchSize');
+  return { [Symbol.asyncIterator]: () => iterate<R>(db, text, values, batchSize) };
+}

@@ -1,0 +1,211 @@
+import { backoffDelay, type PgClient, type PoolConnection } from '@accountdb/pool';
+import { assertDatabase, type Database, destroyLease, isLease, withLease } from './connection.js';
+import {
+  DeadlockDetectedError,
+  QueryArgumentError,
+  SerializationFailureError,
+  SqlError,
+  toSqlError,
+} from './errors.js';
+import { type ExecuteOptions, prepare, type Row, run } from './execute.js';
+import type { SqlFragment } from './sql.js';
+import type { Query } from './statement.js';
+
+/** SQL isolation levels (PostgreSQL runs `read uncommitted` as `read committed`). */
+export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable' | 'read uncommitted';
+
+/** Options of {@link transaction}. */
+export interface TransactionOptions {
+  /** Default: the server's `default_transaction_isolation` (normally `read committed`). */
+  isolation?: IsolationLevel;
+  /** `READ ONLY`. Default false. */
+  readOnly?: boolean;
+  /** `DEFERRABLE` (only meaningful with `serializable` + `readOnly`). Default false. */
+  deferrable?: boolean;
+  /** Extra attempts after a serialization failure (40001) or deadlock (40P01). Default 5. */
+  maxRetries?: number;
+}
+
+const ISOLATION: Record<IsolationLevel, string> = {
+  'read committed': 'READ COMMITTED',
+  'repeatable read': 'REPEATABLE READ',
+  serializable: 'SERIALIZABLE',
+  'read uncommitted': 'READ UNCOMMITTED',
+};
+const DEFAULT_MAX_RETRIES = 5;
+const RETRY_BASE_MS = 20;
+const RETRY_CAP_MS = 1_000;
+
+/** Savepoint depth per connection, so nested transactions get distinct savepoint names. */
+const savepointDepth = new WeakMap<PgClient, number>();
+
+function beginStatement(options: TransactionOptions): string {
+  const { isolation, readOnly, deferrable, maxRetries } = options;
+  if (isolation !== undefined && !Object.hasOwn(ISOLATION, isolation)) {
+    throw new QueryArgumentError(`isolation must be one of ${Object.keys(ISOLATION).join(', ')}, got ${String(isolation)}`);
+  }
+  for (const [name, value] of [
+    ['readOnly', readOnly],
+    ['deferrable', deferrable],
+  ] as const) {
+    if (value !== undefined && typeof value !== 'boolean') throw new QueryArgumentError(`${name} must be a boolean`);
+  }
+  if (maxRetries !== undefined && (!Number.isInteger(maxRetries) || maxRetries < 0)) {
+    throw new QueryArgumentError(`maxRetries must be an integer >= 0, got ${String(maxRetries)}`);
+  }
+  let text = 'BEGIN';
+  if (isolation) text += ` ISOLATION LEVEL ${ISOLATION[isolation]}`;
+  if (readOnly) text += ' READ ONLY';
+  if (deferrable) text += ' DEFERRABLE';
+  return text;
+}
+
+/** Roll back; if even that fails the connection's state is unknown, so it is destroyed. */
+async function rollback(lease: PoolConnection, statement = 'ROLLBACK'): Promise<void> {
+  try {
+    await lease.query(statement);
+  } catch {
+    destroyLease(lease);
+  }
+}
+
+async function once<T>(lease: PoolConnection, begin: string, fn: (tx: PoolConnection) => Promise<T> | T): Promise<T> {
+  await lease.query(begin).catch((err: unknown) => {
+    throw toSqlError(err);
+  });
+  let result: T;
+  try {
+    result = await fn(lease);
+  } catch (err) {
+    await rollback(lease);
+    throw toSqlError(err);
+  }
+  let tag: string;
+  try {
+    tag = (await lease.query('COMMIT')).command;
+  } catch (err) {
+    if (lease.client.getTransactionStatus() !== 'I') await rollback(lease);
+    throw toSqlError(err);
+  }
+  // COMMIT of a transaction in which a statement failed (and fn swallowed the error) is a ROLLBACK.
+  if (tag === 'ROLLBACK') {
+    throw new SqlError(
+      'TRANSACTION_ROLLED_BACK',
+      'The transaction was rolled back, not committed: a statement inside it failed and the error was caught',
+      { sqlstate: '25P02' },
+    );
+  }
+  return result;
+}
+
+async function nested<T>(lease: PoolConnection, fn: (tx: PoolConnection) => Promise<T> | T): Promise<T> {
+  const client = lease.client;
+  const depth = (savepointDepth.get(client) ?? 0) + 1;
+  // Our own counter, never input: safe to put in the statement.
+  const name = `accountdb_sp_${depth}`;
+  await lease.query(`SAVEPOINT ${name}`).catch((err: unknown) => {
+    throw toSqlError(err);
+  });
+  savepointDepth.set(client, depth);
+  try {
+    const result = await fn(lease);
+    await lease.query(`RELEASE SAVEPOINT ${name}`);
+    return result;
+  } catch (err) {
+    await rollback(lease, `ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`);
+    throw toSqlError(err);
+  } finally {
+    savepointDepth.set(client, depth - 1);
+  }
+}
+
+function isRetryable(err: unknown): boolean {
+  return err instanceof SerializationFailureError || err instanceof DeadlockDetectedError;
+}
+
+/**
+ * Run `fn` in a transaction on one connection: BEGIN (with the requested isolation / read-only /
+ * deferrable), `fn(tx)`, COMMIT. Any error rolls back and is rethrown as a typed error; if the ROLLBACK
+ * itself fails the connection is destroyed. On a serialization failure (40001) or deadlock (40P01) the
+ * whole `fn` runs again after a jittered backoff, up to `maxRetries` times, so `fn` must be safe to
+ * re-run (no side effects outside the database).
+ *
+ * `tx` is the leased connection: pass it to `execute`, `stream`, or `transaction` again — a
+ * `transaction` on a connection already inside one uses a SAVEPOINT (rolled back alone on error, no
+ * retry, no options). Do not release `tx`, and run nested transactions one at a time.
+ */
+export async function transaction<T>(
+  db: Database,
+  fn: (tx: PoolConnection) => Promise<T> | T,
+  options: TransactionOptions = {},
+): Promise<T> {
+  assertDatabase(db);
+  if (typeof fn !== 'function') throw new QueryArgumentError('fn must be a function');
+  const begin = beginStatement(options);
+  if (isLease(db) && db.client.getTransactionStatus() !== 'I') {
+    if (begin !== 'BEGIN') {
+      throw new QueryArgumentError('isolation, readOnly and deferrable cannot be set on a nested transaction (a savepoint)');
+    }
+    return nested(db, fn);
+  }
+  const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await withLease(db, undefined, (lease) => once(lease, begin, fn));
+    } catch (err) {
+      if (attempt >= maxRetries || !isRetryable(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, RETRY_BASE_MS, RETRY_CAP_MS)));
+    }
+  }
+}
+
+/** Options of {@link executeInTransaction}. */
+export type ExecuteInTransactionOptions = ExecuteOptions & TransactionOptions;
+
+/**
+ * One statement in its own transaction (seed `execute_query_with_transaction`): {@link execute}'s
+ * fetch modes and cancellation plus {@link transaction}'s isolation and retry.
+ */
+export function executeInTransaction<R extends Row = Row>(
+  db: Database,
+  query: Query,
+  params: readonly unknown[] | undefined,
+  options: ExecuteInTransactionOptions & { fetch: 'one' },
+): Promise<R | undefined>;
+export function executeInTransaction<R extends Row = Row>(
+  db: Database,
+  query: SqlFragment,
+  options: ExecuteInTransactionOptions & { fetch: 'one' },
+): Promise<R | undefined>;
+export function executeInTransaction(
+  db: Database,
+  query: Query,
+  params: readonly unknown[] | undefined,
+  options: ExecuteInTransactionOptions & { fetch: 'none' },
+): Promise<number>;
+export function executeInTransaction(
+  db: Database,
+  query: SqlFragment,
+  options: ExecuteInTransactionOptions & { fetch: 'none' },
+): Promise<number>;
+export function executeInTransaction<R extends Row = Row>(
+  db: Database,
+  query: SqlFragment,
+  options: ExecuteInTransactionOptions & { fetch?: 'all' | 'many' },
+): Promise<R[]>;
+export function executeInTransaction<R extends Row = Row>(
+  db: Database,
+  query: Query,
+  params?: readonly unknown[],
+  options?: ExecuteInTransactionOptions & { fetch?: 'all' | 'many' },
+): Promise<R[]>;
+export async function executeInTransaction(
+  db: Database,
+  query: Query,
+  paramsOrOptions?: readonly unknown[] | ExecuteInTransactionOptions,
+  maybeOptions?: ExecuteInTransactionOptions,
+): Promise<unknown> {
+  const prepared = prepare(db, query, paramsOrOptions, maybeOptions);
+  const { isolation, readOnly, deferrable, maxRetries } = prepared.options as ExecuteInTransactionOptions;
+  return transaction(db, (tx) => run(tx, prepared), { isolation, readOnly, deferrable, maxRetries });
+}
