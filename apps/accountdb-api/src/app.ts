@@ -1,6 +1,6 @@
 import type { Pool } from '@accountdb/pool';
 import Fastify from 'fastify';
-import type { Logger } from 'pino';
+import type { LevelWithSilent, Logger } from 'pino';
 import { livenessReport, readinessReport } from './health.js';
 
 /** What {@link buildApp} needs; tests pass a pool on a harness database. */
@@ -17,13 +17,18 @@ const HEALTH_JSON = 'application/health+json; charset=utf-8';
 export function buildApp(options: BuildAppOptions) {
   const readinessTimeoutMs = options.readinessTimeoutMs ?? 2_000;
   const app = Fastify({ loggerInstance: options.logger });
+  // Probes hit these every few seconds: keep them out of the info-level request log. A route's
+  // logLevel replaces the root level, so never go below what the root logger was configured with.
+  const { values } = options.logger.levels;
+  const rootLevel = options.logger.level as LevelWithSilent;
+  const probeLogLevel: LevelWithSilent =
+    rootLevel === 'silent' || (values[rootLevel] ?? 0) > (values.warn ?? 0) ? rootLevel : 'warn';
 
-  // Probes hit these every few seconds; keep them out of the info-level request log.
-  app.get('/health/live', { logLevel: 'warn' }, async (_request, reply) => {
+  app.get('/health/live', { logLevel: probeLogLevel }, async (_request, reply) => {
     return reply.type(HEALTH_JSON).send(livenessReport());
   });
 
-  app.get('/health/ready', { logLevel: 'warn' }, async (_request, reply) => {
+  app.get('/health/ready', { logLevel: probeLogLevel }, async (_request, reply) => {
     const report = await readinessReport(options.pool, readinessTimeoutMs);
     if (report.status === 'fail') reply.log.warn({ output: report.output }, 'not ready');
     return reply

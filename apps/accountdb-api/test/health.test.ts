@@ -1,0 +1,164 @@
+import { createPool, type Pool } from '@accountdb/pool';
+import { createTestDatabase, PostgresServer, TcpProxy, type TestDatabase } from '@accountdb/test-db';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { buildApp } from '../src/app.js';
+import type { HealthDocument } from '../src/health.js';
+import { createLogger } from '../src/logger.js';
+
+const logger = createLogger({ level: 'silent' });
+
+async function get(app: ReturnType<typeof buildApp>, url: string) {
+  const response = await app.inject({ method: 'GET', url });
+  return { status: response.statusCode, type: response.headers['content-type'], body: response.json() as HealthDocument };
+}
+
+/** Poll readiness until it answers 200 (the pool reconnects with backoff); fail after `deadlineMs`. */
+async function eventuallyReady(app: ReturnType<typeof buildApp>, deadlineMs = 30_000) {
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    const result = await get(app, '/health/ready');
+    if (result.status === 200 || Date.now() > until) return result;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('health endpoints on a healthy database', () => {
+  let db: TestDatabase;
+  let pool: Pool;
+  let app: ReturnType<typeof buildApp>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    pool = createPool({ ...db, sslmode: 'disable', maxConnections: 1 });
+    app = buildApp({ pool, logger, readinessTimeoutMs: 500 });
+  });
+  afterAll(async () => {
+    await app.close();
+    await pool.close();
+    await db.drop();
+  });
+
+  test('GET /health/live answers 200 pass as application/health+json', async () => {
+    const live = await get(app, '/health/live');
+    expect(live.status).toBe(200);
+    expect(live.type).toMatch(/^application\/health\+json/);
+    expect(live.body.status).toBe('pass');
+    expect(live.body.checks['process:uptime']?.[0]).toMatchObject({ status: 'pass', observedUnit: 's' });
+  });
+
+  test('GET /health/ready answers 200 with the SELECT 1 response time', async () => {
+    const ready = await get(app, '/health/ready');
+    expect(ready.status).toBe(200);
+    expect(ready.type).toMatch(/^application\/health\+json/);
+    expect(ready.body.status).toBe('pass');
+    const check = ready.body.checks['postgresql:responseTime']?.[0];
+    expect(check).toMatchObject({ componentType: 'datastore', status: 'pass', observedUnit: 'ms' });
+    expect(typeof check?.observedValue).toBe('number');
+    expect(Number.isNaN(Date.parse(check?.time ?? ''))).toBe(false);
+    expect(pool.stats().active).toBe(0);
+  });
+
+  test('an exhausted pool makes readiness answer 503 instead of hanging, and 200 once a connection is free', async () => {
+    const lease = await pool.acquire();
+    try {
+      const ready = await get(app, '/health/ready');
+      expect(ready.status).toBe(503);
+      expect(ready.body.status).toBe('fail');
+      expect(ready.body.output).toMatch(/POOL_TIMEOUT/);
+      expect(ready.body.checks['postgresql:responseTime']?.[0]).toMatchObject({ status: 'fail' });
+    } finally {
+      lease.release();
+    }
+    expect((await get(app, '/health/ready')).status).toBe(200);
+  });
+
+  test('a closed pool (shutdown in progress) is not ready', async () => {
+    const closing = createPool({ ...db, sslmode: 'disable', minConnections: 0 });
+    const closingApp = buildApp({ pool: closing, logger });
+    await closing.close();
+    const ready = await get(closingApp, '/health/ready');
+    expect(ready.status).toBe(503);
+    expect(ready.body.output).toMatch(/POOL_CLOSED/);
+    await closingApp.close();
+  });
+});
+
+describe('readiness follows the database going away and coming back', () => {
+  let server: PostgresServer;
+
+  beforeAll(async () => {
+    server = await PostgresServer.create();
+  });
+  afterAll(async () => {
+    await server.destroy();
+  });
+
+  test('server stopped → 503 (liveness stays 200); restarted → 200', async () => {
+    const pool = createPool({
+      host: server.host,
+      port: server.port,
+      user: server.user,
+      password: server.password,
+      database: 'postgres',
+      sslmode: 'disable',
+      connectionTimeoutMs: 2_000,
+      retryIntervalMs: 100,
+    });
+    const app = buildApp({ pool, logger, readinessTimeoutMs: 1_000 });
+    try {
+      expect((await get(app, '/health/ready')).status).toBe(200);
+
+      await server.stop();
+      const down = await get(app, '/health/ready');
+      expect(down.status).toBe(503);
+      expect(down.body.status).toBe('fail');
+      expect(down.body.output).toBeTruthy();
+      expect(down.body.output).not.toContain(server.password);
+      expect((await get(app, '/health/live')).status).toBe(200);
+
+      await server.start();
+      const up = await eventuallyReady(app);
+      expect(up.status).toBe(200);
+      expect(up.body.status).toBe('pass');
+    } finally {
+      await app.close();
+      await pool.close({ force: true });
+    }
+  });
+
+  test('black-holed server (accepts, never answers) → 503 within the bound; traffic restored → 200', async () => {
+    const proxy = await TcpProxy.start(server.host, server.port);
+    const pool = createPool({
+      host: '127.0.0.1',
+      port: proxy.port,
+      user: server.user,
+      password: server.password,
+      database: 'postgres',
+      sslmode: 'disable',
+      connectionTimeoutMs: 3_000,
+      retryIntervalMs: 100,
+    });
+    const app = buildApp({ pool, logger, readinessTimeoutMs: 500 });
+    try {
+      expect((await get(app, '/health/ready')).status).toBe(200);
+
+      proxy.mode = { kind: 'blackhole' };
+      // The pooled connection stops answering mid-query: the check gives up and destroys it.
+      const stuckQuery = await get(app, '/health/ready');
+      expect(stuckQuery.status).toBe(503);
+      expect(stuckQuery.body.output).toMatch(/READINESS_TIMEOUT|POOL_TIMEOUT/);
+      // New connections hang in the handshake: the acquire wait is bounded too.
+      const stuckConnect = await get(app, '/health/ready');
+      expect(stuckConnect.status).toBe(503);
+      expect(stuckConnect.body.status).toBe('fail');
+
+      proxy.mode = { kind: 'pass' };
+      proxy.resetAll();
+      expect((await eventuallyReady(app)).status).toBe(200);
+    } finally {
+      await app.close();
+      await pool.close({ force: true });
+      await proxy.close();
+    }
+  });
+});

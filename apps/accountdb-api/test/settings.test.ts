@@ -1,0 +1,52 @@
+import { resolve } from 'node:path';
+import { ConfigError } from '@accountdb/pool';
+import { describe, expect, test } from 'vitest';
+import { DEFAULT_DATA_DIR, loadSettings } from '../src/settings.js';
+
+describe('loadSettings', () => {
+  test('an empty environment means embedded PostgreSQL in apps/accountdb-api/.data, port 3000 on loopback', () => {
+    const settings = loadSettings({});
+    expect(settings).toMatchObject({ port: 3000, host: '127.0.0.1', logLevel: 'info', readinessTimeoutMs: 2000 });
+    expect(settings.embedded?.dataDir).toBe(DEFAULT_DATA_DIR);
+    expect(DEFAULT_DATA_DIR).toBe(resolve(import.meta.dirname, '..', '.data'));
+  });
+
+  test.each([
+    ['DATABASE_URL', 'postgres://app@db.example/app'],
+    ['DB_HOST', 'db.example'],
+    ['PGHOST', 'db.example'],
+  ])('%s set means an external database', (name, value) => {
+    const settings = loadSettings({ [name]: value });
+    expect(settings.embedded).toBeUndefined();
+    expect(settings.pool.hosts[0]?.host).toBe('db.example');
+  });
+
+  test('ACCOUNTDB_DATA_DIR moves the embedded data folder (relative to the working directory)', () => {
+    expect(loadSettings({ ACCOUNTDB_DATA_DIR: 'tmp/pgdata' }).embedded?.dataDir).toBe(resolve('tmp/pgdata'));
+  });
+
+  test('PORT, HOST and timeouts are read', () => {
+    const settings = loadSettings({ PORT: '0', HOST: '0.0.0.0', HEALTH_READY_TIMEOUT_MS: '750', SHUTDOWN_TIMEOUT_MS: '0' });
+    expect(settings).toMatchObject({ port: 0, host: '0.0.0.0', readinessTimeoutMs: 750, shutdownTimeoutMs: 0 });
+  });
+
+  test("one ConfigError lists the app's and the pool's bad variables together", () => {
+    let error: unknown;
+    try {
+      loadSettings({
+        PORT: 'eighty',
+        LOG_LEVEL: 'loud',
+        HEALTH_READY_TIMEOUT_MS: '0',
+        DB_MAX_CONNECTIONS: 'ten',
+        DATABASE_URL: 'mysql://root:pw@db/app',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const variables = (error as ConfigError).problems.map((p) => p.variable).sort();
+    expect(variables).toEqual(['DATABASE_URL', 'DB_MAX_CONNECTIONS', 'HEALTH_READY_TIMEOUT_MS', 'LOG_LEVEL', 'PORT']);
+    expect((error as ConfigError).message).toContain('PORT: must be an integer from 0 to 65535, got "eighty"');
+    expect((error as ConfigError).message).not.toContain('pw@');
+  });
+});
