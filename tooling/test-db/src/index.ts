@@ -1,3 +1,4 @@
+export { PgBouncer, type PgBouncerOptions, type PgBouncerUser, resolvePgBouncerBinary } from './pgbouncer.js';
 export { freePort, PostgresServer, type PostgresServerOptions, resolvePgBinDir } from './postgres-server.js';
 export { type AdminServer, type ServerSource, sharedAdminServer, startAdminServer } from './source.js';
 export { type ProxyMode, TcpProxy } from './tcp-proxy.js';

@@ -1,0 +1,19 @@
+export {
+  assertSafeLoginRole,
+  type ContextSettings,
+  checkRlsEnabled,
+  getUserConnectionInfo,
+  type TableRlsStatus,
+  type UserConnectionInfo,
+} from './catalog.js';
+export { RlsContextError, RlsScopeError, type RlsScopeFailure, UnsafeLoginRoleError } from './errors.js';
+export type { RlsOptions, ScopeOptions, UserContext, UserIdKind, UserIdValidator } from './options.js';
+export { type ConnectionSource, type CreateRlsOptions, createRls, Rls } from './rls.js';
+export {
+  type AccessorFunctionsOptions,
+  accessorFunctionsSql,
+  type UserIdSqlType,
+  type UserOwnedPolicyOptions,
+  userOwnedPolicySql,
+} from './sql.js';
+export type { RlsTransaction, TransactionStatus } from './transaction.js';

@@ -1,0 +1,246 @@
+import { AccountDbError, type Pool } from '@accountdb/pool';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createRls, getUserConnectionInfo, RlsScopeError, type RlsTransaction } from '../src/index.js';
+import { createFixture, type Fixture, rowsOf, viaPgBouncer } from './fixture.js';
+
+let fx: Fixture;
+let pool: Pool;
+const rls = createRls({ roles: ['user', 'admin', 'reader'], databaseRoles: {} });
+
+beforeAll(async () => {
+  fx = await createFixture();
+  pool = fx.pool(1);
+  console.info(`[rls] context tests ${viaPgBouncer ? 'through PgBouncer (transaction pooling)' : 'direct to PostgreSQL'}`);
+});
+afterAll(() => fx?.close());
+
+/** What the next plain borrower of the one-connection pool sees. */
+async function nextBorrower() {
+  return pool.withConnection(async (conn) => {
+    const info = await getUserConnectionInfo(conn);
+    const { rows } = await conn.query<{ n: number }>('select count(*)::int as n from notes');
+    return { ...info, visibleNotes: rows[0]?.n };
+  });
+}
+
+async function expectClean() {
+  const seen = await nextBorrower();
+  expect(seen.userId).toBeNull();
+  expect(seen.role).toBeNull();
+  expect(seen.currentUser).toBe(fx.app.user);
+  expect(seen.sessionUser).toBe(fx.app.user);
+  expect(seen.transactionStatus).toBe('I');
+  // Fail-closed policy: no context, no rows.
+  expect(seen.visibleNotes).toBe(0);
+}
+
+const ownNotes = (tx: RlsTransaction) => tx.query<{ user_id: number }>('select user_id from notes order by id');
+
+describe('the next borrower sees no context and the login role after', () => {
+  test('success', async () => {
+    const rows = await rls.withUserContext(pool, { userId: 3, role: 'user' }, async (tx) => {
+      const info = await getUserConnectionInfo(tx, rls);
+      expect(info).toMatchObject({ userId: '3', role: 'user', currentUser: fx.app.user, transactionStatus: 'T' });
+      return (await ownNotes(tx)).rows;
+    });
+    expect(rows).toHaveLength(rowsOf(3));
+    expect(rows.every((r) => r.user_id === 3)).toBe(true);
+    await expectClean();
+  });
+
+  test('fn throws', async () => {
+    const boom = new Error('boom');
+    await expect(
+      rls.withUserContext(pool, { userId: 4, role: 'user' }, async (tx) => {
+        await tx.query(`insert into notes (user_id, body) values (4, 'rolled back')`);
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    await expectClean();
+    const { rows } = await fx.db.admin(`select count(*)::int as n from notes where body = 'rolled back'`);
+    expect(rows[0].n).toBe(0);
+  });
+
+  test('fn throws before its first statement completes', async () => {
+    await expect(
+      rls.withUserContext(pool, { userId: 4, role: 'user' }, (tx) => {
+        void tx.query('select pg_sleep(0.05)');
+        throw new Error('sync throw');
+      }),
+    ).rejects.toThrow('sync throw');
+    await expectClean();
+  });
+
+  test('SQL error leaving the transaction aborted', async () => {
+    await expect(
+      rls.withUserContext(pool, { userId: 5, role: 'user' }, async (tx) => {
+        await tx.query('select 1 / 0');
+      }),
+    ).rejects.toMatchObject({ code: '22012' });
+    await expectClean();
+  });
+
+  test('SQL error swallowed by fn: nothing is committed and the scope fails', async () => {
+    const err = await rls
+      .withUserContext(pool, { userId: 5, role: 'user' }, async (tx) => {
+        await tx.query(`insert into notes (user_id, body) values (5, 'swallowed')`);
+        await tx.query('select 1 / 0').catch(() => {});
+        return 'ok';
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RlsScopeError);
+    expect((err as RlsScopeError).reason).toBe('commitFailed');
+    await expectClean();
+    const { rows } = await fx.db.admin(`select count(*)::int as n from notes where body = 'swallowed'`);
+    expect(rows[0].n).toBe(0);
+  });
+
+  test('fn issuing COMMIT itself', async () => {
+    const destroyedBefore = pool.stats().destroyed.released;
+    const err = await rls
+      .withUserContext(pool, { userId: 6, role: 'user' }, async (tx) => {
+        await tx.query('commit');
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RlsScopeError);
+    expect((err as RlsScopeError).reason).toBe('transactionEndedByCallback');
+    expect(pool.stats().destroyed.released).toBe(destroyedBefore + 1);
+    await expectClean();
+  });
+
+  test('fn issuing COMMIT; BEGIN in one string', async () => {
+    const err = await rls
+      .withUserContext(pool, { userId: 6, role: 'user' }, async (tx) => {
+        await tx.query('commit; begin');
+      })
+      .catch((e: unknown) => e);
+    expect((err as RlsScopeError).reason).toBe('transactionEndedByCallback');
+    await expectClean();
+  });
+
+  test('fn setting the context at session level', async () => {
+    await rls.withUserContext(pool, { userId: 7, role: 'user' }, async (tx) => {
+      await tx.query(`select set_config('app.current_user_id', '7', false), set_config('app.current_user_role', 'admin', false)`);
+    });
+    await expectClean();
+  });
+
+  test('fn switching role at session level', async () => {
+    const err = await rls
+      .withUserContext(pool, { userId: 7, role: 'user' }, async (tx) => {
+        await tx.query(`set role "${fx.readerRole}"`);
+      })
+      .catch((e: unknown) => e);
+    expect((err as RlsScopeError).reason).toBe('roleChanged');
+    await expectClean();
+  });
+
+  test('backend killed mid-scope', async () => {
+    const err = await rls
+      .withUserContext(pool, { userId: 8, role: 'user' }, async (tx) => {
+        const { rows } = await tx.query<{ pid: number }>('select pg_backend_pid() as pid');
+        await fx.db.admin('select pg_terminate_backend($1)', [rows[0]?.pid]);
+        await tx.query('select 1');
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    await expectClean();
+  });
+
+  test('backend killed before COMMIT', async () => {
+    const err = await rls
+      .withUserContext(pool, { userId: 8, role: 'user' }, async (tx) => {
+        const { rows } = await tx.query<{ pid: number }>('select pg_backend_pid() as pid');
+        await fx.db.admin('select pg_terminate_backend($1)', [rows[0]?.pid]);
+        await new Promise((r) => setTimeout(r, 100));
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    await expectClean();
+  });
+
+  test('rls.query success, SQL error, and COMMIT inside the text', async () => {
+    const { rows } = await rls.query<{ user_id: number }>(
+      pool,
+      { userId: '9', role: 'user' },
+      'select user_id from notes where user_id = any($1)',
+      [[9, 10, 11]],
+    );
+    expect(rows).toHaveLength(rowsOf(9));
+    expect(rows.every((r) => r.user_id === 9)).toBe(true);
+    await expectClean();
+    await expect(rls.query(pool, { userId: 9, role: 'user' }, 'select 1 / 0')).rejects.toMatchObject({ code: '22012' });
+    await expectClean();
+    await expect(rls.query(pool, { userId: 9, role: 'user' }, 'commit')).rejects.toBeInstanceOf(RlsScopeError);
+    await expectClean();
+  });
+
+  test('a role mapped to a database role runs as that role, then the login role again', async () => {
+    const mapped = createRls({ roles: ['reader'], databaseRoles: { reader: fx.readerRole } });
+    const info = await mapped.withUserContext(pool, { userId: 2, role: 'reader' }, (tx) => getUserConnectionInfo(tx, mapped));
+    expect(info.currentUser).toBe(fx.readerRole);
+    expect(info.sessionUser).toBe(fx.app.user);
+    const { rows } = await mapped.query<{ n: number }>(
+      pool,
+      { userId: 2, role: 'reader' },
+      'select count(*)::int as n from notes',
+    );
+    expect(rows[0]?.n).toBe(rowsOf(2));
+    await expectClean();
+  });
+
+  test('a database role the login role cannot use fails closed', async () => {
+    const bad = createRls({ roles: ['x'], databaseRoles: { x: 'pg_read_server_files' } });
+    const err = await bad.withUserContext(pool, { userId: 2, role: 'x' }, (tx) => ownNotes(tx)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    await expectClean();
+  });
+});
+
+describe('the transaction facade', () => {
+  test('cannot release or end the connection, and refuses queries after the scope', async () => {
+    let kept: RlsTransaction | undefined;
+    await rls.withUserContext(pool, { userId: 1, role: 'user' }, (tx) => {
+      kept = tx;
+      expect('release' in tx).toBe(false);
+      expect('client' in tx).toBe(false);
+      expect('end' in tx).toBe(false);
+    });
+    await expect(kept?.query('select 1')).rejects.toBeInstanceOf(AccountDbError);
+    await expectClean();
+  });
+
+  test('read-only and isolation options reach BEGIN', async () => {
+    const out = await rls.withUserContext(
+      pool,
+      { userId: 1, role: 'user' },
+      async (tx) =>
+        (
+          await tx.query<{ ro: string; iso: string }>(
+            `select current_setting('transaction_read_only') as ro, current_setting('transaction_isolation') as iso`,
+          )
+        ).rows[0],
+      { readOnly: true, isolation: 'serializable' },
+    );
+    expect(out).toEqual({ ro: 'on', iso: 'serializable' });
+    await expect(
+      rls.withUserContext(
+        pool,
+        { userId: 1, role: 'user' },
+        (tx) => tx.query(`insert into notes (user_id, body) values (1, 'x')`),
+        {
+          readOnly: true,
+        },
+      ),
+    ).rejects.toMatchObject({ code: '25006' });
+    await expectClean();
+  });
+
+  test('concurrent statements inside one scope', async () => {
+    const counts = await rls.withUserContext(pool, { userId: 12, role: 'user' }, (tx) =>
+      Promise.all([1, 2, 3].map(async () => (await ownNotes(tx)).rows.length)),
+    );
+    expect(counts).toEqual([rowsOf(12), rowsOf(12), rowsOf(12)]);
+    await expectClean();
+  });
+});
