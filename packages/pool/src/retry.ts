@@ -36,11 +36,12 @@ export function isTransientConnectionError(err: unknown): boolean {
     if (code && AUTH_SQLSTATES.has(code)) return false;
     if (code && (TRANSIENT_NET_CODES.has(code) || TRANSIENT_SQLSTATES.has(code) || code.startsWith('08'))) return true;
     if (e instanceof AggregateError && e.errors.some((inner) => isTransientConnectionError(inner))) return true;
+    // Our own wrappers carry the cause's text in their message; judge the cause itself instead.
+    if (e instanceof DatabaseUnavailableError) continue;
     const message = e instanceof Error ? e.message : '';
-    // pg reports a dropped socket without a code.
+    // pg reports a dropped socket or a connect timeout without a code.
     if (/Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(message))
       return true;
-    if (e instanceof DatabaseUnavailableError) continue;
   }
   return false;
 }
