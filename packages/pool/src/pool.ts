@@ -83,6 +83,12 @@ export interface PoolConnection extends Queryable {
   release(error?: unknown): void;
   /** Close this connection instead of returning it. */
   destroy(): void;
+  /**
+   * Pipelining (pg's `pipeline` mode): while on, each query is written to the server at once instead
+   * of after the previous one completes, so several statements share one round trip. Portal-based
+   * queries (cursors) are refused while it is on. Turned off again automatically on release.
+   */
+  setPipelining(enabled: boolean): void;
 }
 
 interface Connection {
@@ -387,6 +393,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   }
 
   #settle(conn: Connection, error: unknown, destroy = false): void {
+    setClientPipelining(conn.client, false);
     const reason = destroy ? 'released' : this.#dirtyReason(conn, error);
     if (reason) {
       this.#destroy(conn, reason);
@@ -739,6 +746,10 @@ class Lease implements PoolConnection {
     }
   }
 
+  setPipelining(enabled: boolean): void {
+    setClientPipelining(this.#live().client, enabled);
+  }
+
   release(error?: unknown): void {
     const conn = this.#conn;
     if (!conn) {
@@ -755,6 +766,11 @@ class Lease implements PoolConnection {
     this.#conn = undefined;
     this.#release(conn, undefined, true);
   }
+}
+
+/** pg 8.23 reads `client.pipeline` each time it sends; the pool is the one place that touches it. */
+function setClientPipelining(client: PgClient, enabled: boolean): void {
+  (client as unknown as { pipeline: boolean }).pipeline = enabled;
 }
 
 /** pg's own flag: false while a query runs or a ReadyForQuery is still due. */

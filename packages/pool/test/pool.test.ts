@@ -138,6 +138,26 @@ describe('acquire and release', () => {
     await expect(lease.query('select 1')).rejects.toMatchObject({ code: 'LEASE_RELEASED' });
   });
 
+  test('setPipelining sends queries together; release turns it off again', async () => {
+    const pool = makePool({ maxConnections: 1 });
+    const lease = await pool.acquire();
+    lease.setPipelining(true);
+    const results = await Promise.all([
+      lease.query('begin'),
+      lease.query("select set_config('app.x', $1, true)", ['7']),
+      lease.query<{ v: string }>("select current_setting('app.x') as v"),
+      lease.query('commit'),
+    ]);
+    expect(results[2].rows[0]?.v).toBe('7');
+    const client = lease.client as unknown as { pipeline: boolean };
+    expect(client.pipeline).toBe(true);
+    lease.release();
+    await pool.withConnection(async (c) => {
+      expect(c.client).toBe(client);
+      expect(client.pipeline).toBe(false);
+    });
+  });
+
   test('destroy() closes the connection instead of returning it', async () => {
     const pool = makePool();
     const lease = await pool.acquire();
