@@ -8,6 +8,9 @@
  * processes, autovacuum, GC) hit every contender alike. Each contender's ratio is the median over
  * pairs of (its q/s in that pair) / (the baseline's q/s in that pair), and a CONTROL row runs the
  * baseline again in its own slots: its ratio's distance from 1.00 is the noise floor of the run.
+ * Many short slots beat a few long ones: a burst of outside load spoils one pair, and the median
+ * drops it. Each row also carries this process's CPU time per operation, which does not count time
+ * spent descheduled and so stays readable when the machine is busy.
  */
 import { performance } from 'node:perf_hooks';
 
@@ -30,11 +33,11 @@ export interface AbbaOptions {
   readonly contenders: readonly Contender[];
   /** Concurrent async workers each contender runs with. */
   readonly concurrency: number;
-  /** Number of ABBA pairs. Default: `BENCH_PAIRS` or 10 (4 with `BENCH_QUICK=1`). */
+  /** Number of ABBA pairs. Default: `BENCH_PAIRS` or 20 (5 with `BENCH_QUICK=1`). */
   readonly pairs?: number;
-  /** One slot's budget. Default `{ durationMs: BENCH_DURATION_MS or 400 }` (200 quick). */
+  /** One slot's budget. Default `{ durationMs: BENCH_DURATION_MS or 200 }` (100 quick). */
   readonly budget?: Budget;
-  /** Warm-up per contender before the first pair, ms. Default `BENCH_WARMUP_MS` or 1000 (300 quick). */
+  /** Warm-up per contender before the first pair, ms. Default `BENCH_WARMUP_MS` or 1000 (200 quick). */
   readonly warmupMs?: number;
   /**
    * Second instance of the baseline for the CONTROL row (e.g. a separate `pg.Pool`). Default: the
@@ -55,6 +58,13 @@ export interface AbbaRow {
   /** 25th and 75th percentile of the per-pair ratios: the spread behind `ratio`. */
   readonly ratioP25: number;
   readonly ratioP75: number;
+  /** Median over pairs of this process's CPU time per operation, µs (client side only). */
+  readonly cpuUsPerOp: number;
+  /**
+   * Median over pairs of (baseline CPU/op ÷ this CPU/op): above 1 means cheaper than the baseline.
+   * Far less sensitive to other processes than q/s, since time spent descheduled is not counted.
+   */
+  readonly cpuRatio: number;
   /** True when a bar was set, this row is held to it, and `ratio` is below it. */
   readonly belowBar: boolean;
 }
@@ -87,9 +97,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): BenchSett
   };
   return {
     quick,
-    pairs: int('BENCH_PAIRS', quick ? 4 : 10, 1),
-    durationMs: int('BENCH_DURATION_MS', quick ? 200 : 400, 10),
-    warmupMs: int('BENCH_WARMUP_MS', quick ? 300 : 1000, 0),
+    pairs: int('BENCH_PAIRS', quick ? 5 : 20, 1),
+    durationMs: int('BENCH_DURATION_MS', quick ? 100 : 200, 10),
+    warmupMs: int('BENCH_WARMUP_MS', quick ? 200 : 1000, 0),
   };
 }
 
@@ -97,6 +107,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): BenchSett
 export interface RunResult {
   readonly ops: number;
   readonly elapsedMs: number;
+  /** CPU this process used meanwhile (user + system, all threads), µs. */
+  readonly cpuUs: number;
 }
 
 /**
@@ -105,6 +117,7 @@ export interface RunResult {
  */
 export async function runWorkers(concurrency: number, budget: Budget, op: Contender['op']): Promise<RunResult> {
   let ops = 0;
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   if ('durationMs' in budget) {
     const deadline = started + budget.durationMs;
@@ -126,7 +139,9 @@ export async function runWorkers(concurrency: number, budget: Budget, op: Conten
     };
     await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
   }
-  return { ops, elapsedMs: performance.now() - started };
+  const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
+  return { ops, elapsedMs, cpuUs: cpu.user + cpu.system };
 }
 
 /** Run every contender in ABBA order over N pairs and compute per-contender q/s and ratios. */
@@ -136,37 +151,49 @@ export async function measureAbba(options: AbbaOptions, settings: BenchSettings 
   const pairs = options.pairs ?? settings.pairs;
   const budget = options.budget ?? { durationMs: settings.durationMs };
   const warmupMs = options.warmupMs ?? settings.warmupMs;
-  const control =
-    options.control === false ? undefined : { name: 'CONTROL', op: (options.control ?? baseline).op, reference: false };
+  const control: Contender | undefined =
+    options.control === false
+      ? undefined
+      : {
+          name: `CONTROL (${options.control ? options.control.name : `${baseline.name} again`})`,
+          op: (options.control ?? baseline).op,
+        };
   const slots: Contender[] = control ? [...options.contenders, control] : [...options.contenders];
 
   for (const c of slots) if (warmupMs > 0) await runWorkers(options.concurrency, { durationMs: warmupMs }, c.op);
 
-  // qps[pair][slot]
+  // qps[pair][slot] and client CPU µs per operation, cpu[pair][slot]
   const qps: number[][] = [];
+  const cpu: number[][] = [];
   for (let p = 0; p < pairs; p++) {
     const ops = new Array<number>(slots.length).fill(0);
     const ms = new Array<number>(slots.length).fill(0);
+    const us = new Array<number>(slots.length).fill(0);
     const forward = slots.map((_, i) => (i + p) % slots.length);
     for (const i of [...forward, ...[...forward].reverse()]) {
       const r = await runWorkers(options.concurrency, budget, (slots[i] as Contender).op);
       ops[i] = (ops[i] as number) + r.ops;
       ms[i] = (ms[i] as number) + r.elapsedMs;
+      us[i] = (us[i] as number) + r.cpuUs;
     }
     qps.push(ops.map((n, i) => (n * 1000) / (ms[i] as number)));
+    cpu.push(ops.map((n, i) => (us[i] as number) / n));
   }
 
   const rows: AbbaRow[] = slots.map((c, i) => {
     const ratios = qps.map((pair) => (pair[i] as number) / (pair[0] as number));
     const role = i === 0 ? 'baseline' : c === control ? 'control' : c.reference ? 'reference' : 'contender';
     const ratio = median(ratios);
+    const cpuRatios = cpu.map((pair) => (pair[0] as number) / (pair[i] as number));
     return {
-      name: c === control ? `CONTROL (${baseline.name} again)` : c.name,
+      name: c.name,
       role,
       medianQps: median(qps.map((pair) => pair[i] as number)),
       ratio,
       ratioP25: quantile(ratios, 0.25),
       ratioP75: quantile(ratios, 0.75),
+      cpuUsPerOp: median(cpu.map((pair) => pair[i] as number)),
+      cpuRatio: median(cpuRatios),
       belowBar: role === 'contender' && options.bar !== undefined && ratio < options.bar,
     };
   });
@@ -210,7 +237,9 @@ export function formatAbba(result: AbbaResult): string {
     Math.round(r.medianQps).toLocaleString('en-US'),
     r.ratio.toFixed(3),
     `${r.ratioP25.toFixed(3)}–${r.ratioP75.toFixed(3)}`,
+    r.cpuUsPerOp.toFixed(1),
+    r.cpuRatio.toFixed(3),
     r.belowBar ? `BELOW ${result.bar}` : r.role === 'contender' ? '' : r.role,
   ]);
-  return `${head}\n${formatTable(['contender', 'q/s (median)', 'ratio', 'ratio p25–p75', 'note'], rows)}`;
+  return `${head}\n${formatTable(['contender', 'q/s (median)', 'ratio', 'ratio p25–p75', 'client µs/op', 'CPU ratio', 'note'], rows)}`;
 }

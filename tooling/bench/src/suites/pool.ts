@@ -7,7 +7,12 @@
  * Part 2 (HikariCP's JMH approach): the cost of one acquire+release cycle with no query, in a tight
  * loop, set against the client CPU one query costs, which predicts the ratio a CPU-bound client sees.
  */
-import { createPool } from '@accountdb/pool';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createPool, type Pool } from '@accountdb/pool';
 import pg from 'pg';
 import postgres from 'postgres';
 import type { Contender } from '../abba.js';
@@ -50,6 +55,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
           sql`SELECT id, name, balance FROM bench_accounts WHERE id = ${idFor(w, s)}`.then((r) => r),
       },
     ];
+    const select1CpuUs = new Map<number, number>();
     for (const concurrency of CONCURRENCY) {
       for (const w of workloads) {
         const contenders: Contender[] = [
@@ -66,32 +72,29 @@ export default async function run(ctx: BenchContext): Promise<void> {
           bar: BAR,
         });
         ctx.printAbba(result);
+        if (w.name === 'SELECT 1') select1CpuUs.set(concurrency, result.rows[0]?.cpuUsPerOp ?? Number.NaN);
       }
     }
 
-    await acquireOverhead(ctx, raw, ours, sql);
+    await pgbenchReference(ctx, raw);
+    await acquireOverhead(ctx, raw, ours, sql, select1CpuUs);
   } finally {
     await Promise.allSettled([raw.end(), rawControl.end(), ours.close({ force: true }), sql.end({ timeout: 1 })]);
   }
 }
 
-/** HikariCP-style: ns per acquire+release with no query, against the client CPU of one query. */
+/**
+ * HikariCP-style: CPU per acquire+release with no query, against the client CPU of one `SELECT 1`
+ * (`queryCpuUs`, from the raw pg.Pool rows above). CPU time rather than wall time, so that other
+ * processes on the machine do not count.
+ */
 async function acquireOverhead(
   ctx: BenchContext,
   raw: pg.Pool,
-  ours: ReturnType<typeof createPool>,
+  ours: Pool,
   sql: postgres.Sql,
+  queryCpuUs: ReadonlyMap<number, number>,
 ): Promise<void> {
-  // Client CPU of one SELECT 1 through raw pg.Pool (server CPU is another process and not counted).
-  const cpuPerQueryUs: Record<number, number> = {};
-  for (const concurrency of [1, 16]) {
-    await ctx.runWorkers(concurrency, { durationMs: ctx.settings.warmupMs }, () => raw.query('SELECT 1'));
-    const before = process.cpuUsage();
-    const r = await ctx.runWorkers(concurrency, { durationMs: ctx.settings.quick ? 500 : 2000 }, () => raw.query('SELECT 1'));
-    const used = process.cpuUsage(before);
-    cpuPerQueryUs[concurrency] = (used.user + used.system) / r.ops;
-  }
-
   const cycles: Contender[] = [
     {
       name: 'pg.Pool connect()+release()',
@@ -121,27 +124,86 @@ async function acquireOverhead(
   for (const concurrency of [1, 16]) {
     const result = await ctx.measureAbba({ title: 'pool: acquire+release cycle', contenders: cycles, concurrency });
     ctx.printAbba(result);
-    const rawNs = 1e9 / (result.rows[0]?.medianQps ?? Number.NaN);
-    const queryUs = cpuPerQueryUs[concurrency] ?? Number.NaN;
+    const rawNs = (result.rows[0]?.cpuUsPerOp ?? Number.NaN) * 1000;
+    const queryNs = (queryCpuUs.get(concurrency) ?? Number.NaN) * 1000;
     const table = result.rows
       .filter((r) => r.role !== 'control')
       .map((r) => {
-        const ns = 1e9 / r.medianQps;
+        const ns = r.cpuUsPerOp * 1000;
         const extraNs = ns - rawNs;
-        // A client that is CPU-bound loses (extra cycle cost) / (query CPU + extra) of its throughput.
-        const predicted = (queryUs * 1000) / (queryUs * 1000 + extraNs);
+        // A CPU-bound client keeps query / (query + extra) of its throughput.
+        const predicted = queryNs / (queryNs + extraNs);
         return [
           r.name,
           Math.round(ns).toLocaleString('en-US'),
-          `${((ns / (queryUs * 1000)) * 100).toFixed(1)}%`,
+          `${((ns / queryNs) * 100).toFixed(1)}%`,
           r.role === 'baseline' ? '' : `${extraNs >= 0 ? '+' : ''}${Math.round(extraNs)}`,
           r.role === 'baseline' ? '' : predicted.toFixed(3),
         ];
       });
     ctx.print(
-      `${concurrency} worker${concurrency === 1 ? '' : 's'}: client CPU per SELECT 1 via pg.Pool = ${queryUs.toFixed(1)} µs`,
+      `${concurrency} worker${concurrency === 1 ? '' : 's'}: client CPU per SELECT 1 via pg.Pool = ${(queryNs / 1000).toFixed(1)} µs`,
     );
-    ctx.printTable(['cycle', 'ns/cycle', '% of query CPU', 'ns vs pg.Pool', 'predicted ratio (CPU-bound)'], table);
+    ctx.printTable(['cycle', 'CPU ns/cycle', '% of query CPU', 'ns vs pg.Pool', 'predicted ratio (CPU-bound)'], table);
     ctx.print();
+  }
+}
+
+/** The server's ceiling with a C client: pgbench `SELECT 1`, sandwiched between two pg.Pool runs. */
+async function pgbenchReference(ctx: BenchContext, raw: pg.Pool): Promise<void> {
+  const pgbench = ctx.pgbenchPath;
+  if (!pgbench) {
+    ctx.print('pgbench reference skipped: no pgbench binary (set BENCH_PGBENCH)');
+    return;
+  }
+  const seconds = ctx.settings.quick ? 2 : 5;
+  const clients = ctx.poolSize;
+  const dir = mkdtempSync(join(tmpdir(), 'accountdb-bench-'));
+  const script = join(dir, 'select1.sql');
+  writeFileSync(script, 'SELECT 1;\n');
+  const { host, port, database, user, password } = ctx.config;
+  const rawRun = async () => {
+    const r = await ctx.runWorkers(16, { durationMs: seconds * 1000 }, () => raw.query('SELECT 1'));
+    return (r.ops * 1000) / r.elapsedMs;
+  };
+  try {
+    const before = await rawRun();
+    const { stdout } = await promisify(execFile)(
+      pgbench,
+      [
+        '-n',
+        '-f',
+        script,
+        '-c',
+        String(clients),
+        '-j',
+        '2',
+        '-T',
+        String(seconds),
+        '-h',
+        host,
+        '-p',
+        String(port),
+        '-U',
+        user,
+        database,
+      ],
+      { env: { ...process.env, PGPASSWORD: password } },
+    );
+    const after = await rawRun();
+    const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? Number.NaN);
+    const rawQps = (before + after) / 2;
+    ctx.print(`pgbench reference — SELECT 1, ${seconds} s each, between two pg.Pool runs at 16 workers:`);
+    ctx.printTable(
+      ['client', 'q/s', 'vs pg.Pool'],
+      [
+        ['pg.Pool, 16 workers (before)', Math.round(before).toLocaleString('en-US'), (before / rawQps).toFixed(3)],
+        [`pgbench -c ${clients} -j 2 (C, simple protocol)`, Math.round(tps).toLocaleString('en-US'), (tps / rawQps).toFixed(3)],
+        ['pg.Pool, 16 workers (after)', Math.round(after).toLocaleString('en-US'), (after / rawQps).toFixed(3)],
+      ],
+    );
+    ctx.print();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
