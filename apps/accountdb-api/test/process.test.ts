@@ -216,5 +216,5 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
     expect(existsSync(join(dataDir, 'pg', 'postmaster.pid'))).toBe(false);
 
     expect(first.stdout + second.stdout).not.toContain(password);
-  });
+  }, 180_000); // two cold starts with initdb: slow on a loaded 2-core machine
 });
