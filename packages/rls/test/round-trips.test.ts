@@ -1,0 +1,121 @@
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { createPool, type Pool } from '@accountdb/pool';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createRls } from '../src/index.js';
+import { createFixture, type Fixture } from './fixture.js';
+
+/**
+ * Counts round trips on the wire: a loopback relay that records each client→server burst (client
+ * bytes after the server last spoke). Server replies are held back 30 ms so everything a client
+ * writes in one go lands in one burst even on a loaded machine; nothing here asserts on time.
+ */
+class BurstCounter {
+  bursts = 0;
+  #serverSpoke = true;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(host: string, port: number) {
+    this.#server = createServer((client) => {
+      const upstream = tcpConnect(port, host);
+      for (const s of [client, upstream]) {
+        this.#sockets.add(s);
+        s.on('error', () => {});
+        s.on('close', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.on('data', (chunk) => {
+        if (this.#serverSpoke) this.bursts++;
+        this.#serverSpoke = false;
+        upstream.write(chunk);
+      });
+      upstream.on('data', (chunk) => {
+        setTimeout(() => {
+          this.#serverSpoke = true;
+          client.write(chunk);
+        }, 30);
+      });
+    });
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    const address = this.#server.address();
+    this.port = typeof address === 'object' && address ? address.port : 0;
+  }
+
+  /** Round trips `fn` makes on an already-open connection. */
+  async count(fn: () => Promise<unknown>): Promise<number> {
+    const before = this.bursts;
+    await fn().catch(() => {});
+    return this.bursts - before;
+  }
+
+  close(): void {
+    for (const s of this.#sockets) s.destroy();
+    this.#server.close();
+  }
+}
+
+let fx: Fixture;
+let counter: BurstCounter;
+let pool: Pool;
+beforeAll(async () => {
+  fx = await createFixture();
+  counter = new BurstCounter(fx.target.host, fx.target.port);
+  await counter.listen();
+  // One connection, never re-validated, so only the statements under test cross the wire.
+  pool = createPool({
+    ...fx.app,
+    host: '127.0.0.1',
+    port: counter.port,
+    sslmode: 'disable',
+    minConnections: 0,
+    maxConnections: 1,
+    validateAfterIdleMs: 3_600_000,
+  });
+  await pool.query('select 1');
+});
+afterAll(async () => {
+  await pool?.close({ force: true });
+  counter?.close();
+  await fx?.close();
+});
+
+const ctx = { userId: 3, role: 'user' };
+
+test('a plain query is one round trip (the yardstick)', async () => {
+  expect(await counter.count(() => pool.query('select * from notes where id = $1', [1]))).toBe(1);
+});
+
+test('rls.query is one round trip, including when the statement fails', async () => {
+  const rls = createRls({ roles: ['user'] });
+  expect(await counter.count(() => rls.query(pool, ctx, 'select * from notes where id = $1', [1]))).toBe(1);
+  expect(await counter.count(() => rls.query(pool, ctx, 'select 1 / 0'))).toBe(1);
+});
+
+test("withUserContext: BEGIN and the context travel with fn's first statement; COMMIT is the second trip", async () => {
+  const rls = createRls({ roles: ['user'] });
+  expect(
+    await counter.count(() => rls.withUserContext(pool, ctx, (tx) => tx.query('select * from notes where id = $1', [1]))),
+  ).toBe(2);
+  // A statement fn issues after the first one completes is a round trip of its own, as without RLS.
+  expect(
+    await counter.count(() =>
+      rls.withUserContext(pool, ctx, async (tx) => {
+        await tx.query('select 1');
+        await tx.query('select 2');
+      }),
+    ),
+  ).toBe(3);
+});
+
+test('without pipelining every statement waits for the previous one (the cost we avoid)', async () => {
+  const sequential = createRls({ roles: ['user'], pipeline: false });
+  expect(await counter.count(() => sequential.query(pool, ctx, 'select * from notes where id = $1', [1]))).toBe(5);
+  // And the pipelined helper leaves the client as it found it for the next plain borrower.
+  expect(await counter.count(() => pool.query('select 1'))).toBe(1);
+});
