@@ -22,7 +22,7 @@ export function validateCount(value: unknown, name: string): number {
 
 /**
  * Read up to `count` rows of a statement through a portal, then close it: the server stops after
- * `count` rows instead of producing them all.
+ * `count` rows instead of producing them all. Errors are the driver's (unmapped).
  */
 export async function readRows<R extends pg.QueryResultRow>(
   lease: PoolConnection,
@@ -31,13 +31,8 @@ export async function readRows<R extends pg.QueryResultRow>(
   count: number,
 ): Promise<R[]> {
   const cursor = lease.client.query(new Cursor<R>(text, values));
-  let rows: R[];
-  try {
-    rows = await cursor.read(count);
-  } catch (err) {
-    // After an error pg-cursor has already sent Sync; closing again would confuse the protocol.
-    throw toSqlError(err);
-  }
+  // On error pg-cursor has already sent Sync, so there is nothing to close; the caller maps the error.
+  const rows = await cursor.read(count);
   await cursor.close();
   return rows;
 }
@@ -62,6 +57,8 @@ async function* iterate<R extends pg.QueryResultRow>(
         try {
           batch = await cursor.read(batchSize);
         } catch (err) {
+          // pg-cursor has already sent Sync after the error: nothing to close. The pool takes the
+          // connection back once the server's ReadyForQuery arrives.
           open = false;
           throw toSqlError(err);
         }
