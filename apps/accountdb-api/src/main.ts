@@ -1,4 +1,4 @@
-import { ConfigError, createPool, type Pool, resolvePoolConfig } from '@accountdb/pool';
+import { AccountDbError, ConfigError, createPool, type Pool, resolvePoolConfig } from '@accountdb/pool';
 import { type AccountDbApp, buildApp } from './app.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres.js';
 import { createLogger } from './logger.js';
@@ -107,6 +107,8 @@ process.on('SIGTERM', onSignal);
 starting.catch(async (err: unknown) => {
   if (stopping) return;
   logger.fatal({ err }, 'start-up failed');
+  // Our own errors say what to do; repeat them as plain text for whoever reads the terminal.
+  if (AccountDbError.is(err)) process.stderr.write(`accountdb-api: ${err.message}\n`);
   stopping = shutdown().catch(() => {});
   await stopping;
   process.exit(1);
