@@ -143,6 +143,8 @@ describe('the app process', () => {
         PORT: '0',
         HEALTH_READY_TIMEOUT_MS: '120000',
         SHUTDOWN_TIMEOUT_MS: '120000',
+        // No background reconnects: a connection through the proxy can then only come from the request.
+        DB_MIN_CONNECTIONS: '0',
       });
       const url = await app.url();
       expect((await fetch(`${url}/health/ready`)).status).toBe(200);
@@ -150,7 +152,7 @@ describe('the app process', () => {
       proxy.mode = { kind: 'blackhole' };
       proxy.resetAll();
       const stuck = fetch(`${url}/health/ready`).catch((err: unknown) => err);
-      await new Promise((r) => setTimeout(r, 300));
+      while (proxy.connections === 0) await new Promise((r) => setTimeout(r, 20));
       app.signal('SIGTERM');
       await app.waitFor((l) => l.msg.startsWith('shutting down'));
       app.signal('SIGTERM');
