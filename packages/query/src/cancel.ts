@@ -1,7 +1,7 @@
 import type { PoolConnection } from '@accountdb/pool';
 import pg from 'pg';
-import { type CancelContext, QueryArgumentError, QueryCanceledError, StatementTimeoutError, toSqlError } from './errors.js';
 import { canceledBeforeStart, destroyLease } from './connection.js';
+import { type CancelContext, QueryArgumentError, QueryCanceledError, StatementTimeoutError, toSqlError } from './errors.js';
 
 /** How long a canceled statement may take to stop before its connection is destroyed instead. */
 export const CANCEL_GRACE_MS = 5_000;
@@ -80,7 +80,13 @@ export async function runCancellable<T>(lease: PoolConnection, options: CancelOp
   const pending = run();
   let outcome: Outcome<T>;
   try {
-    outcome = await Promise.race([pending.then((value) => ({ value }), (error: unknown) => ({ error })), stuck]);
+    outcome = await Promise.race([
+      pending.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      ),
+      stuck,
+    ]);
   } finally {
     clearTimeout(timer);
     clearTimeout(graceTimer);

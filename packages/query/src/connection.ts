@@ -44,7 +44,11 @@ export function canceledBeforeStart(cause?: unknown): QueryCanceledError {
  * Run `fn` on `db` itself when it is a lease, else on a connection leased for the call and released
  * afterwards (with the error, so the pool can drop a broken connection).
  */
-export async function withLease<T>(db: Database, signal: AbortSignal | undefined, fn: (lease: PoolConnection) => Promise<T>): Promise<T> {
+export async function withLease<T>(
+  db: Database,
+  signal: AbortSignal | undefined,
+  fn: (lease: PoolConnection) => Promise<T>,
+): Promise<T> {
   if (isLease(db)) return fn(db);
   if (signal?.aborted) throw canceledBeforeStart(signal.reason);
   let lease: PoolConnection;

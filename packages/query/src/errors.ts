@@ -126,13 +126,7 @@ export class InvalidIdentifierError extends AccountDbError {
   }
 }
 
-type SqlErrorClass = new (
-  code: string,
-  message: string,
-  fields: SqlErrorFields,
-  detail?: string,
-  cause?: unknown,
-) => SqlError;
+type SqlErrorClass = new (code: string, message: string, fields: SqlErrorFields, detail?: string, cause?: unknown) => SqlError;
 
 const BY_SQLSTATE: Record<string, [SqlErrorClass, string]> = {
   '23505': [UniqueViolationError, 'UNIQUE_VIOLATION'],

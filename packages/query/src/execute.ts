@@ -51,7 +51,8 @@ export function prepare(
   if (typeof options !== 'object' || options === null) throw new QueryArgumentError('options must be an object');
   const { text, values } = toStatement(query, params);
   const fetch = options.fetch ?? 'all';
-  if (!FETCH_MODES.includes(fetch)) throw new QueryArgumentError(`fetch must be one of ${FETCH_MODES.join(', ')}, got ${String(fetch)}`);
+  if (!FETCH_MODES.includes(fetch))
+    throw new QueryArgumentError(`fetch must be one of ${FETCH_MODES.join(', ')}, got ${String(fetch)}`);
   if (options.count !== undefined && fetch !== 'many') throw new QueryArgumentError("count applies only to fetch: 'many'");
   const count = options.count === undefined ? DEFAULT_MANY : validateCount(options.count, 'count');
   validateCancelOptions(options);

@@ -200,7 +200,8 @@ export async function getTableInfo(db: Queryable, name: TableName): Promise<Tabl
   const parsed = parseTableName(name);
   const [row] = await run<TableInfoRow>(db, TABLE_INFO, [parsed.schema, parsed.name]);
   if (!row) {
-    const shown = parsed.schema === null ? JSON.stringify(parsed.name) : `${JSON.stringify(parsed.schema)}.${JSON.stringify(parsed.name)}`;
+    const shown =
+      parsed.schema === null ? JSON.stringify(parsed.name) : `${JSON.stringify(parsed.schema)}.${JSON.stringify(parsed.name)}`;
     throw new UndefinedTableError('UNDEFINED_TABLE', `Table ${shown} does not exist or is not visible`, {
       sqlstate: '42P01',
       schema: parsed.schema ?? undefined,

@@ -42,7 +42,7 @@ function parseParts(input: string, what: string): string[] {
       if (raw.length === 0) throw new InvalidIdentifierError(`${what} has an empty part`);
       if (!UNQUOTED.test(raw)) {
         throw new InvalidIdentifierError(
-          `${what} has an unquoted part with characters SQL does not allow there; double-quote it or pass { schema, name }`,
+          `${what} has an unquoted part with characters SQL does not allow there; double-quote it${what === 'column name' ? '' : ' or pass { schema, name }'}`,
         );
       }
       part = raw.replace(/[A-Z]+/g, (s) => s.toLowerCase());
@@ -67,7 +67,9 @@ export function parseTableName(input: TableName, what = 'table name'): { schema:
   if (typeof input !== 'string') throw new InvalidIdentifierError(`${what} must be a string or { schema, name }`);
   const parts = parseParts(input, what);
   if (parts.length > 2) throw new InvalidIdentifierError(`${what} has ${parts.length} parts; use name or schema.name`);
-  return parts.length === 2 ? { schema: parts[0] as string, name: parts[1] as string } : { schema: null, name: parts[0] as string };
+  return parts.length === 2
+    ? { schema: parts[0] as string, name: parts[1] as string }
+    : { schema: null, name: parts[0] as string };
 }
 
 /** Resolve one column name written as in SQL (`email`, `"Email"`). Throws {@link InvalidIdentifierError}. */

@@ -5,7 +5,10 @@ import { SqlFragment } from './sql.js';
 export type Query = string | SqlFragment;
 
 /** Turn a query and its parameters into what the driver takes, rejecting ambiguous input. */
-export function toStatement(query: Query, params: readonly unknown[] | undefined): { text: string; values: unknown[] | undefined } {
+export function toStatement(
+  query: Query,
+  params: readonly unknown[] | undefined,
+): { text: string; values: unknown[] | undefined } {
   if (SqlFragment.is(query)) {
     if (params !== undefined) throw new QueryArgumentError('Pass values inside the sql`...` fragment, not as params as well');
     return { text: query.text, values: query.values };

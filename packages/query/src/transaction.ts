@@ -1,12 +1,6 @@
 import { backoffDelay, type PgClient, type PoolConnection } from '@accountdb/pool';
 import { assertDatabase, type Database, destroyLease, isLease, withLease } from './connection.js';
-import {
-  DeadlockDetectedError,
-  QueryArgumentError,
-  SerializationFailureError,
-  SqlError,
-  toSqlError,
-} from './errors.js';
+import { DeadlockDetectedError, QueryArgumentError, SerializationFailureError, SqlError, toSqlError } from './errors.js';
 import { type ExecuteOptions, prepare, type Row, run } from './execute.js';
 import type { SqlFragment } from './sql.js';
 import type { Query } from './statement.js';

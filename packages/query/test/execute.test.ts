@@ -16,7 +16,9 @@ let pool: ReturnType<typeof poolFor>;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.admin('create table items (id int primary key, name text not null); insert into items select g, $$item $$ || g from generate_series(1, 500) g');
+  await db.admin(
+    'create table items (id int primary key, name text not null); insert into items select g, $$item $$ || g from generate_series(1, 500) g',
+  );
   pool = poolFor(db);
 });
 afterAll(async () => {
@@ -98,7 +100,10 @@ describe('bad arguments are typed errors before any SQL', () => {
     ['options after a string query', (p: ReturnType<typeof poolFor>) => execute(p, 'select 1', { fetch: 'one' } as never)],
     ['query not text', (p: ReturnType<typeof poolFor>) => execute(p, 42 as never)],
     ['not a database', () => execute({} as never, 'select 1')],
-    ['bad isolation', (p: ReturnType<typeof poolFor>) => executeInTransaction(p, 'select 1', [], { isolation: 'chaos' as never })],
+    [
+      'bad isolation',
+      (p: ReturnType<typeof poolFor>) => executeInTransaction(p, 'select 1', [], { isolation: 'chaos' as never }),
+    ],
   ])('%s', async (_name, call) => {
     const err = await rejectionOf(call(closed()));
     expect(err).toBeInstanceOf(QueryArgumentError);

@@ -2,7 +2,10 @@ import { createPool, type Pool, type PoolConfigInput } from '@accountdb/pool';
 import type { TestDatabase } from '@accountdb/test-db';
 
 /** A pool on the test database; every test file closes its pools in afterAll. */
-export function poolFor(db: Pick<TestDatabase, 'host' | 'port' | 'database' | 'user' | 'password'>, extra: PoolConfigInput = {}): Pool {
+export function poolFor(
+  db: Pick<TestDatabase, 'host' | 'port' | 'database' | 'user' | 'password'>,
+  extra: PoolConfigInput = {},
+): Pool {
   return createPool({
     host: db.host,
     port: db.port,

@@ -1,6 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { execute, InvalidIdentifierError, QueryArgumentError, quoteIdentifier, SqlFragment, sql } from '../src/index.js';
+import { execute, InvalidIdentifierError, QueryArgumentError, quoteIdentifier, type SqlFragment, sql } from '../src/index.js';
 import { poolFor, rejectionOf } from './helpers.js';
 
 describe('sql tag (pure)', () => {
@@ -68,7 +68,10 @@ describe('sql tag on PostgreSQL', () => {
     try {
       const table = sql.identifier('public', 'odd "name" ; x');
       const evil = "x'); drop table pg_class; --";
-      await execute(pool, sql`insert into ${table} (id, ${sql.identifier('Label')}) values ${sql.join([sql`(${1}, ${evil})`, sql`(${2}, ${'b'})`])}`);
+      await execute(
+        pool,
+        sql`insert into ${table} (id, ${sql.identifier('Label')}) values ${sql.join([sql`(${1}, ${evil})`, sql`(${2}, ${'b'})`])}`,
+      );
       const rows = await execute<{ Label: string }>(
         pool,
         sql`select ${sql.identifier('Label')} from ${table} where id in (${sql.join([1, 2])}) order by id`,

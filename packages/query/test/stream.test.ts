@@ -25,7 +25,9 @@ async function backendState(pid: number): Promise<string | undefined> {
 test('streams every row in order, in batches', async () => {
   let n = 0;
   let last = 0;
-  for await (const row of stream<{ id: number }>(pool, 'select id from big where id > $1 order by id', [90000], { batchSize: 333 })) {
+  for await (const row of stream<{ id: number }>(pool, 'select id from big where id > $1 order by id', [90000], {
+    batchSize: 333,
+  })) {
     n++;
     expect(row.id).toBe(last + (last === 0 ? 90001 : 1));
     last = row.id;
@@ -89,7 +91,8 @@ test('inside a transaction: break closes the portal, the transaction carries on,
 test('an error mid-stream is typed, and the connection is released and healthy', async () => {
   let seen = 0;
   const err = await rejectionOf(async () => {
-    for await (const _ of stream(pool, 'select 1 / (g - 2500) as x from generate_series(1, 5000) g', [], { batchSize: 100 })) seen++;
+    for await (const _ of stream(pool, 'select 1 / (g - 2500) as x from generate_series(1, 5000) g', [], { batchSize: 100 }))
+      seen++;
   });
   expect(err).toBeInstanceOf(SqlError);
   expect((err as SqlError).sqlstate).toBe('22012');

@@ -76,9 +76,13 @@ test('isolation, readOnly and deferrable reach the server', async () => {
   const err = await rejectionOf(transaction(pool, (tx) => execute(tx, "insert into log values ('x')"), { readOnly: true }));
   expect(err).toBeInstanceOf(SqlError);
   expect((err as SqlError).sqlstate).toBe('25006');
-  const rr = await transaction(pool, (tx) => execute(tx, "select current_setting('transaction_isolation') as iso", [], { fetch: 'one' }), {
-    isolation: 'repeatable read',
-  });
+  const rr = await transaction(
+    pool,
+    (tx) => execute(tx, "select current_setting('transaction_isolation') as iso", [], { fetch: 'one' }),
+    {
+      isolation: 'repeatable read',
+    },
+  );
   expect(rr).toEqual({ iso: 'repeatable read' });
 });
 
@@ -199,7 +203,7 @@ test('retries are bounded by maxRetries', async () => {
       pool,
       async (tx) => {
         attempts++;
-        await execute(tx, "select 1/0 from pg_catalog.pg_class where false union all select 1 where raise_serialization()");
+        await execute(tx, 'select 1/0 from pg_catalog.pg_class where false union all select 1 where raise_serialization()');
       },
       { maxRetries: 2 },
     ).catch(async (e) => {
@@ -213,10 +217,14 @@ test('retries are bounded by maxRetries', async () => {
     begin raise exception 'forced' using errcode = '40001'; end $$`);
   attempts = 0;
   const failed = await rejectionOf(
-    transaction(pool, async (tx) => {
-      attempts++;
-      await execute(tx, 'select raise_serialization()');
-    }, { maxRetries: 2 }),
+    transaction(
+      pool,
+      async (tx) => {
+        attempts++;
+        await execute(tx, 'select raise_serialization()');
+      },
+      { maxRetries: 2 },
+    ),
   );
   expect((failed as SqlError).code).toBe('SERIALIZATION_FAILURE');
   expect(attempts).toBe(3);
