@@ -9,6 +9,7 @@ import {
   type QueryResult,
 } from '@accountdb/pool';
 import type pg from 'pg';
+import { type BatchOutcome, type BatchStatement, runBatch } from './batch.js';
 import { RlsContextError, RlsScopeError, type RlsScopeFailure } from './errors.js';
 import {
   beginStatement,
@@ -31,23 +32,17 @@ export interface ConnectionSource {
 export interface CreateRlsOptions extends RlsOptions {
   /** pino-shaped logger; logs through `child({ pkg: '@accountdb/rls' })`. Never logs ids, roles or query values. */
   readonly logger?: Logger;
-  /**
-   * Send BEGIN, the context and the first statement together (pg pipelining) instead of waiting
-   * for each. Default true. `false` costs three extra round trips per scope; it exists for
-   * comparison and as an escape hatch.
-   */
-  readonly pipeline?: boolean;
 }
 
 /** Marks the transaction a scope opened, so a callback that ends it (COMMIT; BEGIN) is detected. */
 const SCOPE_SETTING = 'accountdb.rls_scope';
-const SET_CONTEXT = `select set_config($1, $2, true), set_config($3, $4, true), set_config('${SCOPE_SETTING}', $5, true)`;
-const SET_CONTEXT_AND_ROLE = `${SET_CONTEXT}, set_config('role', $6, true)`;
-// Before COMMIT: if `fn` ended our transaction or switched the role at session level, fail inside
-// the transaction so the COMMIT that follows in the same flight becomes a ROLLBACK — behind PgBouncer
-// the server connection outlives ours, so destroying our socket alone would not undo a committed SET.
-// set_config on a validating setting is the plain-SQL way to raise; it is volatile, so never planned away.
-// Otherwise blank the settings at session level too, so even a session-level set_config by `fn` dies here.
+const SET_CONTEXT = `select pg_catalog.set_config($1, $2, true), pg_catalog.set_config($3, $4, true), pg_catalog.set_config('${SCOPE_SETTING}', $5, true)`;
+const SET_CONTEXT_AND_ROLE = `${SET_CONTEXT}, pg_catalog.set_config('role', $6, true)`;
+// Before COMMIT: if our transaction was ended, or the role switched at session level, raise inside
+// the transaction so it rolls back — behind PgBouncer the server connection outlives ours, so
+// destroying our socket alone would not undo a committed SET. set_config on a validating setting is
+// the plain-SQL way to raise; it is volatile, so the planner never evaluates it early. Otherwise blank
+// the settings at session level as well, so even a session-level set_config inside the scope dies here.
 const ENDED_INSIDE = 'accountdb.rls: transaction ended inside the scope';
 const ROLE_CHANGED = 'accountdb.rls: role changed at session level inside the scope';
 const END_CONTEXT = `select case
@@ -58,12 +53,16 @@ const END_CONTEXT = `select case
   else pg_catalog.set_config($1, '', false) || pg_catalog.set_config($2, '', false)
 end as cleared`;
 
-interface Statement {
-  text: string | QueryConfig;
-  values?: unknown[];
-}
+const BATCHABLE_KEYS = new Set(['text', 'values', 'rowMode', 'types']);
 
-type Settled = PromiseSettledResult<QueryResult>;
+/** A statement as a batch member, or undefined when it needs pg features a batch lacks (name, rows). */
+function asBatchStatement(text: string | QueryConfig, values: unknown[] | undefined): BatchStatement | undefined {
+  if (typeof text === 'string') return { text, values };
+  if (typeof text !== 'object' || text === null || typeof text.text !== 'string') return undefined;
+  if (Object.keys(text).some((k) => !BATCHABLE_KEYS.has(k))) return undefined;
+  const config = text as QueryConfig & { rowMode?: 'array'; types?: pg.CustomTypesConfig };
+  return { text: config.text, values: values ?? config.values, rowMode: config.rowMode, types: config.types };
+}
 
 /** A checked context plus the random marker of the transaction that carries it. */
 interface ScopeContext extends CheckedContext {
@@ -81,14 +80,12 @@ export class Rls {
   readonly roleSetting: string;
   readonly #options: ResolvedRlsOptions;
   readonly #log: Logger;
-  readonly #pipeline: boolean;
 
   constructor(options: CreateRlsOptions) {
     this.#options = resolveRlsOptions(options);
     this.userIdSetting = this.#options.userIdSetting;
     this.roleSetting = this.#options.roleSetting;
     this.#log = packageLogger(options.logger, '@accountdb/rls');
-    this.#pipeline = options.pipeline ?? true;
   }
 
   /**
@@ -102,9 +99,11 @@ export class Rls {
 
   /**
    * Run `fn` inside a transaction that carries the user context: BEGIN, `set_config(name, value,
-   * true)` with bound parameters (and `SET LOCAL ROLE` via `set_config('role', …, true)` when the
+   * true)` with bound parameters (and `SET LOCAL ROLE`, as `set_config('role', …, true)`, when the
    * role maps to a database role), `fn(tx)`, COMMIT — or ROLLBACK when `fn` throws, rethrowing its
-   * error. BEGIN and the context travel in one flight with `fn`'s first statement.
+   * error. BEGIN and the context go out in one flight with `fn`'s first statement, and the closing
+   * check and COMMIT in one more: a one-statement scope costs two round trips. A callback that
+   * sends no statement sends nothing at all.
    *
    * The connection goes back to the pool only if the scope ended idle and clean; otherwise it is
    * destroyed and {@link RlsScopeError} is thrown (or `fn`'s own error, when `fn` threw).
@@ -120,35 +119,41 @@ export class Rls {
     const begin = beginStatement(options);
     if (typeof fn !== 'function') throw new RlsContextError('fn', 'must be a function');
     const lease = await pool.acquire();
-    const restore = this.#pipeline ? enablePipeline(lease) : noop;
-    const setup = this.#send(lease, this.#setupStatements(begin, checked));
-    // In pipeline mode `fn`'s first statement joins BEGIN and the context on the wire; otherwise wait.
-    if (!this.#pipeline) await setup;
-    const tx = new ScopedTransaction(lease, checked.userId, checked.role);
+    const setup: BatchStatement[] = [{ text: begin }, this.#setStatement(checked)];
+    const first = async (text: string | QueryConfig, values: unknown[] | undefined): Promise<QueryResult> => {
+      const statement = asBatchStatement(text, values);
+      const outcome = await runBatch(lease.client, statement ? [...setup, statement] : setup);
+      if (!outcome.ok && outcome.index < setup.length) throw setupFailed(outcome.error);
+      if (!outcome.ok) throw outcome.error;
+      return statement ? (outcome.results[setup.length] as QueryResult) : lease.query(text, values);
+    };
+    const tx = new ScopedTransaction(lease, first, checked.userId, checked.role);
     let result: T;
     try {
       result = await fn(tx);
     } catch (err) {
-      tx.close();
-      await this.#rollback(lease, setup, restore);
+      await tx.close();
+      if (tx.started) await this.#rollbackAndRelease(lease);
+      else lease.release();
       throw err;
     }
-    tx.close();
-    const setupFailure = (await setup).find(isRejected);
-    if (setupFailure) {
-      await this.#rollback(lease, setup, restore);
-      throw this.#fail(lease, 'setupFailed', 'Setting the user context failed; nothing was committed', setupFailure.reason);
+    await tx.close();
+    if (!tx.started) {
+      lease.release();
+      return result;
     }
-    const [end, commit] = await this.#send(lease, this.#endStatements(checked));
-    this.#finish(lease, tx.inflight, end as Settled, commit as Settled, restore);
+    const outcome = await runBatch(lease.client, this.#endStatements(checked));
+    if (!outcome.ok) throw await this.#endFailure(lease, outcome.error);
+    await this.#finish(lease, outcome.results[1]);
     return result;
   }
 
   /**
-   * Run one statement as the user: BEGIN, context, statement, COMMIT, all in one round trip.
-   * Throws the statement's own error when it fails (the transaction is rolled back and the clean
-   * connection reused), {@link RlsContextError} before any SQL for a bad context, and
-   * {@link RlsScopeError} when the connection could not be handed back clean.
+   * Run one statement as the user in one round trip: the context, the statement and the closing
+   * check go out as one batch in one transaction (implicit, or BEGIN … COMMIT when `options` ask
+   * for an isolation level or read-only). Throws the statement's own error when it fails (the
+   * transaction rolls back and the clean connection is reused), {@link RlsContextError} before any
+   * SQL for a bad context, and {@link RlsScopeError} when the connection could not be handed back clean.
    */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     pool: ConnectionSource,
@@ -159,63 +164,79 @@ export class Rls {
   ): Promise<QueryResult<R>> {
     const checked: ScopeContext = { ...checkContext(this.#options, context), scope: randomUUID() };
     const begin = beginStatement(options);
-    if (!(typeof text === 'string' && text.trim() !== '') && !(typeof text === 'object' && text !== null && 'text' in text))
-      throw new RlsContextError('text', 'must be a non-empty SQL string or a query config');
     if (values !== undefined && !Array.isArray(values)) throw new RlsContextError('values', 'must be an array');
+    const statement = asBatchStatement(text, values);
+    if (!statement || statement.text.trim() === '')
+      throw new RlsContextError('text', 'must be a non-empty SQL string or a { text, values, rowMode, types } config');
+    const explicit = begin !== 'BEGIN';
+    const head: BatchStatement[] = explicit ? [{ text: begin }, this.#setStatement(checked)] : [this.#setStatement(checked)];
+    const [end, commit] = this.#endStatements(checked) as [BatchStatement, BatchStatement];
     const lease = await pool.acquire();
-    const restore = this.#pipeline ? enablePipeline(lease) : noop;
-    const settled = await this.#send(lease, [
-      ...this.#setupStatements(begin, checked),
-      values === undefined ? { text } : { text, values },
-      ...this.#endStatements(checked),
-    ]);
-    const [beginResult, setResult, main, end, commit] = settled as [Settled, Settled, Settled, Settled, Settled];
-    const setupFailure = [beginResult, setResult].find(isRejected);
-    if (setupFailure) {
-      this.#release(lease, restore);
-      throw this.#fail(lease, 'setupFailed', 'Setting the user context failed; nothing was committed', setupFailure.reason);
+    const outcome: BatchOutcome = await runBatch(lease.client, [...head, statement, end, ...(explicit ? [commit] : [])]);
+    const main = head.length;
+    if (outcome.ok) {
+      await this.#finish(lease, explicit ? outcome.results[main + 2] : undefined);
+      return outcome.results[main] as QueryResult<R>;
     }
-    if (main.status === 'rejected') {
-      // The failed statement aborted the transaction, so COMMIT rolled it back: a clean connection.
-      if (commit.status === 'fulfilled' && lease.client.getTransactionStatus() === 'I') this.#release(lease, restore);
-      else lease.destroy();
-      throw main.reason;
+    if (outcome.index < main) throw await this.#failAfterRollback(lease, 'setupFailed', setupFailed(outcome.error));
+    if (outcome.index === main) {
+      // An implicit transaction always ends at Sync, so the connection is idle once the server's
+      // ReadyForQuery lands (pg holds the next query until it does); an explicit one needs ROLLBACK.
+      if (explicit) await this.#rollbackAndRelease(lease);
+      else lease.release();
+      throw outcome.error;
     }
-    this.#finish(lease, 0, end, commit, restore);
-    return main.value as QueryResult<R>;
+    if (outcome.index > main + 2) {
+      // A type parser failed on a row of the statement; the transaction completed.
+      await this.#rollbackAndRelease(lease);
+      throw outcome.error;
+    }
+    throw await this.#endFailure(lease, outcome.error);
   }
 
-  #setupStatements(begin: string, context: ScopeContext): Statement[] {
+  #setStatement(context: ScopeContext): BatchStatement {
     const values = [this.userIdSetting, context.userId, this.roleSetting, context.role, context.scope];
-    const set =
-      context.databaseRole === undefined
-        ? { text: SET_CONTEXT, values }
-        : { text: SET_CONTEXT_AND_ROLE, values: [...values, context.databaseRole] };
-    return [{ text: begin }, set];
+    return context.databaseRole === undefined
+      ? { text: SET_CONTEXT, values }
+      : { text: SET_CONTEXT_AND_ROLE, values: [...values, context.databaseRole] };
   }
 
-  #endStatements(context: ScopeContext): Statement[] {
+  #endStatements(context: ScopeContext): BatchStatement[] {
     const values = [this.userIdSetting, this.roleSetting, context.scope, context.databaseRole ?? 'none'];
     return [{ text: END_CONTEXT, values }, { text: 'COMMIT' }];
   }
 
-  /** Pipelined: all statements go out now. Sequential: one after another, still in order. */
-  async #send(lease: PoolConnection, statements: Statement[]): Promise<Settled[]> {
-    if (this.#pipeline) return Promise.allSettled(statements.map((s) => lease.query(s.text, s.values)));
-    const settled: Settled[] = [];
-    for (const s of statements) {
-      try {
-        settled.push({ status: 'fulfilled', value: await lease.query(s.text, s.values) });
-      } catch (reason) {
-        settled.push({ status: 'rejected', reason });
-      }
-    }
-    return settled;
+  /** After a successful batch: COMMIT must have committed and the connection must be idle. */
+  async #finish(lease: PoolConnection, commit: QueryResult | undefined): Promise<void> {
+    if (commit && (commit.command ?? '').toUpperCase() !== 'COMMIT')
+      throw await this.#failAfterRollback(lease, 'commitFailed', 'COMMIT did not commit; the transaction was rolled back');
+    if (lease.client.getTransactionStatus() !== 'I')
+      throw await this.#failAfterRollback(lease, 'notIdle', 'The connection was not idle after the scope');
+    lease.release();
   }
 
-  /** After `fn` threw or setup failed: ROLLBACK, and reuse the connection only if it is idle again. */
-  async #rollback(lease: PoolConnection, setup: Promise<Settled[]>, restore: () => void): Promise<void> {
-    await setup;
+  /** The closing check or COMMIT failed: say why, roll back whatever is open, destroy the connection. */
+  #endFailure(lease: PoolConnection, error: unknown): Promise<RlsScopeError> {
+    const text = error instanceof Error ? error.message : '';
+    if (text.includes(ENDED_INSIDE))
+      return this.#failAfterRollback(
+        lease,
+        'transactionEndedByCallback',
+        'The transaction was ended inside the scope (COMMIT/ROLLBACK); what ran afterwards was rolled back',
+        error,
+      );
+    if (text.includes(ROLE_CHANGED))
+      return this.#failAfterRollback(lease, 'roleChanged', 'SET ROLE ran at session level inside the scope; rolled back', error);
+    return this.#failAfterRollback(
+      lease,
+      'commitFailed',
+      'The transaction failed (an error inside the scope aborted it, or COMMIT failed) and was rolled back; nothing was committed',
+      error,
+    );
+  }
+
+  /** ROLLBACK (which also waits out any reply still in flight), then reuse the connection only if idle. */
+  async #rollbackAndRelease(lease: PoolConnection): Promise<void> {
     try {
       await lease.query('ROLLBACK');
     } catch (err) {
@@ -223,79 +244,35 @@ export class Rls {
       lease.destroy();
       return;
     }
-    if (lease.client.getTransactionStatus() === 'I') this.#release(lease, restore);
+    if (lease.client.getTransactionStatus() === 'I') lease.release();
     else {
       this.#log.warn({ processId: lease.processId }, 'connection not idle after ROLLBACK; destroyed');
       lease.destroy();
     }
   }
 
-  #finish(lease: PoolConnection, inflight: number, end: Settled, commit: Settled, restore: () => void): void {
-    if (end.status === 'rejected') {
-      const text = end.reason instanceof Error ? end.reason.message : '';
-      if (text.includes(ENDED_INSIDE))
-        throw this.#fail(
-          lease,
-          'transactionEndedByCallback',
-          'The callback ended the transaction itself (COMMIT/ROLLBACK); what it ran afterwards was rolled back',
-          end.reason,
-        );
-      if (text.includes(ROLE_CHANGED))
-        throw this.#fail(
-          lease,
-          'roleChanged',
-          'The callback ran SET ROLE at session level; the transaction was rolled back',
-          end.reason,
-        );
-      throw this.#fail(
-        lease,
-        'commitFailed',
-        'The transaction was aborted by an earlier error inside the scope and rolled back; nothing was committed',
-        end.reason,
-      );
-    }
-    if (commit.status === 'rejected')
-      throw this.#fail(lease, 'commitFailed', 'COMMIT failed; the transaction was rolled back', commit.reason);
-    if ((commit.value.command ?? '').toUpperCase() !== 'COMMIT')
-      throw this.#fail(lease, 'commitFailed', 'COMMIT did not commit; the transaction was rolled back');
-    if (inflight > 0 || lease.client.getTransactionStatus() !== 'I')
-      throw this.#fail(lease, 'notIdle', 'The connection was not idle after COMMIT');
-    this.#release(lease, restore);
-  }
-
-  #release(lease: PoolConnection, restore: () => void): void {
-    restore();
-    lease.release();
-  }
-
-  #fail(lease: PoolConnection, reason: RlsScopeFailure, message: string, cause?: unknown): RlsScopeError {
+  async #failAfterRollback(
+    lease: PoolConnection,
+    reason: RlsScopeFailure,
+    problem: string | RlsScopeError,
+    cause?: unknown,
+  ): Promise<RlsScopeError> {
+    await lease.query('ROLLBACK').catch(() => {});
     lease.destroy();
+    const error =
+      typeof problem === 'string'
+        ? new RlsScopeError(reason, `${problem}; the connection was destroyed`, cause === undefined ? {} : { cause })
+        : problem;
     this.#log.warn(
       { processId: lease.processId, reason, error: cause === undefined ? undefined : describeCause(cause) },
-      message,
+      error.message,
     );
-    return new RlsScopeError(reason, `${message}; the connection was destroyed`, cause === undefined ? {} : { cause });
+    return error;
   }
 }
 
-function isRejected(result: Settled): result is PromiseRejectedResult {
-  return result.status === 'rejected';
-}
-
-function noop(): void {}
-
-/**
- * Turn on pg's pipelining for the lease (restored before release). pg 8.23 reads `client.pipeline`
- * each time it dispatches a query, but `@accountdb/pool` creates its clients without it and offers
- * no option; see README "Round trips".
- */
-function enablePipeline(lease: PoolConnection): () => void {
-  const client = lease.client as unknown as { pipeline: boolean };
-  if (client.pipeline) return noop;
-  client.pipeline = true;
-  return () => {
-    client.pipeline = false;
-  };
+function setupFailed(cause: unknown): RlsScopeError {
+  return new RlsScopeError('setupFailed', `Setting the user context failed, so nothing ran: ${describeCause(cause)}`, { cause });
 }
 
 /** Create the RLS helper. Throws `ConfigError` (from `@accountdb/pool`) listing every invalid option. */

@@ -111,6 +111,8 @@ describe('the next borrower sees no context and the login role after', () => {
   test('fn issuing COMMIT; BEGIN in one string', async () => {
     const err = await rls
       .withUserContext(pool, { userId: 6, role: 'user' }, async (tx) => {
+        await tx.query('select 1');
+        // Only a later statement can do this: the first travels in the extended protocol, one command only.
         await tx.query('commit; begin');
       })
       .catch((e: unknown) => e);

@@ -113,9 +113,11 @@ test("withUserContext: BEGIN and the context travel with fn's first statement; C
   ).toBe(3);
 });
 
-test('without pipelining every statement waits for the previous one (the cost we avoid)', async () => {
-  const sequential = createRls({ roles: ['user'], pipeline: false });
-  expect(await counter.count(() => sequential.query(pool, ctx, 'select * from notes where id = $1', [1]))).toBe(5);
-  // And the pipelined helper leaves the client as it found it for the next plain borrower.
+test('rls.query with isolation or read-only (explicit BEGIN … COMMIT in the batch) is still one round trip', async () => {
+  const rls = createRls({ roles: ['user'] });
+  const options = { readOnly: true, isolation: 'repeatable read' as const };
+  expect(await counter.count(() => rls.query(pool, ctx, 'select * from notes where id = $1', [1], options))).toBe(1);
+  // The failure path of an explicit transaction needs its ROLLBACK: one more trip, errors only.
+  expect(await counter.count(() => rls.query(pool, ctx, 'select 1 / 0', undefined, options))).toBe(2);
   expect(await counter.count(() => pool.query('select 1'))).toBe(1);
 });
