@@ -22,6 +22,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { cpus, loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PostgresServer } from '@accountdb/test-db';
@@ -152,7 +153,10 @@ async function main(): Promise<number> {
       `settings: ${settings.pairs} ABBA pairs, ${settings.durationMs} ms per slot, ${settings.warmupMs} ms warm-up per contender` +
         `${settings.quick ? ' (BENCH_QUICK)' : ''}; pool size ${POOL_SIZE} for every contender`,
     );
-    print('The client and the server share this machine’s CPU: read ratios against the CONTROL row.');
+    print(
+      `machine: ${cpus().length} CPUs, load average ${loadAverage()} — the client and the server share these CPUs` +
+        ' with anything else running: read ratios against the CONTROL row.',
+    );
 
     const ctx: BenchContext = {
       url: urlOf(connection),
@@ -194,13 +198,19 @@ async function main(): Promise<number> {
     await stop();
   }
 
-  process.stdout.write('\n## summary\n');
+  process.stdout.write(`\n## summary (load average now ${loadAverage()})\n`);
   if (belowBar.length === 0) process.stdout.write('Every held ratio met its bar.\n');
   else for (const line of belowBar) process.stdout.write(`BELOW BAR: ${line}\n`);
   if (failed.length > 0) process.stdout.write(`FAILED suites: ${failed.join(', ')}\n`);
   // A ratio below its bar can be noise on a shared CPU; only BENCH_STRICT=1 makes it fail the run.
   const strict = process.env.BENCH_STRICT === '1';
   return failed.length > 0 || (strict && belowBar.length > 0) ? 1 : 0;
+}
+
+function loadAverage(): string {
+  return loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' / ');
 }
 
 function pgVersion(): string {

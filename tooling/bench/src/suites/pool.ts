@@ -121,7 +121,7 @@ async function acquireOverhead(
     },
   ];
   ctx.print('acquire+release cycle with no query (tight loop), against client CPU per SELECT 1:');
-  for (const concurrency of [1, 16]) {
+  for (const concurrency of CONCURRENCY) {
     const result = await ctx.measureAbba({ title: 'pool: acquire+release cycle', contenders: cycles, concurrency });
     ctx.printAbba(result);
     const rawNs = (result.rows[0]?.cpuUsPerOp ?? Number.NaN) * 1000;
