@@ -223,12 +223,17 @@ test('data exceptions: the offending input is masked in the message', async () =
 test('toSqlError passes through non-database errors and connection-level SQLSTATEs unchanged', () => {
   const plain = new Error('boom');
   expect(toSqlError(plain)).toBe(plain);
-  const shutdown = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+  const shutdown = Object.assign(new Error('terminating connection due to administrator command'), {
+    code: '57P01',
+    severity: 'FATAL',
+  });
   expect(toSqlError(shutdown)).toBe(shutdown);
   const net = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
   expect(toSqlError(net)).toBe(net);
   expect(toSqlError('not an error')).toBe('not an error');
-  const mapped = toSqlError(Object.assign(new Error('x'), { code: '23505', constraint: 'c' }));
+  const errno = Object.assign(new Error('operation not permitted'), { code: 'EPERM' });
+  expect(toSqlError(errno)).toBe(errno);
+  const mapped = toSqlError(Object.assign(new Error('x'), { code: '23505', severity: 'ERROR', constraint: 'c' }));
   expect(mapped).toBeInstanceOf(UniqueViolationError);
   expect(toSqlError(mapped)).toBe(mapped);
 });

@@ -4,6 +4,9 @@
  * Part 1: `execute(pool, ...)` (on an @accountdb/pool) against raw `pg.Pool.query` at 16 workers, for
  * `SELECT 1` and a primary-key lookup. Bar: ratio >= 0.97. `ours pool.query` (the same pool without
  * `execute`) is printed as a reference, so execute's own cost shows apart from the pool's.
+ * Part 1b (HikariCP's JMH approach): execute's own CPU per call, against a stub that answers at once,
+ * set against the client CPU one raw query costs: the ratio a CPU-bound client would see, free of the
+ * server sharing this machine's CPU.
  * Part 2: peak RSS of reading 1,000,000 rows with `stream` and with `execute` (fetch all), each in its
  * own child process so one measurement's heap cannot inflate the other's peak. Bar: streaming grows
  * RSS by < 64 MB.
@@ -41,6 +44,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
 }
 
 async function throughput(ctx: BenchContext): Promise<void> {
+  const rawCpuUs: number[] = [];
   const { host, port, database, user, password } = ctx.config;
   const max = ctx.poolSize;
   const rawConfig = { host, port, database, user, password, max, idleTimeoutMillis: 0 };
@@ -79,19 +83,51 @@ async function throughput(ctx: BenchContext): Promise<void> {
         ...(w.fragment ? [{ name: 'execute(pool, sql`...`)', op: w.fragment }] : []),
         { name: 'ours pool.query', op: w.pool, reference: true },
       ];
-      ctx.printAbba(
-        await ctx.measureAbba({
-          title: `query: ${w.name}`,
-          contenders,
-          concurrency: CONCURRENCY,
-          control: { name: 'pg.Pool (second pool)', op: w.raw(rawControl) },
-          bar: BAR,
-        }),
-      );
+      const result = await ctx.measureAbba({
+        title: `query: ${w.name}`,
+        contenders,
+        concurrency: CONCURRENCY,
+        control: { name: 'pg.Pool (second pool)', op: w.raw(rawControl) },
+        bar: BAR,
+      });
+      ctx.printAbba(result);
+      rawCpuUs.push(result.rows[0]?.cpuUsPerOp ?? Number.NaN);
     }
   } finally {
     await Promise.all([raw.end(), rawControl.end(), ours.close()]);
   }
+  await executeOverhead(ctx, rawCpuUs);
+}
+
+/** execute's own cost: the same call against a stub pool whose query resolves at once, minus the stub alone. */
+async function executeOverhead(ctx: BenchContext, rawCpuUs: readonly number[]): Promise<void> {
+  const result = { rows: [{ id: 1 }], rowCount: 1, command: 'SELECT' };
+  const stub = {
+    query: (_text: string, _values?: unknown[]) => Promise.resolve(result),
+    acquire: () => Promise.reject(new Error('unused')),
+  };
+  const calls = ctx.settings.quick ? 200_000 : 1_000_000;
+  const time = async (op: (i: number) => Promise<unknown>) => {
+    const samples: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const started = process.cpuUsage();
+      for (let i = 0; i < calls; i++) await op(i);
+      const used = process.cpuUsage(started);
+      samples.push(((used.user + used.system) * 1000) / calls);
+    }
+    return samples.sort((a, b) => a - b)[2] as number;
+  };
+  const stubNs = await time((i) => stub.query('SELECT 1', [i]));
+  const executeNs = await time((i) => execute(stub as never, 'SELECT 1', [i], { fetch: 'one' }));
+  const overheadUs = Math.max(0, executeNs - stubNs) / 1000;
+  ctx.print();
+  ctx.printTable(
+    ['workload', 'raw pg.Pool client µs/query', 'execute overhead µs/call', 'predicted CPU-bound ratio'],
+    ['SELECT 1', 'PK lookup'].map((name, i) => {
+      const raw = rawCpuUs[i] ?? Number.NaN;
+      return [name, raw.toFixed(1), overheadUs.toFixed(2), (raw / (raw + overheadUs)).toFixed(3)];
+    }),
+  );
 }
 
 async function memory(ctx: BenchContext): Promise<void> {
