@@ -175,7 +175,8 @@ export function toSqlError(err: unknown, canceled?: CancelContext): unknown {
   if (err instanceof SqlError || typeof err !== 'object' || err === null) return err;
   const e = err as DriverErrorShape;
   // Server errors always carry a severity; that keeps 5-letter errno codes such as EPERM out.
-  if (typeof e.code !== 'string' || !SQLSTATE.test(e.code) || typeof e.severity !== 'string' || AccountDbError.is(err)) return err;
+  if (typeof e.code !== 'string' || !SQLSTATE.test(e.code) || typeof e.severity !== 'string' || AccountDbError.is(err))
+    return err;
   if (isTransientConnectionError(err)) return err;
   const sqlstate = e.code;
   const fields: SqlErrorFields = {

@@ -21,7 +21,7 @@ import {
   UndefinedTableError,
   UniqueViolationError,
 } from '../src/index.js';
-import { poolFor, rejectionOf } from './helpers.js';
+import { poolFor, rejectionOf, waitFor } from './helpers.js';
 
 let db: TestDatabase;
 let pool: ReturnType<typeof poolFor>;
@@ -197,13 +197,12 @@ test('57014: server statement_timeout -> StatementTimeoutError, pg_cancel_backen
     await lease.query('reset statement_timeout');
     const running = rejectionOf(execute(lease, 'select pg_sleep(5)'));
     // Wait until the sleep is running, then cancel it from outside (as an operator would).
-    for (let i = 0; i < 200; i++) {
+    await waitFor(async () => {
       const { rows } = await db.admin("select state from pg_stat_activity where pid = $1 and query like 'select pg_sleep%'", [
         lease.processId,
       ]);
-      if (rows[0]?.state === 'active') break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+      return rows[0]?.state === 'active';
+    });
     await db.admin('select pg_cancel_backend($1)', [lease.processId]);
     expectClean(await running, QueryCanceledError, '57014');
   } finally {

@@ -9,7 +9,7 @@ import {
   sql,
   UniqueViolationError,
 } from '../src/index.js';
-import { poolFor, rejectionOf } from './helpers.js';
+import { poolFor, rejectionOf, waitFor } from './helpers.js';
 
 let db: TestDatabase;
 let pool: ReturnType<typeof poolFor>;
@@ -133,7 +133,7 @@ describe('cancellation', () => {
     try {
       const controller = new AbortController();
       const running = rejectionOf(execute(lease, 'select pg_sleep(30)', [], { signal: controller.signal }));
-      for (let i = 0; i < 300 && (await activeSleeps()) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      await waitFor(async () => (await activeSleeps()) > 0);
       controller.abort();
       const err = await running;
       expect(err).toBeInstanceOf(QueryCanceledError);

@@ -28,3 +28,12 @@ export async function rejectionOf(promise: Promise<unknown> | (() => unknown)): 
   }
   throw new Error('expected a rejection, got a result');
 }
+
+/** Poll `condition` until it holds; throws after `limitMs` (a generous bound for a loaded machine, not a timing assertion). */
+export async function waitFor(condition: () => Promise<boolean>, limitMs = 30_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${limitMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
