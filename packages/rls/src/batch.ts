@@ -6,6 +6,8 @@ export interface BatchStatement {
   readonly values?: readonly unknown[] | undefined;
   readonly rowMode?: 'array' | undefined;
   readonly types?: pg.CustomTypesConfig | undefined;
+  /** Our own bookkeeping statements: no row description is asked for and their rows are dropped. */
+  readonly discardRows?: boolean;
 }
 
 /** How a batch ended: every result, or the index of the statement that failed and why. */
@@ -54,7 +56,7 @@ export class StatementBatch implements pg.Submittable {
           { portal: '', statement: '', values: (s.values ?? []) as unknown[], valueMapper: prepareValue } as pg.BindConfig,
           true,
         );
-        connection.describe({ type: 'P', name: '' }, true);
+        if (!s.discardRows) connection.describe({ type: 'P', name: '' }, true);
         connection.execute({ portal: '' }, true);
       }
       connection.sync();
@@ -69,7 +71,7 @@ export class StatementBatch implements pg.Submittable {
 
   handleDataRow(msg: { fields: unknown[] }): void {
     const result = this.#results[this.#index];
-    if (!result || this.#rowError !== undefined) return;
+    if (!result || this.#rowError !== undefined || this.#statements[this.#index]?.discardRows) return;
     try {
       result.addRow(result.parseRow(msg.fields));
     } catch (err) {

@@ -197,13 +197,13 @@ export class Rls {
   #setStatement(context: ScopeContext): BatchStatement {
     const values = [this.userIdSetting, context.userId, this.roleSetting, context.role, context.scope];
     return context.databaseRole === undefined
-      ? { text: SET_CONTEXT, values }
-      : { text: SET_CONTEXT_AND_ROLE, values: [...values, context.databaseRole] };
+      ? { text: SET_CONTEXT, values, discardRows: true }
+      : { text: SET_CONTEXT_AND_ROLE, values: [...values, context.databaseRole], discardRows: true };
   }
 
   #endStatements(context: ScopeContext): BatchStatement[] {
     const values = [this.userIdSetting, this.roleSetting, context.scope, context.databaseRole ?? 'none'];
-    return [{ text: END_CONTEXT, values }, { text: 'COMMIT' }];
+    return [{ text: END_CONTEXT, values, discardRows: true }, { text: 'COMMIT' }];
   }
 
   /** After a successful batch: COMMIT must have committed and the connection must be idle. */
