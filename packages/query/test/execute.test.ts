@@ -1,4 +1,4 @@
-import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
+import { createTestDatabase, TcpProxy, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   execute,
@@ -7,6 +7,7 @@ import {
   QueryCanceledError,
   StatementTimeoutError,
   sql,
+  transaction,
   UniqueViolationError,
 } from '../src/index.js';
 import { poolFor, rejectionOf, waitFor } from './helpers.js';
@@ -164,7 +165,6 @@ describe('cancellation', () => {
   });
 
   test('a timeout inside a transaction aborts it; the transaction rolls back and the pool is healthy', async () => {
-    const { transaction } = await import('../src/index.js');
     const err = await rejectionOf(
       transaction(pool, async (tx) => {
         await execute(tx, 'insert into items values ($1, $2)', [2001, 'z']);
@@ -174,5 +174,30 @@ describe('cancellation', () => {
     expect(err).toBeInstanceOf(StatementTimeoutError);
     expect(await execute(pool, 'select 1 from items where id = $1', [2001])).toEqual([]);
     expect(pool.stats().active).toBe(0);
+  });
+
+  test('when the cancel cannot reach the server, the connection is destroyed after the grace period', async () => {
+    const proxy = await TcpProxy.start(db.host, db.port);
+    const viaProxy = poolFor({ ...db, host: '127.0.0.1', port: proxy.port });
+    try {
+      const lease = await viaProxy.acquire();
+      const controller = new AbortController();
+      const running = rejectionOf(execute(lease, 'select pg_sleep(2)', [], { signal: controller.signal }));
+      await waitFor(async () => (await activeSleeps()) > 0);
+      // The network goes dark: neither the statement's result nor a cancel request gets through.
+      proxy.mode = { kind: 'blackhole' };
+      controller.abort();
+      const err = await running;
+      expect(err).toBeInstanceOf(QueryCanceledError);
+      expect((err as Error).message).toContain('connection was destroyed');
+      expect(viaProxy.stats().destroyed.released).toBe(1);
+      expect(viaProxy.stats().active).toBe(0);
+      lease.release(); // already gone: a no-op
+      proxy.mode = { kind: 'pass' };
+      expect(await execute(viaProxy, 'select 4 as n', [], { fetch: 'one' })).toEqual({ n: 4 });
+    } finally {
+      await viaProxy.close({ force: true });
+      await proxy.close();
+    }
   });
 });
