@@ -55,7 +55,11 @@ export async function readinessReport(pool: Pool, timeoutMs: number): Promise<He
     };
     return { status: 'pass', checks: { 'postgresql:responseTime': [check] } };
   } catch (err) {
-    const output = AccountDbError.is(err) ? `${err.code}: ${err.message}` : describeCause(err);
+    let output = AccountDbError.is(err) ? `${err.code}: ${err.message}` : describeCause(err);
+    // With nothing open, a pool timeout means connecting is what hangs, not that the pool is too small.
+    if (AccountDbError.is(err) && err.code === 'POOL_TIMEOUT' && pool.stats().total === 0) {
+      output += ' No connection is open: connecting to the database has not succeeded within the bound.';
+    }
     const check: HealthCheck = {
       componentType: 'datastore',
       status: 'fail',
@@ -68,6 +72,8 @@ export async function readinessReport(pool: Pool, timeoutMs: number): Promise<He
   }
 }
 
+const ACQUIRE_MARGIN_MS = 10;
+
 async function selectOneWithin(pool: Pool, timeoutMs: number): Promise<void> {
   const controller = new AbortController();
   let lease: PoolConnection | undefined;
@@ -77,13 +83,17 @@ async function selectOneWithin(pool: Pool, timeoutMs: number): Promise<void> {
     timer = setTimeout(() => {
       timedOut = true;
       controller.abort();
+      const waitingFor = lease ? 'answer to SELECT 1' : 'usable pooled connection (connecting or validating hangs)';
       // A connection that does not answer within the bound is not trusted again.
       lease?.destroy();
-      reject(new AccountDbError('READINESS_TIMEOUT', `no answer to SELECT 1 within ${timeoutMs} ms`));
+      reject(new AccountDbError('READINESS_TIMEOUT', `no ${waitingFor} within ${timeoutMs} ms`));
     }, timeoutMs);
   });
   const work = (async () => {
-    const acquired = await pool.acquire({ timeoutMs, signal: controller.signal });
+    // The pool's own acquire timeout fires just before the deadline, so an exhausted pool is reported
+    // as POOL_TIMEOUT with its numbers; the deadline catches a connection hanging in validation or the query.
+    const acquireTimeoutMs = Math.max(1, timeoutMs - ACQUIRE_MARGIN_MS);
+    const acquired = await pool.acquire({ timeoutMs: acquireTimeoutMs, signal: controller.signal });
     if (timedOut) {
       acquired.release();
       return;

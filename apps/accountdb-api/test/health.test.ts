@@ -151,6 +151,7 @@ describe('readiness follows the database going away and coming back', () => {
       const stuckConnect = await get(app, '/health/ready');
       expect(stuckConnect.status).toBe(503);
       expect(stuckConnect.body.status).toBe('fail');
+      expect(stuckConnect.body.output).toMatch(/READINESS_TIMEOUT|No connection is open/);
 
       proxy.mode = { kind: 'pass' };
       proxy.resetAll();
