@@ -35,7 +35,7 @@ function makePool(overrides: PoolConfigInput = {}, logger?: Logger): Pool {
       database: 'postgres',
       sslmode: 'disable',
       minConnections: 0,
-      connectionTimeoutMs: 1000,
+      connectionTimeoutMs: 5000,
       retryIntervalMs: 100,
       ...overrides,
     },

@@ -168,7 +168,9 @@ describe('acquire and release', () => {
 
 describe('exhaustion and waiting', () => {
   test('an exhausted pool throws PoolTimeoutError after the acquire timeout, with numbers', async () => {
-    const pool = makePool({ maxConnections: 2, acquireTimeoutMs: 300 });
+    // Open both connections first: on a loaded machine a connect alone can take longer than 300 ms.
+    const pool = makePool({ minConnections: 2, maxConnections: 2, acquireTimeoutMs: 300 });
+    await expect.poll(() => pool.stats().idle, { timeout: 30_000 }).toBe(2);
     const a = await pool.acquire();
     const b = await pool.acquire();
     const started = Date.now();
