@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPool } from '@accountdb/pool';
@@ -134,6 +135,21 @@ describe('the app process', () => {
     expect(remaining).toBe(0);
   });
 
+  test('a start-up failure (port taken) exits 1 after closing what it opened', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const app = new AppProcess({ DATABASE_URL: `${db.url}?sslmode=disable`, PORT: String(port), LOG_LEVEL: 'debug' });
+      expect(await app.exited).toBe(1);
+      const fatal = app.lines.find((l) => l.msg === 'start-up failed');
+      expect(fatal?.err).toMatchObject({ code: 'EADDRINUSE' });
+      expect(app.messages()).toContain('pool closed');
+    } finally {
+      blocker.close();
+    }
+  });
+
   test('a second signal forces the exit while shutdown is still waiting', async () => {
     const server = await PostgresServer.create();
     const proxy = await TcpProxy.start(server.host, server.port);
@@ -186,6 +202,13 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
     await first.waitFor((l) => l.msg.startsWith('no DATABASE_URL'));
     const created = await first.waitFor((l) => l.msg.startsWith('embedded PostgreSQL'));
     expect(created).toMatchObject({ created: true, dataDir, host: '127.0.0.1' });
+    expect((await fetch(`${await first.url()}/health/ready`)).status).toBe(200);
+
+    // A second instance on the same folder must refuse clearly and leave the first one alone.
+    const intruder = new AppProcess(env);
+    expect(await intruder.exited).toBe(1);
+    expect(intruder.stderr).toMatch(/Could not start the embedded PostgreSQL/);
+    expect(intruder.stderr).toMatch(/postmaster\.pid/);
     expect((await fetch(`${await first.url()}/health/ready`)).status).toBe(200);
 
     const passwordFile = join(dataDir, 'password');
