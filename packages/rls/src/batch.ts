@@ -8,7 +8,12 @@ export interface BatchStatement {
   readonly types?: pg.CustomTypesConfig | undefined;
   /** Our own bookkeeping statements: no row description is asked for and their rows are dropped. */
   readonly discardRows?: boolean;
+  /** Server-side prepared statement name: parsed once per connection, then only bound and executed. */
+  readonly name?: string;
 }
+
+/** Named statements each connection has parsed (a session-level fact, so it survives ROLLBACK). */
+const parsedByClient = new WeakMap<pg.Client, Set<string>>();
 
 /** How a batch ended: every result, or the index of the statement that failed and why. */
 export type BatchOutcome = { ok: true; results: pg.QueryResult[] } | { ok: false; index: number; error: unknown };
@@ -37,8 +42,11 @@ export class StatementBatch implements pg.Submittable {
   #rowError: unknown;
   #settle!: (outcome: BatchOutcome) => void;
 
-  constructor(statements: readonly BatchStatement[]) {
+  readonly #parsed: Set<string>;
+
+  constructor(statements: readonly BatchStatement[], parsed: Set<string>) {
     this.#statements = statements;
+    this.#parsed = parsed;
     const Result = pg.Result as unknown as new (rowMode?: string, types?: unknown) => FillableResult;
     this.#results = statements.map((s) => new Result(s.rowMode, s.types));
     this.done = new Promise((resolve) => {
@@ -51,9 +59,10 @@ export class StatementBatch implements pg.Submittable {
     stream.cork?.();
     try {
       for (const s of this.#statements) {
-        connection.parse({ text: s.text, name: '', types: [] }, true);
+        const name = s.name ?? '';
+        if (!name || !this.#parsed.has(name)) connection.parse({ text: s.text, name, types: [] }, true);
         connection.bind(
-          { portal: '', statement: '', values: (s.values ?? []) as unknown[], valueMapper: prepareValue } as pg.BindConfig,
+          { portal: '', statement: name, values: (s.values ?? []) as unknown[], valueMapper: prepareValue } as pg.BindConfig,
           true,
         );
         if (!s.discardRows) connection.describe({ type: 'P', name: '' }, true);
@@ -108,8 +117,23 @@ export class StatementBatch implements pg.Submittable {
 }
 
 /** Send a batch on `client` and wait for its outcome (never rejects). */
-export function runBatch(client: pg.Client, statements: readonly BatchStatement[]): Promise<BatchOutcome> {
-  const batch = new StatementBatch(statements);
+export async function runBatch(client: pg.Client, statements: readonly BatchStatement[]): Promise<BatchOutcome> {
+  let parsed = parsedByClient.get(client);
+  if (!parsed) {
+    parsed = new Set();
+    parsedByClient.set(client, parsed);
+  }
+  const batch = new StatementBatch(statements, parsed);
   client.query(batch);
-  return batch.done;
+  const outcome = await batch.done;
+  // The server skips everything after a failure, Parse included: a name counts as parsed only if
+  // its statement was reached. (Our named statements are constant, valid SQL, so reaching one means
+  // its Parse succeeded even when its Execute raised.)
+  const reached = outcome.ok ? statements.length : outcome.index + 1;
+  statements.slice(0, reached).forEach((s) => {
+    if (s.name) parsed.add(s.name);
+  });
+  // 26000: the server no longer has it (DISCARD ALL, DEALLOCATE): parse again next time.
+  if (!outcome.ok && (outcome.error as { code?: string }).code === '26000') parsed.clear();
+  return outcome;
 }

@@ -19,7 +19,7 @@ export class RlsContextError extends AccountDbError {
 export type RlsScopeFailure =
   /** BEGIN or setting the context failed; nothing of `fn` was committed. */
   | 'setupFailed'
-  /** `fn` ended the transaction itself (COMMIT, ROLLBACK or COMMIT; BEGIN). */
+  /** `fn` ended the transaction itself (COMMIT, ROLLBACK or COMMIT; BEGIN), or overwrote the context settings. */
   | 'transactionEndedByCallback'
   /** `fn` changed the role at session level (SET ROLE without LOCAL). */
   | 'roleChanged'

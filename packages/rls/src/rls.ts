@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   type AcquireOptions,
   describeCause,
@@ -32,23 +31,30 @@ export interface ConnectionSource {
 export interface CreateRlsOptions extends RlsOptions {
   /** pino-shaped logger; logs through `child({ pkg: '@accountdb/rls' })`. Never logs ids, roles or query values. */
   readonly logger?: Logger;
+  /**
+   * Prepare the context and closing-check statements once per connection (server-side named
+   * statements) instead of parsing them on every scope. Default false: PgBouncer before 1.21 in
+   * transaction mode cannot route named statements. Turn on when connecting to PostgreSQL directly
+   * or through PgBouncer ≥ 1.21 with `max_prepared_statements`.
+   */
+  readonly preparedStatements?: boolean;
 }
 
-/** Marks the transaction a scope opened, so a callback that ends it (COMMIT; BEGIN) is detected. */
-const SCOPE_SETTING = 'accountdb.rls_scope';
-const SET_CONTEXT = `select pg_catalog.set_config($1, $2, true), pg_catalog.set_config($3, $4, true), pg_catalog.set_config('${SCOPE_SETTING}', $5, true)`;
-const SET_CONTEXT_AND_ROLE = `${SET_CONTEXT}, pg_catalog.set_config('role', $6, true)`;
-// Before COMMIT: if our transaction was ended, or the role switched at session level, raise inside
-// the transaction so it rolls back — behind PgBouncer the server connection outlives ours, so
-// destroying our socket alone would not undo a committed SET. set_config on a validating setting is
-// the plain-SQL way to raise; it is volatile, so the planner never evaluates it early. Otherwise blank
-// the settings at session level as well, so even a session-level set_config inside the scope dies here.
-const ENDED_INSIDE = 'accountdb.rls: transaction ended inside the scope';
+const SET_CONTEXT = 'select pg_catalog.set_config($1, $2, true), pg_catalog.set_config($3, $4, true)';
+const SET_CONTEXT_AND_ROLE = `${SET_CONTEXT}, pg_catalog.set_config('role', $5, true)`;
+// Before COMMIT, in the same flight: if the context is no longer the one we set (the transaction was
+// ended, so the local settings reverted, or something overwrote them) or the role was switched at
+// session level, raise *inside* the transaction so it rolls back — behind PgBouncer the server
+// connection outlives ours, so destroying our socket alone would not undo a committed SET.
+// set_config on a validating setting is the plain-SQL way to raise; it is volatile, so the planner
+// never evaluates it early. Otherwise blank both settings at session level as well, so even a
+// session-level set_config of the context inside the scope is gone after COMMIT.
+const ENDED_INSIDE = 'accountdb.rls: transaction ended or context changed inside the scope';
 const ROLE_CHANGED = 'accountdb.rls: role changed at session level inside the scope';
 const END_CONTEXT = `select case
-  when pg_catalog.current_setting('${SCOPE_SETTING}', true) is distinct from $3
+  when pg_catalog.current_setting($1, true) is distinct from $3 or pg_catalog.current_setting($2, true) is distinct from $4
     then pg_catalog.set_config('statement_timeout', '${ENDED_INSIDE}', true)
-  when pg_catalog.current_setting('role') is distinct from $4
+  when pg_catalog.current_setting('role') is distinct from $5
     then pg_catalog.set_config('statement_timeout', '${ROLE_CHANGED}', true)
   else pg_catalog.set_config($1, '', false) || pg_catalog.set_config($2, '', false)
 end as cleared`;
@@ -64,11 +70,6 @@ function asBatchStatement(text: string | QueryConfig, values: unknown[] | undefi
   return { text: config.text, values: values ?? config.values, rowMode: config.rowMode, types: config.types };
 }
 
-/** A checked context plus the random marker of the transaction that carries it. */
-interface ScopeContext extends CheckedContext {
-  readonly scope: string;
-}
-
 /**
  * User context for Row-Level Security, scoped to one transaction. Create one per application with
  * {@link createRls}; it holds no connections and is safe to share.
@@ -80,8 +81,10 @@ export class Rls {
   readonly roleSetting: string;
   readonly #options: ResolvedRlsOptions;
   readonly #log: Logger;
+  readonly #prepared: boolean;
 
   constructor(options: CreateRlsOptions) {
+    this.#prepared = options.preparedStatements === true;
     this.#options = resolveRlsOptions(options);
     this.userIdSetting = this.#options.userIdSetting;
     this.roleSetting = this.#options.roleSetting;
@@ -115,7 +118,7 @@ export class Rls {
     fn: (tx: RlsTransaction) => Promise<T> | T,
     options: ScopeOptions = {},
   ): Promise<T> {
-    const checked: ScopeContext = { ...checkContext(this.#options, context), scope: randomUUID() };
+    const checked = checkContext(this.#options, context);
     const begin = beginStatement(options);
     if (typeof fn !== 'function') throw new RlsContextError('fn', 'must be a function');
     const lease = await pool.acquire();
@@ -162,7 +165,7 @@ export class Rls {
     values?: unknown[],
     options: ScopeOptions = {},
   ): Promise<QueryResult<R>> {
-    const checked: ScopeContext = { ...checkContext(this.#options, context), scope: randomUUID() };
+    const checked = checkContext(this.#options, context);
     const begin = beginStatement(options);
     if (values !== undefined && !Array.isArray(values)) throw new RlsContextError('values', 'must be an array');
     const statement = asBatchStatement(text, values);
@@ -194,16 +197,24 @@ export class Rls {
     throw await this.#endFailure(lease, outcome.error);
   }
 
-  #setStatement(context: ScopeContext): BatchStatement {
-    const values = [this.userIdSetting, context.userId, this.roleSetting, context.role, context.scope];
+  #setStatement(context: CheckedContext): BatchStatement {
+    const values = [this.userIdSetting, context.userId, this.roleSetting, context.role];
     return context.databaseRole === undefined
-      ? { text: SET_CONTEXT, values, discardRows: true }
-      : { text: SET_CONTEXT_AND_ROLE, values: [...values, context.databaseRole], discardRows: true };
+      ? { text: SET_CONTEXT, values, discardRows: true, name: this.#prepared ? 'accountdb_rls_set' : undefined }
+      : {
+          text: SET_CONTEXT_AND_ROLE,
+          values: [...values, context.databaseRole],
+          discardRows: true,
+          name: this.#prepared ? 'accountdb_rls_set_role' : undefined,
+        };
   }
 
-  #endStatements(context: ScopeContext): BatchStatement[] {
-    const values = [this.userIdSetting, this.roleSetting, context.scope, context.databaseRole ?? 'none'];
-    return [{ text: END_CONTEXT, values, discardRows: true }, { text: 'COMMIT' }];
+  #endStatements(context: CheckedContext): BatchStatement[] {
+    const values = [this.userIdSetting, this.roleSetting, context.userId, context.role, context.databaseRole ?? 'none'];
+    return [
+      { text: END_CONTEXT, values, discardRows: true, name: this.#prepared ? 'accountdb_rls_end' : undefined },
+      { text: 'COMMIT' },
+    ];
   }
 
   /** After a successful batch: COMMIT must have committed and the connection must be idle. */
@@ -222,7 +233,7 @@ export class Rls {
       return this.#failAfterRollback(
         lease,
         'transactionEndedByCallback',
-        'The transaction was ended inside the scope (COMMIT/ROLLBACK); what ran afterwards was rolled back',
+        'The transaction was ended (COMMIT/ROLLBACK) or the context overwritten inside the scope; what ran afterwards was rolled back',
         error,
       );
     if (text.includes(ROLE_CHANGED))

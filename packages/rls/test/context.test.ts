@@ -120,11 +120,24 @@ describe('the next borrower sees no context and the login role after', () => {
     await expectClean();
   });
 
-  test('fn setting the context at session level', async () => {
+  test('fn setting the context at session level (the seed habit)', async () => {
     await rls.withUserContext(pool, { userId: 7, role: 'user' }, async (tx) => {
-      await tx.query(`select set_config('app.current_user_id', '7', false), set_config('app.current_user_role', 'admin', false)`);
+      await tx.query(`select set_config('app.current_user_id', '7', false), set_config('app.current_user_role', 'user', false)`);
     });
     await expectClean();
+  });
+
+  test('fn overwriting the context inside the scope: rolled back, connection destroyed', async () => {
+    const err = await rls
+      .withUserContext(pool, { userId: 7, role: 'user' }, async (tx) => {
+        await tx.query(`insert into notes (user_id, body) values (7, 'impersonation')`);
+        await tx.query(`select set_config('app.current_user_id', '8', false)`);
+      })
+      .catch((e: unknown) => e);
+    expect((err as RlsScopeError).reason).toBe('transactionEndedByCallback');
+    await expectClean();
+    const { rows } = await fx.db.admin(`select count(*)::int as n from notes where body = 'impersonation'`);
+    expect(rows[0].n).toBe(0);
   });
 
   test('fn switching role at session level', async () => {
@@ -196,6 +209,35 @@ describe('the next borrower sees no context and the login role after', () => {
     const err = await bad.withUserContext(pool, { userId: 2, role: 'x' }, (tx) => ownNotes(tx)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     await expectClean();
+  });
+});
+
+describe('preparedStatements (straight to PostgreSQL: PgBouncer 1.18 cannot route named statements)', () => {
+  test('every path stays clean when the context statements are prepared once per connection', async () => {
+    const direct = fx.directPool(1);
+    const prepared = createRls({ roles: ['user', 'reader'], databaseRoles: { reader: fx.readerRole }, preparedStatements: true });
+    const count = async (userId: number, role = 'user') =>
+      (await prepared.query<{ n: number }>(direct, { userId, role }, 'select count(*)::int as n from notes')).rows[0]?.n;
+    for (let i = 1; i <= 3; i++) expect(await count(i)).toBe(rowsOf(i));
+    // A failing statement skips the closing check's Parse; the next scope must still work.
+    await expect(prepared.query(direct, { userId: 1, role: 'user' }, 'select 1 / 0')).rejects.toMatchObject({ code: '22012' });
+    expect(await count(4)).toBe(rowsOf(4));
+    expect(await count(5, 'reader')).toBe(rowsOf(5));
+    await expect(
+      prepared.withUserContext(direct, { userId: 6, role: 'user' }, (tx) => tx.query('commit')),
+    ).rejects.toBeInstanceOf(RlsScopeError);
+    // DISCARD ALL makes the server forget them: one scope fails closed (its connection is destroyed), the next works.
+    expect(await count(6)).toBe(rowsOf(6));
+    const lease = await direct.acquire();
+    await lease.query('discard all');
+    lease.release();
+    const err = await count(6).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RlsScopeError);
+    expect((err as RlsScopeError).reason).toBe('setupFailed');
+    expect(((err as RlsScopeError).cause as { code?: string }).code).toBe('26000');
+    expect(await count(6)).toBe(rowsOf(6));
+    const seen = await direct.withConnection((c) => getUserConnectionInfo(c));
+    expect(seen).toMatchObject({ userId: null, role: null, currentUser: fx.app.user, transactionStatus: 'I' });
   });
 });
 

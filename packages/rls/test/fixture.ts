@@ -19,6 +19,8 @@ export interface Fixture {
   target: { host: string; port: number };
   bouncer: PgBouncer | undefined;
   pool(max: number, hooks?: PoolHooks, extra?: Partial<PoolConfigInput>): Pool;
+  /** A pool straight to PostgreSQL even when the run goes through PgBouncer. */
+  directPool(max: number): Pool;
   close(): Promise<void>;
 }
 
@@ -62,6 +64,11 @@ export async function createFixture(): Promise<Fixture> {
         { ...app, ...target, sslmode: 'disable', minConnections: 0, maxConnections: max, acquireTimeoutMs: 30_000, ...extra },
         hooks ? { hooks } : {},
       );
+      pools.push(pool);
+      return pool;
+    },
+    directPool(max) {
+      const pool = createPool({ ...app, sslmode: 'disable', minConnections: 0, maxConnections: max });
       pools.push(pool);
       return pool;
     },

@@ -32,14 +32,11 @@ export default async function run(ctx: BenchContext): Promise<void> {
   const userFor = (worker: number, seq: number) => ({ userId: 1 + ((worker * 31 + seq) % 1000), role: 'user' });
 
   const rls = createRls({ roles: ['user'] });
-  const [plainPool, controlPool, queryPool, scopePool, seedPool, explicitPool] = [
-    pool(),
-    pool(),
-    pool(),
-    pool(),
-    pool(),
-    pool(),
-  ] as [Pool, Pool, Pool, Pool, Pool, Pool];
+  const prepared = createRls({ roles: ['user'], preparedStatements: true });
+  const [plainPool, controlPool, queryPool, scopePool, seedPool, explicitPool, preparedPool] = Array.from(
+    { length: 7 },
+    pool,
+  ) as [Pool, Pool, Pool, Pool, Pool, Pool, Pool];
 
   // The seed's get_user_db_connection: set at session level, query, clear in `finally`, release.
   const seedApproach = async (w: number, s: number) => {
@@ -63,6 +60,11 @@ export default async function run(ctx: BenchContext): Promise<void> {
     {
       name: 'rls.withUserContext, 1 stmt',
       op: (w, s) => rls.withUserContext(scopePool, userFor(w, s), (tx) => tx.query(pk, [idFor(w, s)])),
+      reference: true,
+    },
+    {
+      name: 'rls.query, preparedStatements',
+      op: (w, s) => prepared.query(preparedPool, userFor(w, s), pk, [idFor(w, s)]),
       reference: true,
     },
     { name: 'seed: session set/query/clear', op: seedApproach, reference: true },
