@@ -108,7 +108,7 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
         if (!line.trim()) continue;
         recentOutput.push(line.trim());
         if (recentOutput.length > 20) recentOutput.shift();
-        log.debug({ postgres: line.trim() });
+        log.debug({ source: 'postgres' }, line.trim());
       }
     },
     onError: (error: unknown) => log.error({ err: error }, 'embedded PostgreSQL reported an error'),

@@ -35,7 +35,7 @@ class AppProcess {
     this.#child.stdout?.on('data', (chunk: Buffer) => {
       this.stdout += chunk.toString();
       const parts = this.stdout.split('\n');
-      for (const line of parts.slice(this.lines.length, -1)) this.lines.push(JSON.parse(line) as LogLine);
+      for (const line of parts.slice(this.lines.length, -1)) this.lines.push({ msg: '', ...JSON.parse(line) } as LogLine);
       for (const wake of this.#waiters.splice(0)) wake();
     });
     this.#child.stderr?.on('data', (chunk: Buffer) => {
@@ -196,7 +196,8 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
   });
 
   test('creates a cluster on first start, reuses it (and its data) on the second, stops cleanly both times', async () => {
-    const env = { ACCOUNTDB_DATA_DIR: dataDir, PORT: '0' };
+    // Debug level: the server's and initdb's own output is logged too, and must not show the password either.
+    const env = { ACCOUNTDB_DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'debug' };
 
     const first = new AppProcess(env);
     await first.waitFor((l) => l.msg.startsWith('no DATABASE_URL'));
