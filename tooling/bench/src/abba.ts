@@ -10,7 +10,7 @@
  * baseline again in its own slots: its ratio's distance from 1.00 is the noise floor of the run.
  * Many short slots beat a few long ones: a burst of outside load spoils one pair, and the median
  * drops it. Each row also carries this process's CPU time per operation, which does not count time
- * spent descheduled and so stays readable when the machine is busy.
+ * spent descheduled and so degrades less than q/s when the machine is busy.
  */
 import { performance } from 'node:perf_hooks';
 
@@ -62,7 +62,8 @@ export interface AbbaRow {
   readonly cpuUsPerOp: number;
   /**
    * Median over pairs of (baseline CPU/op ÷ this CPU/op): above 1 means cheaper than the baseline.
-   * Far less sensitive to other processes than q/s, since time spent descheduled is not counted.
+   * Less sensitive to other processes than q/s, since time spent descheduled is not counted, though
+   * CPU/op still rises on a crowded machine (cache misses, context switches).
    */
   readonly cpuRatio: number;
   /** True when a bar was set, this row is held to it, and `ratio` is below it. */

@@ -173,7 +173,9 @@ async function main(): Promise<number> {
         print();
         for (const r of result.rows)
           if (r.belowBar)
-            belowBar.push(`${result.title}, ${result.concurrency} workers: ${r.name} ${r.ratio.toFixed(3)} < ${result.bar}`);
+            belowBar.push(
+              `${result.title}, ${result.concurrency} worker${result.concurrency === 1 ? '' : 's'}: ${r.name} ${r.ratio.toFixed(3)} < ${result.bar}`,
+            );
       },
       runWorkers,
       pgbenchPath,

@@ -122,7 +122,14 @@ async function acquireOverhead(
   ];
   ctx.print('acquire+release cycle with no query (tight loop), against client CPU per SELECT 1:');
   for (const concurrency of CONCURRENCY) {
-    const result = await ctx.measureAbba({ title: 'pool: acquire+release cycle', contenders: cycles, concurrency });
+    // A cycle takes about a microsecond: a quarter of the usual slot still holds 10^4 or more of them.
+    const result = await ctx.measureAbba({
+      title: 'pool: acquire+release cycle',
+      contenders: cycles,
+      concurrency,
+      budget: { durationMs: Math.max(20, Math.round(ctx.settings.durationMs / 4)) },
+      warmupMs: Math.round(ctx.settings.warmupMs / 4),
+    });
     ctx.printAbba(result);
     const rawNs = (result.rows[0]?.cpuUsPerOp ?? Number.NaN) * 1000;
     const queryNs = (queryCpuUs.get(concurrency) ?? Number.NaN) * 1000;
