@@ -2,6 +2,8 @@ import { InvalidIdentifierError, QueryArgumentError } from './errors.js';
 
 /** PostgreSQL's NAMEDATALEN - 1: longer identifiers are silently truncated by the server. */
 export const MAX_IDENTIFIER_BYTES = 63;
+/** Only this module can build fragments, so raw text cannot be smuggled in through the constructor. */
+const INTERNAL = Symbol('SqlFragment');
 
 /**
  * A piece of SQL with its bound values, built only by {@link sql}. `text` uses `$1..$n` placeholders
@@ -13,8 +15,9 @@ export class SqlFragment {
   readonly #values: readonly unknown[];
   #text: string | undefined;
 
-  /** @internal Use the {@link sql} tag. */
-  constructor(strings: readonly string[], values: readonly unknown[]) {
+  /** @internal Use the {@link sql} tag; the constructor throws for anyone else. */
+  constructor(token: symbol, strings: readonly string[], values: readonly unknown[]) {
+    if (token !== INTERNAL) throw new QueryArgumentError('Build SQL fragments with the sql`...` tag');
     this.#strings = strings;
     this.#values = values;
   }
@@ -77,7 +80,7 @@ function build(strings: readonly string[], values: readonly unknown[]): SqlFragm
       outStrings.push(next);
     }
   }
-  return new SqlFragment(outStrings, outValues);
+  return new SqlFragment(INTERNAL, outStrings, outValues);
 }
 
 /** Throws {@link InvalidIdentifierError} unless `name` can be a PostgreSQL identifier as-is. */
@@ -121,18 +124,18 @@ interface SqlTag {
   join(items: readonly unknown[], separator?: SqlFragment): SqlFragment;
 }
 
-const COMMA = new SqlFragment([', '], []);
+const COMMA = new SqlFragment(INTERNAL, [', '], []);
 
 /** The `sql` tagged template; see {@link SqlTag}. */
 export const sql: SqlTag = Object.assign((strings: TemplateStringsArray, ...values: unknown[]) => build(strings, values), {
   identifier(...parts: string[]): SqlFragment {
     if (parts.length === 0) throw new InvalidIdentifierError('sql.identifier needs at least one part');
-    return new SqlFragment([parts.map((part) => quoteIdentifier(part)).join('.')], []);
+    return new SqlFragment(INTERNAL, [parts.map((part) => quoteIdentifier(part)).join('.')], []);
   },
   join(items: readonly unknown[], separator: SqlFragment = COMMA): SqlFragment {
     if (!Array.isArray(items)) throw new QueryArgumentError('sql.join expects an array');
     if (!SqlFragment.is(separator)) throw new QueryArgumentError('sql.join: the separator must be a sql fragment');
-    if (items.length === 0) return new SqlFragment([''], []);
+    if (items.length === 0) return new SqlFragment(INTERNAL, [''], []);
     const strings = [''];
     const values: unknown[] = [];
     items.forEach((item, i) => {

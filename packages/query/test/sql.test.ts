@@ -1,6 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { execute, InvalidIdentifierError, QueryArgumentError, quoteIdentifier, type SqlFragment, sql } from '../src/index.js';
+import { execute, InvalidIdentifierError, QueryArgumentError, quoteIdentifier, SqlFragment, sql } from '../src/index.js';
 import { poolFor, rejectionOf } from './helpers.js';
 
 describe('sql tag (pure)', () => {
@@ -45,6 +45,11 @@ describe('sql tag (pure)', () => {
     expect(sql`where ${conds}`.text).toBe('where a = $1 and b = $2');
     expect(sql.join([]).text).toBe('');
     expect(() => sql.join([1], ', ' as unknown as SqlFragment)).toThrow(QueryArgumentError);
+  });
+
+  test('fragments cannot be built from raw text', () => {
+    const Fragment = SqlFragment as unknown as new (token: symbol, strings: string[], values: unknown[]) => SqlFragment;
+    expect(() => new Fragment(Symbol('SqlFragment'), ['drop table users'], [])).toThrow(QueryArgumentError);
   });
 
   test('undefined values are rejected; secrets do not show in toString/JSON', () => {
