@@ -131,6 +131,7 @@ async function executeOverhead(ctx: BenchContext, rawCpuUs: readonly number[]): 
 }
 
 async function memory(ctx: BenchContext): Promise<void> {
+  ctx.print();
   ctx.print(`Reading ${STREAM_ROWS.toLocaleString('en-US')} rows (id, md5 text, numeric), each mode in its own process:`);
   const reports: MemoryReport[] = [];
   for (const mode of ['stream', 'fetch-all'] as const) reports.push(await runChild(ctx, mode));
