@@ -280,6 +280,23 @@ describe('the transaction facade', () => {
     await expectClean();
   });
 
+  test('query configs: rowMode and types travel in the first flight; a named statement falls back to its own trip', async () => {
+    const first = await rls.withUserContext(pool, { userId: 13, role: 'user' }, async (tx) => {
+      const arrays = await tx.query({ text: 'select user_id, $1::int as k from notes', values: [5], rowMode: 'array' } as never);
+      const named = await tx.query({ name: 'rls_named_test', text: 'select count(*)::int as n from notes' });
+      return { arrays: arrays.rows, named: named.rows[0] };
+    });
+    expect(first.arrays).toHaveLength(rowsOf(13));
+    expect(first.arrays[0]).toEqual([13, 5]);
+    expect(first.named).toEqual({ n: rowsOf(13) });
+    // As the first statement, a named one gets its own trip after BEGIN and the context.
+    const named = await rls.withUserContext(pool, { userId: 14, role: 'user' }, async (tx) =>
+      tx.query({ name: 'rls_named_first', text: 'select count(*)::int as n from notes' }),
+    );
+    expect(named.rows[0]).toEqual({ n: rowsOf(14) });
+    await expectClean();
+  });
+
   test('concurrent statements inside one scope', async () => {
     const counts = await rls.withUserContext(pool, { userId: 12, role: 'user' }, (tx) =>
       Promise.all([1, 2, 3].map(async () => (await ownNotes(tx)).rows.length)),
