@@ -68,17 +68,15 @@ function shape(result: pg.QueryResult | pg.QueryResult[], fetch: FetchMode): unk
   return rows;
 }
 
-/** @internal Run a validated statement. */
-export async function run(db: Database, p: Prepared): Promise<unknown> {
+const rethrowMapped = (err: unknown): never => {
+  throw toSqlError(err);
+};
+
+/** @internal Run a validated statement. Plain `.then` on the hot path: no extra async frames per query. */
+export function run(db: Database, p: Prepared): Promise<unknown> {
   const { text, values, fetch, count, options } = p;
   if (options.signal === undefined && options.timeoutMs === undefined && fetch !== 'many') {
-    let result: pg.QueryResult;
-    try {
-      result = await db.query(text, values);
-    } catch (err) {
-      throw toSqlError(err);
-    }
-    return shape(result, fetch);
+    return db.query(text, values).then((result) => shape(result, fetch), rethrowMapped);
   }
   return withLease(db, options.signal, (lease) =>
     runCancellable(lease, options, async () =>
@@ -126,11 +124,17 @@ export function execute<R extends Row = Row>(
   params?: readonly unknown[],
   options?: ExecuteOptions & { fetch?: 'all' | 'many' },
 ): Promise<R[]>;
-export async function execute(
+export function execute(
   db: Database,
   query: Query,
   paramsOrOptions?: readonly unknown[] | ExecuteOptions,
   maybeOptions?: ExecuteOptions,
 ): Promise<unknown> {
-  return run(db, prepare(db, query, paramsOrOptions, maybeOptions));
+  let prepared: Prepared;
+  try {
+    prepared = prepare(db, query, paramsOrOptions, maybeOptions);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return run(db, prepared);
 }
