@@ -39,7 +39,8 @@ const pm = pnpm();
 await step([...pm, 'install', '--frozen-lockfile']);
 if (command === 'start') {
   await step([...pm, 'exec', 'turbo', 'run', 'build', '--filter=@accountdb/api...']);
-  process.exit(await run([...pm, '--filter', '@accountdb/api', 'start', ...rest]));
+  // Run the app directly (not through pnpm) so Ctrl-C reaches it alone and its clean exit code is ours.
+  process.exit(await run(['node', 'apps/accountdb-api/dist/main.js', ...rest]));
 } else if (command === 'test') {
   await step([...pm, 'exec', 'turbo', 'run', 'build']);
   process.exit(await run([...pm, 'exec', 'vitest', 'run', ...rest]));

@@ -53,16 +53,27 @@ export class ConfigError extends AccountDbError {
 export class PoolTimeoutError extends AccountDbError {
   declare readonly code: 'POOL_TIMEOUT';
 
+  /**
+   * @param waitedMs how long this acquire waited
+   * @param waiting other acquires still waiting
+   * @param max `maxConnections`
+   * @param active connections leased out
+   * @param connecting connections being opened when the wait ended (a slow or hanging connect, not exhaustion)
+   */
   constructor(
     readonly waitedMs: number,
     readonly waiting: number,
     readonly max: number,
     readonly active: number,
+    readonly connecting = 0,
   ) {
     super(
       'POOL_TIMEOUT',
-      `Pool exhausted: waited ${waitedMs} ms for a connection; ${active}/${max} in use, ${waiting} waiting. ` +
-        'Raise DB_MAX_CONNECTIONS or DB_ACQUIRE_TIMEOUT_MS, or release connections sooner.',
+      active >= max
+        ? `Pool exhausted: waited ${waitedMs} ms for a connection; ${active}/${max} in use, ${waiting} waiting. ` +
+            'Raise DB_MAX_CONNECTIONS or DB_ACQUIRE_TIMEOUT_MS, or release connections sooner.'
+        : `Timed out after ${waitedMs} ms waiting for a new connection to open (${connecting} connecting, ${active}/${max} in use, ` +
+            `${waiting} waiting): the database is slow to accept connections. Check DB_CONNECTION_TIMEOUT and the server.`,
     );
   }
 }

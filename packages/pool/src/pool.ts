@@ -297,7 +297,13 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
         this.#stats.acquireTimeouts++;
         const active = this.#all.size - this.#idle.length;
         waiter.reject(
-          new PoolTimeoutError(Math.round(performance.now() - started), this.#waiters.length, this.config.maxConnections, active),
+          new PoolTimeoutError(
+            Math.round(performance.now() - started),
+            this.#waiters.length,
+            this.config.maxConnections,
+            active,
+            this.#pending,
+          ),
         );
       }, remaining);
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -440,6 +446,11 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
 
   /** Hand a ready connection to the oldest waiter, or park it idle. */
   #offer(conn: Connection): void {
+    if (this.#closed) {
+      // A connect that finished after close(): nobody may use it.
+      this.#destroy(conn, 'closed');
+      return;
+    }
     const waiter = this.#waiters.shift();
     if (waiter) waiter.resolve(conn);
     else this.#idle.push(conn);

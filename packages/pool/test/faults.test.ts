@@ -153,6 +153,16 @@ describe('network faults through a TCP proxy', () => {
     expect(String((err as Error).message)).toMatch(/timeout/i);
   });
 
+  test('acquire timeout shorter than a hanging connect: PoolTimeoutError says connecting is what hangs', async () => {
+    const { pool, proxy } = await proxied({ connectionTimeoutMs: 10_000, acquireTimeoutMs: 300 });
+    proxy.mode = { kind: 'blackhole' };
+    const err = await pool.query('select 1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PoolTimeoutError);
+    expect(err).toMatchObject({ active: 0, connecting: 1 });
+    expect((err as Error).message).toMatch(/waiting for a new connection to open/);
+    expect((err as Error).message).not.toMatch(/exhausted/);
+  });
+
   test('connections reset by the network are detected and replaced', async () => {
     const { pool, proxy } = await proxied({ maxConnections: 2 });
     await pool.query('select 1');
