@@ -54,6 +54,7 @@ async function throughput(ctx: BenchContext): Promise<void> {
   const rows = ctx.benchTable.rows;
   const pkText = `SELECT id, name, balance FROM ${ctx.benchTable.name} WHERE id = $1`;
   const idFor = (worker: number, seq: number) => ((seq * 7919 + worker * 104_729) % rows) + 1;
+  const table = sql.identifier(ctx.benchTable.name);
   try {
     ctx.print(`pool size ${max} for pg.Pool and @accountdb/pool; bar: execute/raw >= ${BAR} at ${CONCURRENCY} workers`);
     ctx.print();
@@ -71,7 +72,7 @@ async function throughput(ctx: BenchContext): Promise<void> {
         pool: (w: number, s: number) => ours.query(pkText, [idFor(w, s)]),
         execute: (w: number, s: number) => execute(ours, pkText, [idFor(w, s)], { fetch: 'one' }),
         fragment: (w: number, s: number) =>
-          execute(ours, sql`SELECT id, name, balance FROM ${sql.identifier(ctx.benchTable.name)} WHERE id = ${idFor(w, s)}`, {
+          execute(ours, sql`SELECT id, name, balance FROM ${table} WHERE id = ${idFor(w, s)}`, {
             fetch: 'one',
           }),
       },
