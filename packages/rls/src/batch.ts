@@ -8,12 +8,24 @@ export interface BatchStatement {
   readonly types?: pg.CustomTypesConfig | undefined;
   /** Our own bookkeeping statements: no row description is asked for and their rows are dropped. */
   readonly discardRows?: boolean;
-  /** Server-side prepared statement name: parsed once per connection, then only bound and executed. */
+  /** Bind this server-side prepared statement (one of the batch's `prepared`) instead of parsing `text`. */
   readonly name?: string;
+}
+
+/** A server-side prepared statement a batch makes sure exists on its connection. */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
 }
 
 /** Named statements each connection has parsed (a session-level fact, so it survives ROLLBACK). */
 const parsedByClient = new WeakMap<pg.Client, Set<string>>();
+
+/** 26000: no such prepared statement; 42P05: it already exists — both mean the server side is not ours to track. */
+export function isPreparedStatementError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '26000' || code === '42P05';
+}
 
 /** How a batch ended: every result, or the index of the statement that failed and why. */
 export type BatchOutcome = { ok: true; results: pg.QueryResult[] } | { ok: false; index: number; error: unknown };
@@ -42,11 +54,13 @@ export class StatementBatch implements pg.Submittable {
   #rowError: unknown;
   #settle!: (outcome: BatchOutcome) => void;
 
-  readonly #parsed: Set<string>;
+  readonly #toParse: readonly PreparedStatement[];
+  readonly #parseBefore: number;
 
-  constructor(statements: readonly BatchStatement[], parsed: Set<string>) {
+  constructor(statements: readonly BatchStatement[], toParse: readonly PreparedStatement[] = [], parseBefore = 0) {
     this.#statements = statements;
-    this.#parsed = parsed;
+    this.#toParse = toParse;
+    this.#parseBefore = parseBefore;
     const Result = pg.Result as unknown as new (rowMode?: string, types?: unknown) => FillableResult;
     this.#results = statements.map((s) => new Result(s.rowMode, s.types));
     this.done = new Promise((resolve) => {
@@ -58,16 +72,21 @@ export class StatementBatch implements pg.Submittable {
     const stream = connection.stream as { cork?: () => void; uncork?: () => void };
     stream.cork?.();
     try {
-      for (const s of this.#statements) {
+      // Every named statement up front (after a leading BEGIN, whose isolation level must precede
+      // any parse): on any server connection they then exist all together or not at all, and a
+      // failure here comes before the caller's SQL.
+      this.#statements.forEach((s, i) => {
+        if (i === this.#parseBefore)
+          for (const p of this.#toParse) connection.parse({ text: p.text, name: p.name, types: [] }, true);
         const name = s.name ?? '';
-        if (!name || !this.#parsed.has(name)) connection.parse({ text: s.text, name, types: [] }, true);
+        if (!name) connection.parse({ text: s.text, name, types: [] }, true);
         connection.bind(
           { portal: '', statement: name, values: (s.values ?? []) as unknown[], valueMapper: prepareValue } as pg.BindConfig,
           true,
         );
         if (!s.discardRows) connection.describe({ type: 'P', name: '' }, true);
         connection.execute({ portal: '' }, true);
-      }
+      });
       connection.sync();
     } finally {
       stream.uncork?.();
@@ -116,24 +135,30 @@ export class StatementBatch implements pg.Submittable {
   handleCopyData(): void {}
 }
 
-/** Send a batch on `client` and wait for its outcome (never rejects). */
-export async function runBatch(client: pg.Client, statements: readonly BatchStatement[]): Promise<BatchOutcome> {
+/**
+ * Send a batch on `client` and wait for its outcome (never rejects). `prepared` are parsed before
+ * statement `parseBefore` unless this connection already has them; a statement naming one binds it.
+ */
+export async function runBatch(
+  client: pg.Client,
+  statements: readonly BatchStatement[],
+  prepared: readonly PreparedStatement[] = [],
+  parseBefore = 0,
+): Promise<BatchOutcome> {
   let parsed = parsedByClient.get(client);
   if (!parsed) {
     parsed = new Set();
     parsedByClient.set(client, parsed);
   }
-  const batch = new StatementBatch(statements, parsed);
+  const known = parsed;
+  const batch = new StatementBatch(
+    statements,
+    prepared.filter((p) => !known.has(p.name)),
+    parseBefore,
+  );
   client.query(batch);
   const outcome = await batch.done;
-  // The server skips everything after a failure, Parse included: a name counts as parsed only if
-  // its statement was reached. (Our named statements are constant, valid SQL, so reaching one means
-  // its Parse succeeded even when its Execute raised.)
-  const reached = outcome.ok ? statements.length : outcome.index + 1;
-  statements.slice(0, reached).forEach((s) => {
-    if (s.name) parsed.add(s.name);
-  });
-  // 26000: the server no longer has it (DISCARD ALL, DEALLOCATE): parse again next time.
-  if (!outcome.ok && (outcome.error as { code?: string }).code === '26000') parsed.clear();
+  if (!outcome.ok && isPreparedStatementError(outcome.error)) parsed.clear();
+  else for (const p of prepared) parsed.add(p.name);
   return outcome;
 }

@@ -8,7 +8,7 @@ import {
   type QueryResult,
 } from '@accountdb/pool';
 import type pg from 'pg';
-import { type BatchOutcome, type BatchStatement, runBatch } from './batch.js';
+import { type BatchOutcome, type BatchStatement, isPreparedStatementError, type PreparedStatement, runBatch } from './batch.js';
 import { RlsContextError, RlsScopeError, type RlsScopeFailure } from './errors.js';
 import {
   beginStatement,
@@ -33,9 +33,10 @@ export interface CreateRlsOptions extends RlsOptions {
   readonly logger?: Logger;
   /**
    * Prepare the context and closing-check statements once per connection (server-side named
-   * statements) instead of parsing them on every scope. Default false: PgBouncer before 1.21 in
-   * transaction mode cannot route named statements. Turn on when connecting to PostgreSQL directly
-   * or through PgBouncer ≥ 1.21 with `max_prepared_statements`.
+   * statements) instead of parsing them in every scope. Default true. Where the server does not keep
+   * them — PgBouncer before 1.21 in transaction mode, or after DISCARD ALL — the first failure is
+   * caught before any of the caller's SQL ran, the batch is resent unnamed, and this `Rls` uses
+   * unnamed statements from then on (one warning is logged).
    */
   readonly preparedStatements?: boolean;
 }
@@ -59,6 +60,10 @@ const END_CONTEXT = `select case
   else pg_catalog.set_config($1, '', false) || pg_catalog.set_config($2, '', false)
 end as cleared`;
 
+const SET_NAME = 'accountdb_rls_set';
+const SET_ROLE_NAME = 'accountdb_rls_set_role';
+const END_NAME = 'accountdb_rls_end';
+
 const BATCHABLE_KEYS = new Set(['text', 'values', 'rowMode', 'types']);
 
 /** A statement as a batch member, or undefined when it needs pg features a batch lacks (name, rows). */
@@ -81,10 +86,10 @@ export class Rls {
   readonly roleSetting: string;
   readonly #options: ResolvedRlsOptions;
   readonly #log: Logger;
-  readonly #prepared: boolean;
+  #prepared: boolean;
 
   constructor(options: CreateRlsOptions) {
-    this.#prepared = options.preparedStatements === true;
+    this.#prepared = options.preparedStatements !== false;
     this.#options = resolveRlsOptions(options);
     this.userIdSetting = this.#options.userIdSetting;
     this.roleSetting = this.#options.roleSetting;
@@ -122,13 +127,16 @@ export class Rls {
     const begin = beginStatement(options);
     if (typeof fn !== 'function') throw new RlsContextError('fn', 'must be a function');
     const lease = await pool.acquire();
-    const setup: BatchStatement[] = [{ text: begin }, this.#setStatement(checked)];
     const first = async (text: string | QueryConfig, values: unknown[] | undefined): Promise<QueryResult> => {
       const statement = asBatchStatement(text, values);
-      const outcome = await runBatch(lease.client, statement ? [...setup, statement] : setup);
-      if (!outcome.ok && outcome.index < setup.length) throw setupFailed(outcome.error);
+      const outcome = await this.#send(lease, checked, 2, (prepared) => [
+        { text: begin },
+        this.#setStatement(checked, prepared),
+        ...(statement ? [statement] : []),
+      ]);
+      if (!outcome.ok && outcome.index < 2) throw setupFailed(outcome.error);
       if (!outcome.ok) throw outcome.error;
-      return statement ? (outcome.results[setup.length] as QueryResult) : lease.query(text, values);
+      return statement ? (outcome.results[2] as QueryResult) : lease.query(text, values);
     };
     const tx = new ScopedTransaction(lease, first, checked.userId, checked.role);
     let result: T;
@@ -145,7 +153,7 @@ export class Rls {
       lease.release();
       return result;
     }
-    const outcome = await runBatch(lease.client, this.#endStatements(checked));
+    const outcome = await this.#send(lease, checked, 0, (prepared) => this.#endStatements(checked, prepared));
     if (!outcome.ok) throw await this.#endFailure(lease, outcome.error);
     await this.#finish(lease, outcome.results[1]);
     return result;
@@ -172,11 +180,13 @@ export class Rls {
     if (!statement || statement.text.trim() === '')
       throw new RlsContextError('text', 'must be a non-empty SQL string or a { text, values, rowMode, types } config');
     const explicit = begin !== 'BEGIN';
-    const head: BatchStatement[] = explicit ? [{ text: begin }, this.#setStatement(checked)] : [this.#setStatement(checked)];
-    const [end, commit] = this.#endStatements(checked) as [BatchStatement, BatchStatement];
+    const main = explicit ? 2 : 1;
     const lease = await pool.acquire();
-    const outcome: BatchOutcome = await runBatch(lease.client, [...head, statement, end, ...(explicit ? [commit] : [])]);
-    const main = head.length;
+    const outcome: BatchOutcome = await this.#send(lease, checked, main, (prepared) => {
+      const [end, commit] = this.#endStatements(checked, prepared) as [BatchStatement, BatchStatement];
+      const set = this.#setStatement(checked, prepared);
+      return explicit ? [{ text: begin }, set, statement, end, commit] : [set, statement, end];
+    });
     if (outcome.ok) {
       await this.#finish(lease, explicit ? outcome.results[main + 2] : undefined);
       return outcome.results[main] as QueryResult<R>;
@@ -197,24 +207,58 @@ export class Rls {
     throw await this.#endFailure(lease, outcome.error);
   }
 
-  #setStatement(context: CheckedContext): BatchStatement {
+  /**
+   * Send a batch, with our statements prepared when enabled. If the server has lost or never kept
+   * them and the failure came before the caller's first statement (`callerIndex`), nothing of the
+   * caller's ran: roll back whatever the batch opened and resend it unnamed, for good.
+   */
+  async #send(
+    lease: PoolConnection,
+    context: CheckedContext,
+    callerIndex: number,
+    build: (prepared: boolean) => BatchStatement[],
+  ): Promise<BatchOutcome> {
+    const prepared = this.#prepared;
+    const statements = build(prepared);
+    const parseBefore = statements[0]?.text.startsWith('BEGIN') ? 1 : 0;
+    const outcome = await runBatch(lease.client, statements, prepared ? this.#preparedFor(context) : [], parseBefore);
+    if (outcome.ok || !prepared || !isPreparedStatementError(outcome.error)) return outcome;
+    if (this.#prepared) {
+      this.#prepared = false;
+      this.#log.warn(
+        { error: describeCause(outcome.error) },
+        'the server does not keep our prepared statements (PgBouncer < 1.21 in transaction mode, or DISCARD ALL); using unnamed statements from now on',
+      );
+    }
+    if (outcome.index >= callerIndex) return outcome;
+    await lease.query('ROLLBACK').catch(() => {});
+    return runBatch(lease.client, build(false));
+  }
+
+  #preparedFor(context: CheckedContext): PreparedStatement[] {
+    return [
+      context.databaseRole === undefined
+        ? { name: SET_NAME, text: SET_CONTEXT }
+        : { name: SET_ROLE_NAME, text: SET_CONTEXT_AND_ROLE },
+      { name: END_NAME, text: END_CONTEXT },
+    ];
+  }
+
+  #setStatement(context: CheckedContext, prepared: boolean): BatchStatement {
     const values = [this.userIdSetting, context.userId, this.roleSetting, context.role];
     return context.databaseRole === undefined
-      ? { text: SET_CONTEXT, values, discardRows: true, name: this.#prepared ? 'accountdb_rls_set' : undefined }
+      ? { text: SET_CONTEXT, values, discardRows: true, name: prepared ? SET_NAME : undefined }
       : {
           text: SET_CONTEXT_AND_ROLE,
           values: [...values, context.databaseRole],
           discardRows: true,
-          name: this.#prepared ? 'accountdb_rls_set_role' : undefined,
+          name: prepared ? SET_ROLE_NAME : undefined,
         };
   }
 
-  #endStatements(context: CheckedContext): BatchStatement[] {
+  #endStatements(context: CheckedContext, prepared: boolean): BatchStatement[] {
     const values = [this.userIdSetting, this.roleSetting, context.userId, context.role, context.databaseRole ?? 'none'];
-    return [
-      { text: END_CONTEXT, values, discardRows: true, name: this.#prepared ? 'accountdb_rls_end' : undefined },
-      { text: 'COMMIT' },
-    ];
+    return [{ text: END_CONTEXT, values, discardRows: true, name: prepared ? END_NAME : undefined }, { text: 'COMMIT' }];
   }
 
   /** After a successful batch: COMMIT must have committed and the connection must be idle. */

@@ -212,32 +212,51 @@ describe('the next borrower sees no context and the login role after', () => {
   });
 });
 
-describe('preparedStatements (straight to PostgreSQL: PgBouncer 1.18 cannot route named statements)', () => {
-  test('every path stays clean when the context statements are prepared once per connection', async () => {
+describe('prepared context statements (default) straight to PostgreSQL', () => {
+  test('stay correct through failures, and fall back to unnamed statements when the server drops them', async () => {
     const direct = fx.directPool(1);
-    const prepared = createRls({ roles: ['user', 'reader'], databaseRoles: { reader: fx.readerRole }, preparedStatements: true });
+    const logged: string[] = [];
+    const log = {
+      trace() {},
+      debug() {},
+      info() {},
+      error() {},
+      warn: (_o: object, msg?: string) => logged.push(msg ?? ''),
+      child: () => log,
+    };
+    const prepared = createRls({ roles: ['user', 'reader'], databaseRoles: { reader: fx.readerRole }, logger: log as never });
     const count = async (userId: number, role = 'user') =>
       (await prepared.query<{ n: number }>(direct, { userId, role }, 'select count(*)::int as n from notes')).rows[0]?.n;
     for (let i = 1; i <= 3; i++) expect(await count(i)).toBe(rowsOf(i));
-    // A failing statement skips the closing check's Parse; the next scope must still work.
+    const names = async () =>
+      (await direct.query<{ name: string }>('select name from pg_prepared_statements order by 1')).rows.map((r) => r.name);
+    expect(await names()).toEqual(['accountdb_rls_end', 'accountdb_rls_set']);
     await expect(prepared.query(direct, { userId: 1, role: 'user' }, 'select 1 / 0')).rejects.toMatchObject({ code: '22012' });
     expect(await count(4)).toBe(rowsOf(4));
     expect(await count(5, 'reader')).toBe(rowsOf(5));
     await expect(
       prepared.withUserContext(direct, { userId: 6, role: 'user' }, (tx) => tx.query('commit')),
     ).rejects.toBeInstanceOf(RlsScopeError);
-    // DISCARD ALL makes the server forget them: one scope fails closed (its connection is destroyed), the next works.
     expect(await count(6)).toBe(rowsOf(6));
-    const lease = await direct.acquire();
-    await lease.query('discard all');
-    lease.release();
-    const err = await count(6).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RlsScopeError);
-    expect((err as RlsScopeError).reason).toBe('setupFailed');
-    expect(((err as RlsScopeError).cause as { code?: string }).code).toBe('26000');
-    expect(await count(6)).toBe(rowsOf(6));
+    // DISCARD ALL drops them server-side: caught before the statement ran, resent unnamed, unnamed from then on.
+    await direct.query('discard all');
+    expect(await count(7)).toBe(rowsOf(7));
+    expect(logged.filter((m) => m.includes('unnamed statements from now on'))).toHaveLength(1);
+    expect(
+      await prepared.withUserContext(direct, { userId: 8, role: 'user' }, async (tx) => (await ownNotes(tx)).rows.length),
+    ).toBe(rowsOf(8));
+    expect(await names()).toEqual([]);
     const seen = await direct.withConnection((c) => getUserConnectionInfo(c));
     expect(seen).toMatchObject({ userId: null, role: null, currentUser: fx.app.user, transactionStatus: 'I' });
+  });
+
+  test('preparedStatements: false never creates server-side statements', async () => {
+    const direct = fx.directPool(1);
+    const unnamed = createRls({ roles: ['user'], preparedStatements: false });
+    await unnamed.query(direct, { userId: 2, role: 'user' }, 'select 1');
+    await unnamed.withUserContext(direct, { userId: 2, role: 'user' }, (tx) => tx.query('select 1'));
+    const { rows } = await direct.query('select name from pg_prepared_statements');
+    expect(rows).toEqual([]);
   });
 });
 

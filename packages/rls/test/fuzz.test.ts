@@ -35,7 +35,8 @@ type Outcome = 'ok' | 'thrown' | 'sqlError' | 'rejectedWrite' | 'swallowed' | 'p
 test(`concurrency fuzz: ${USERS} users, ${SCOPES} scopes, ${CONCURRENCY} workers on a pool of ${POOL_SIZE}`, async () => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
   const random = rng(seed);
-  const rls = createRls({ roles: ['user', 'admin'] });
+  const prepared = createRls({ roles: ['user', 'admin'] });
+  const unnamed = createRls({ roles: ['user', 'admin'], preparedStatements: false });
   const violations: string[] = [];
   const outcomes: Record<Outcome, number> = { ok: 0, thrown: 0, sqlError: 0, rejectedWrite: 0, swallowed: 0, plain: 0 };
   const users = new Set<number>();
@@ -58,6 +59,7 @@ test(`concurrency fuzz: ${USERS} users, ${SCOPES} scopes, ${CONCURRENCY} workers
     users.add(user);
     const role = random() < 0.5 ? 'user' : 'admin';
     const dice = random();
+    const rls = random() < 0.5 ? prepared : unnamed;
     const delay = random() < 0.3 ? Math.floor(random() * 3) : -1;
     const pause = () => (delay < 0 ? Promise.resolve() : delay === 0 ? new Promise((r) => setImmediate(r)) : sleep(delay));
 
@@ -88,7 +90,7 @@ test(`concurrency fuzz: ${USERS} users, ${SCOPES} scopes, ${CONCURRENCY} workers
         await pause();
         await checkOwn(tx, user, `scope #${n}`);
         if (random() < 0.1) {
-          const info = await getUserConnectionInfo(tx, rls);
+          const info = await getUserConnectionInfo(tx, prepared);
           if (info.userId !== String(user) || info.role !== role || info.transactionStatus !== 'T')
             violation(`scope #${n}: connection info ${JSON.stringify(info)}`);
         }
