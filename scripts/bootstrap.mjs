@@ -14,11 +14,21 @@ function pnpm() {
   return ['npx', '--yes', `pnpm@${pinned}`];
 }
 
-/** Run a command in the repo root, forwarding SIGINT/SIGTERM so the app can drain and stop cleanly. */
+/**
+ * Run a command in the repo root. The child gets its own process group and we forward SIGINT/SIGTERM
+ * ourselves: a terminal's Ctrl-C reaches npm, the shell and us at once (and npm forwards it again), so
+ * repeats within a second are one signal — the app treats a real second signal as "force exit".
+ */
 function run(argv) {
   return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { cwd: root, stdio: 'inherit' });
-    const forward = (signal) => child.kill(signal);
+    const child = spawn(argv[0], argv.slice(1), { cwd: root, stdio: 'inherit', detached: true });
+    const last = {};
+    const forward = (signal) => {
+      const now = Date.now();
+      if (now - (last[signal] ?? 0) < 1000) return;
+      last[signal] = now;
+      child.kill(signal);
+    };
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);
     child.on('exit', (code, signal) => {
