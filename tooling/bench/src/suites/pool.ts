@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { createPool, type Pool } from '@accountdb/pool';
 import pg from 'pg';
 import postgres from 'postgres';
-import type { Contender } from '../abba.js';
+import type { AbbaResult, Contender } from '../abba.js';
 import type { BenchContext } from '../main.js';
 
 const BAR = 0.97;
@@ -56,6 +56,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
       },
     ];
     const select1CpuUs = new Map<number, number>();
+    const results: AbbaResult[] = [];
     for (const concurrency of CONCURRENCY) {
       for (const w of workloads) {
         const contenders: Contender[] = [
@@ -72,15 +73,57 @@ export default async function run(ctx: BenchContext): Promise<void> {
           bar: BAR,
         });
         ctx.printAbba(result);
+        results.push(result);
         if (w.name === 'SELECT 1') select1CpuUs.set(concurrency, result.rows[0]?.cpuUsPerOp ?? Number.NaN);
       }
     }
+    printSummary(ctx, results);
 
     await pgbenchReference(ctx, raw);
     await acquireOverhead(ctx, raw, ours, sql, select1CpuUs);
   } finally {
     await Promise.allSettled([raw.end(), rawControl.end(), ours.close({ force: true }), sql.end({ timeout: 1 })]);
   }
+}
+
+/** One line per scenario: the ratios the issue asks for, with the control beside them. */
+function printSummary(ctx: BenchContext, results: readonly AbbaResult[]): void {
+  const cell = (r: AbbaResult, name: string, what: 'ratio' | 'cpu' = 'ratio') => {
+    const row = r.rows.find((x) => x.name.startsWith(name));
+    if (!row) return '';
+    return what === 'cpu' ? row.cpuRatio.toFixed(3) : `${row.ratio.toFixed(3)}${row.belowBar ? ' *' : ''}`;
+  };
+  ctx.print(`pool summary — our/raw q/s ratios (median of ${results[0]?.pairs ?? 0} ABBA pairs; * below ${BAR}):`);
+  ctx.printTable(
+    [
+      'workload',
+      'workers',
+      'raw q/s',
+      'pool.query',
+      'withConnection',
+      'postgres.js',
+      'CONTROL',
+      'CONTROL p25–p75',
+      'CPU: query',
+      'CPU: withConn',
+    ],
+    results.map((r) => {
+      const control = r.rows.find((x) => x.role === 'control');
+      return [
+        r.title.replace(/^pool: /, ''),
+        r.concurrency,
+        Math.round(r.rows[0]?.medianQps ?? 0).toLocaleString('en-US'),
+        cell(r, 'ours pool.query'),
+        cell(r, 'ours withConnection'),
+        cell(r, 'postgres.js'),
+        control ? control.ratio.toFixed(3) : '',
+        control ? `${control.ratioP25.toFixed(3)}–${control.ratioP75.toFixed(3)}` : '',
+        cell(r, 'ours pool.query', 'cpu'),
+        cell(r, 'ours withConnection', 'cpu'),
+      ];
+    }),
+  );
+  ctx.print();
 }
 
 /**
