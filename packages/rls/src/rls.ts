@@ -199,7 +199,7 @@ export class Rls {
       else lease.release();
       throw outcome.error;
     }
-    if (outcome.index > main + 2) {
+    if (outcome.index >= (explicit ? 5 : 3)) {
       // A type parser failed on a row of the statement; the transaction completed.
       await this.#rollbackAndRelease(lease);
       throw outcome.error;

@@ -316,6 +316,24 @@ describe('the transaction facade', () => {
     await expectClean();
   });
 
+  test('a type parser that throws on a row surfaces its error and leaves the connection clean', async () => {
+    const types = {
+      getTypeParser: () => () => {
+        throw new Error('parser boom');
+      },
+    };
+    await expect(
+      rls.query(pool, { userId: 3, role: 'user' }, { text: 'select user_id from notes', types } as never),
+    ).rejects.toThrow('parser boom');
+    await expectClean();
+    await expect(
+      rls.withUserContext(pool, { userId: 3, role: 'user' }, (tx) =>
+        tx.query({ text: 'select user_id from notes', types } as never),
+      ),
+    ).rejects.toThrow('parser boom');
+    await expectClean();
+  });
+
   test('concurrent statements inside one scope', async () => {
     const counts = await rls.withUserContext(pool, { userId: 12, role: 'user' }, (tx) =>
       Promise.all([1, 2, 3].map(async () => (await ownNotes(tx)).rows.length)),
