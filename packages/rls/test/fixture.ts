@@ -1,5 +1,6 @@
 import { createPool, type Pool, type PoolConfigInput, type PoolHooks } from '@accountdb/pool';
-import { type ConnectionFields, createTestDatabase, PgBouncer, type TestDatabase } from '@accountdb/test-db';
+import { type ConnectionFields, createTestDatabase, PgBouncer, sharedAdminServer, type TestDatabase } from '@accountdb/test-db';
+import pg from 'pg';
 import { accessorFunctionsSql, userOwnedPolicySql } from '../src/index.js';
 
 /** `ACCOUNTDB_TEST_PGBOUNCER=1` runs every rls test through PgBouncer in transaction pooling mode. */
@@ -76,10 +77,8 @@ export async function createFixture(): Promise<Fixture> {
       await Promise.all(pools.map((p) => p.close({ force: true })));
       await bouncer?.stop();
       await db.drop();
-      const { sharedAdminServer } = await import('@accountdb/test-db');
-      const admin = await sharedAdminServer();
-      const pg = (await import('pg')).default;
-      const c = new pg.Client({ connectionString: admin.adminUrl });
+      // The reader role is cluster-wide; the harness only drops the roles it created.
+      const c = new pg.Client({ connectionString: (await sharedAdminServer()).adminUrl });
       await c.connect();
       await c.query(`drop role if exists "${readerRole}"`);
       await c.end();
