@@ -27,7 +27,10 @@ export function isPreparedStatementError(error: unknown): boolean {
   return code === '26000' || code === '42P05';
 }
 
-/** How a batch ended: every result, or the index of the statement that failed and why. */
+/**
+ * How a batch ended: every result, or the index of the statement that failed and why. Index -1:
+ * a value could not be serialised and nothing was sent.
+ */
 export type BatchOutcome = { ok: true; results: pg.QueryResult[] } | { ok: false; index: number; error: unknown };
 
 /** What pg's Result does beyond its typed surface (parseRow/addRow are how pg.Query fills it). */
@@ -52,6 +55,7 @@ export class StatementBatch implements pg.Submittable {
   readonly #results: FillableResult[];
   #index = 0;
   #rowError: unknown;
+  #unsent = false;
   #settle!: (outcome: BatchOutcome) => void;
 
   readonly #toParse: readonly PreparedStatement[];
@@ -68,7 +72,17 @@ export class StatementBatch implements pg.Submittable {
     });
   }
 
-  submit(connection: pg.Connection): void {
+  /** pg calls this when the connection is ready; an Error returned is reported to us without anything sent. */
+  submit(connection: pg.Connection): Error | undefined {
+    let bound: unknown[][];
+    try {
+      // Serialise every value before writing a byte: a value that cannot be sent (say, a cyclic
+      // object) must fail the batch whole, not leave half of it on the wire without its Sync.
+      bound = this.#statements.map((s) => (s.values ?? []).map((v) => prepareValue(v)));
+    } catch (err) {
+      this.#unsent = true;
+      return err instanceof Error ? err : new Error(String(err));
+    }
     const stream = connection.stream as { cork?: () => void; uncork?: () => void };
     stream.cork?.();
     try {
@@ -80,10 +94,7 @@ export class StatementBatch implements pg.Submittable {
           for (const p of this.#toParse) connection.parse({ text: p.text, name: p.name, types: [] }, true);
         const name = s.name ?? '';
         if (!name) connection.parse({ text: s.text, name, types: [] }, true);
-        connection.bind(
-          { portal: '', statement: name, values: (s.values ?? []) as unknown[], valueMapper: prepareValue } as pg.BindConfig,
-          true,
-        );
+        connection.bind({ portal: '', statement: name, values: bound[i] } as pg.BindConfig, true);
         if (!s.discardRows) connection.describe({ type: 'P', name: '' }, true);
         connection.execute({ portal: '' }, true);
       });
@@ -91,6 +102,7 @@ export class StatementBatch implements pg.Submittable {
     } finally {
       stream.uncork?.();
     }
+    return undefined;
   }
 
   handleRowDescription(msg: { fields: unknown[] }): void {
@@ -118,7 +130,7 @@ export class StatementBatch implements pg.Submittable {
 
   /** A server error (the rest of the batch is skipped) or a connection error; pg stops routing to us. */
   handleError(error: unknown): void {
-    this.#settle({ ok: false, index: this.#index, error });
+    this.#settle({ ok: false, index: this.#unsent ? -1 : this.#index, error });
   }
 
   handleReadyForQuery(): void {

@@ -134,6 +134,7 @@ export class Rls {
         this.#setStatement(checked, prepared),
         ...(statement ? [statement] : []),
       ]);
+      if (!outcome.ok && outcome.index === -1) throw outcome.error;
       if (!outcome.ok && outcome.index < 2) throw setupFailed(outcome.error);
       if (!outcome.ok) throw outcome.error;
       return statement ? (outcome.results[2] as QueryResult) : lease.query(text, values);
@@ -190,6 +191,10 @@ export class Rls {
     if (outcome.ok) {
       await this.#finish(lease, explicit ? outcome.results[main + 2] : undefined);
       return outcome.results[main] as QueryResult<R>;
+    }
+    if (outcome.index === -1) {
+      lease.release(); // a value could not be serialised: nothing was sent
+      throw outcome.error;
     }
     if (outcome.index < main) throw await this.#failAfterRollback(lease, 'setupFailed', setupFailed(outcome.error));
     if (outcome.index === main) {

@@ -334,6 +334,17 @@ describe('the transaction facade', () => {
     await expectClean();
   });
 
+  test('a value pg cannot serialise fails the statement before anything is sent', async () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await expect(rls.query(pool, { userId: 3, role: 'user' }, 'select $1::jsonb', [cyclic])).rejects.toThrow(/circular/i);
+    await expectClean();
+    await expect(
+      rls.withUserContext(pool, { userId: 3, role: 'user' }, (tx) => tx.query('select $1::jsonb', [cyclic])),
+    ).rejects.toThrow(/circular/i);
+    await expectClean();
+  });
+
   test('concurrent statements inside one scope', async () => {
     const counts = await rls.withUserContext(pool, { userId: 12, role: 'user' }, (tx) =>
       Promise.all([1, 2, 3].map(async () => (await ownNotes(tx)).rows.length)),
