@@ -196,6 +196,8 @@ async function main(): Promise<number> {
       }
     }
   } finally {
+    // Matters only for BENCH_DATABASE_URL: a server started for the run is deleted anyway.
+    await adminPool.query('DROP TABLE IF EXISTS bench_accounts').catch(() => {});
     await adminPool.end().catch(() => {});
     await stop();
   }
