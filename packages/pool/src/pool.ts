@@ -107,7 +107,9 @@ interface Connection {
 interface Waiter {
   resolve(conn: Connection): void;
   reject(err: unknown): void;
-  timer: NodeJS.Timeout | undefined;
+  readonly started: number;
+  /** performance.now() after which the wait fails with PoolTimeoutError. */
+  readonly deadline: number;
   cleanup(): void;
 }
 
@@ -142,6 +144,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   #warming = false;
   #housekeeper: NodeJS.Timeout | undefined;
   #drained: (() => void) | undefined;
+  #waitTimer: NodeJS.Timeout | undefined;
+  #waitTimerAt = Number.POSITIVE_INFINITY;
 
   constructor(config: PoolConfig | PoolConfigInput, options: CreatePoolOptions = {}) {
     super();
@@ -188,7 +192,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
 
   /** Run `fn` with a leased connection and always release it (seed `get_db_connection`). Errors propagate. */
   async withConnection<T>(fn: (conn: PoolConnection) => Promise<T> | T, options: AcquireOptions = {}): Promise<T> {
-    const lease = await this.acquire(options);
+    // #acquire directly: going through acquire() costs one more async frame per call.
+    const lease = new Lease(await this.#acquire(options), this.#releaseFn, this.#log);
     try {
       const result = await fn(lease);
       lease.release();
@@ -268,6 +273,13 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   #wait(started: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<Connection> {
     if (signal?.aborted) return Promise.reject(new AcquireAbortedError(signal.reason));
     return new Promise<Connection>((resolve, reject) => {
+      const onAbort = signal
+        ? () => {
+            const i = this.#waiters.indexOf(waiter);
+            if (i !== -1) this.#waiters.splice(i, 1);
+            waiter.reject(new AcquireAbortedError(signal.reason));
+          }
+        : undefined;
       const waiter: Waiter = {
         resolve: (conn) => {
           waiter.cleanup();
@@ -277,39 +289,54 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
           waiter.cleanup();
           reject(err);
         },
-        timer: undefined,
+        started,
+        deadline: started + timeoutMs,
         cleanup: () => {
-          clearTimeout(waiter.timer);
-          signal?.removeEventListener('abort', onAbort);
+          if (onAbort) signal?.removeEventListener('abort', onAbort);
         },
       };
-      const remove = () => {
-        const i = this.#waiters.indexOf(waiter);
-        if (i !== -1) this.#waiters.splice(i, 1);
-      };
-      const onAbort = () => {
-        remove();
-        waiter.reject(new AcquireAbortedError(signal?.reason));
-      };
-      const remaining = Math.max(0, timeoutMs - (performance.now() - started));
-      waiter.timer = setTimeout(() => {
-        remove();
-        this.#stats.acquireTimeouts++;
-        const active = this.#all.size - this.#idle.length;
-        waiter.reject(
-          new PoolTimeoutError(
-            Math.round(performance.now() - started),
-            this.#waiters.length,
-            this.config.maxConnections,
-            active,
-            this.#pending,
-          ),
-        );
-      }, remaining);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (onAbort) signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.push(waiter);
+      this.#armWaitTimer(waiter.deadline);
       this.#growForDemand();
     });
+  }
+
+  // One timer for all waiters, armed for the earliest deadline: a Timeout per wait (created, then
+  // cleared when a connection comes back) cost more CPU than the rest of an acquire under contention.
+  #armWaitTimer(deadline: number): void {
+    if (this.#waitTimer !== undefined && this.#waitTimerAt <= deadline) return;
+    clearTimeout(this.#waitTimer);
+    this.#waitTimerAt = deadline;
+    this.#waitTimer = setTimeout(() => this.#expireWaiters(), Math.max(0, deadline - performance.now()));
+    // Unref'd: it may outlive the waits it was armed for; a waiting acquire always has a socket keeping us alive.
+    this.#waitTimer.unref();
+  }
+
+  #expireWaiters(): void {
+    this.#waitTimer = undefined;
+    this.#waitTimerAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const waiter of [...this.#waiters]) {
+      if (waiter.deadline > now) {
+        next = Math.min(next, waiter.deadline);
+        continue;
+      }
+      this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+      this.#stats.acquireTimeouts++;
+      const active = this.#all.size - this.#idle.length;
+      waiter.reject(
+        new PoolTimeoutError(
+          Math.round(now - waiter.started),
+          this.#waiters.length,
+          this.config.maxConnections,
+          active,
+          this.#pending,
+        ),
+      );
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#armWaitTimer(next);
   }
 
   #needsCheck(conn: Connection): boolean {
@@ -687,6 +714,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     clearInterval(this.#housekeeper);
+    clearTimeout(this.#waitTimer);
     for (const waiter of this.#waiters.splice(0)) waiter.reject(new PoolClosedError());
     for (const conn of [...this.#idle]) this.#destroy(conn, 'closed');
     this.#closing = (async () => {
