@@ -31,7 +31,7 @@ export function isPreparedStatementError(error: unknown): boolean {
  * How a batch ended: every result, or the index of the statement that failed and why. Index -1:
  * a value could not be serialised and nothing was sent.
  */
-export type BatchOutcome = { ok: true; results: pg.QueryResult[] } | { ok: false; index: number; error: unknown };
+export type BatchOutcome = { ok: true; results: (pg.QueryResult | undefined)[] } | { ok: false; index: number; error: unknown };
 
 /** What pg's Result does beyond its typed surface (parseRow/addRow are how pg.Query fills it). */
 interface FillableResult extends pg.QueryResult {
@@ -52,7 +52,8 @@ const prepareValue = (pg as unknown as { utils: { prepareValue(value: unknown): 
 export class StatementBatch implements pg.Submittable {
   readonly done: Promise<BatchOutcome>;
   readonly #statements: readonly BatchStatement[];
-  readonly #results: FillableResult[];
+  /** One Result per statement whose rows we keep; our bookkeeping statements get none (less work per request). */
+  readonly #results: (FillableResult | undefined)[];
   #index = 0;
   #rowError: unknown;
   #unsent = false;
@@ -66,7 +67,7 @@ export class StatementBatch implements pg.Submittable {
     this.#toParse = toParse;
     this.#parseBefore = parseBefore;
     const Result = pg.Result as unknown as new (rowMode?: string, types?: unknown) => FillableResult;
-    this.#results = statements.map((s) => new Result(s.rowMode, s.types));
+    this.#results = statements.map((s) => (s.discardRows ? undefined : new Result(s.rowMode, s.types)));
     this.done = new Promise((resolve) => {
       this.#settle = resolve;
     });
@@ -111,7 +112,7 @@ export class StatementBatch implements pg.Submittable {
 
   handleDataRow(msg: { fields: unknown[] }): void {
     const result = this.#results[this.#index];
-    if (!result || this.#rowError !== undefined || this.#statements[this.#index]?.discardRows) return;
+    if (!result || this.#rowError !== undefined) return;
     try {
       result.addRow(result.parseRow(msg.fields));
     } catch (err) {
