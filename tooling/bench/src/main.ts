@@ -132,6 +132,8 @@ async function main(): Promise<number> {
   const settings = settingsFromEnv();
   const { connection, stop, source } = await connectTarget();
   const adminPool = new pg.Pool({ ...connection, max: 2 });
+  // An idle admin connection dropped while the server shuts down must not crash the run.
+  adminPool.on('error', () => {});
   const belowBar: string[] = [];
   const failed: string[] = [];
   try {

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createPool } from '@accountdb/pool';
 import pg from 'pg';
-import { execute, sql, stream } from '../../../../packages/query/src/index.js';
+import { execute, sql, stream } from '@accountdb/query';
 import type { Contender } from '../abba.js';
 import type { BenchContext } from '../main.js';
 

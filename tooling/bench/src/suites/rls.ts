@@ -9,7 +9,7 @@
  */
 import { createPool, type Pool } from '@accountdb/pool';
 // Imported from source: tooling/bench does not list @accountdb/rls as a dependency yet (tsx runs it as is).
-import { createRls } from '../../../../packages/rls/src/index.js';
+import { createRls } from '@accountdb/rls';
 import type { Contender } from '../abba.js';
 import type { BenchContext } from '../main.js';
 
