@@ -10,16 +10,13 @@
  * Part 2: peak RSS of reading 1,000,000 rows with `stream` and with `execute` (fetch all), each in its
  * own child process so one measurement's heap cannot inflate the other's peak. Bar: streaming grows
  * RSS by < 64 MB.
- *
- * The package is imported from source (the bench package does not list @accountdb/query as a
- * dependency); tsx compiles it the same way the build does.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createPool } from '@accountdb/pool';
-import pg from 'pg';
 import { execute, sql, stream } from '@accountdb/query';
+import pg from 'pg';
 import type { Contender } from '../abba.js';
 import type { BenchContext } from '../main.js';
 

@@ -8,7 +8,6 @@
  * trips), not policy evaluation, which costs the same whichever way the context is set.
  */
 import { createPool, type Pool } from '@accountdb/pool';
-// Imported from source: tooling/bench does not list @accountdb/rls as a dependency yet (tsx runs it as is).
 import { createRls } from '@accountdb/rls';
 import type { Contender } from '../abba.js';
 import type { BenchContext } from '../main.js';
