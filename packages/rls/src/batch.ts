@@ -18,6 +18,8 @@ export interface PreparedStatement {
   readonly text: string;
 }
 
+const NONE: readonly PreparedStatement[] = [];
+
 /** Named statements each connection has parsed (a session-level fact, so it survives ROLLBACK). */
 const parsedByClient = new WeakMap<pg.Client, Set<string>>();
 
@@ -155,7 +157,7 @@ export class StatementBatch implements pg.Submittable {
 export async function runBatch(
   client: pg.Client,
   statements: readonly BatchStatement[],
-  prepared: readonly PreparedStatement[] = [],
+  prepared: readonly PreparedStatement[] = NONE,
   parseBefore = 0,
 ): Promise<BatchOutcome> {
   let parsed = parsedByClient.get(client);
@@ -164,11 +166,9 @@ export async function runBatch(
     parsedByClient.set(client, parsed);
   }
   const known = parsed;
-  const batch = new StatementBatch(
-    statements,
-    prepared.filter((p) => !known.has(p.name)),
-    parseBefore,
-  );
+  // Usually every statement is already parsed on this connection: skip building a new list.
+  const toParse = prepared.every((p) => known.has(p.name)) ? NONE : prepared.filter((p) => !known.has(p.name));
+  const batch = new StatementBatch(statements, toParse, parseBefore);
   client.query(batch);
   const outcome = await batch.done;
   if (!outcome.ok && isPreparedStatementError(outcome.error)) parsed.clear();

@@ -67,6 +67,16 @@ const SET_NAME = 'accountdb_rls_set_v2';
 const SET_ROLE_NAME = 'accountdb_rls_set_role_v2';
 const END_NAME = 'accountdb_rls_end';
 
+// Both sets are parsed together whatever a request needs, so they exist on a connection all or none.
+const PREPARED_PLAIN: readonly PreparedStatement[] = [
+  { name: SET_NAME, text: SET_CONTEXT },
+  { name: END_NAME, text: END_CONTEXT },
+];
+const PREPARED_WITH_ROLE: readonly PreparedStatement[] = [
+  { name: SET_ROLE_NAME, text: SET_CONTEXT_AND_ROLE },
+  { name: END_NAME, text: END_CONTEXT },
+];
+
 const BATCHABLE_KEYS = new Set(['text', 'values', 'rowMode', 'types']);
 
 /** A statement as a batch member, or undefined when it needs pg features a batch lacks (name, rows). */
@@ -189,11 +199,12 @@ export class Rls {
     const main = explicit ? 2 : 1;
     const lease = await pool.acquire();
     const outcome: BatchOutcome = await this.#send(lease, checked, main, (prepared) => {
-      const [end, commit] = this.#endStatements(checked, prepared) as [BatchStatement, BatchStatement];
       const set = this.#setStatement(checked, prepared);
       // Implicit transaction: the context dies at Sync and one statement cannot end the transaction
       // and go on, so the closing check (a third statement, ~10% of a lookup's cost) is left out.
-      return explicit ? [{ text: begin }, set, statement, end, commit] : [set, statement];
+      if (!explicit) return [set, statement];
+      const [end, commit] = this.#endStatements(checked, prepared) as [BatchStatement, BatchStatement];
+      return [{ text: begin }, set, statement, end, commit];
     });
     if (outcome.ok) {
       await this.#finish(lease, explicit ? outcome.results[main + 2] : undefined);
@@ -247,13 +258,8 @@ export class Rls {
     return runBatch(lease.client, build(false));
   }
 
-  #preparedFor(context: CheckedContext): PreparedStatement[] {
-    return [
-      context.databaseRole === undefined
-        ? { name: SET_NAME, text: SET_CONTEXT }
-        : { name: SET_ROLE_NAME, text: SET_CONTEXT_AND_ROLE },
-      { name: END_NAME, text: END_CONTEXT },
-    ];
+  #preparedFor(context: CheckedContext): readonly PreparedStatement[] {
+    return context.databaseRole === undefined ? PREPARED_PLAIN : PREPARED_WITH_ROLE;
   }
 
   #setStatement(context: CheckedContext, prepared: boolean): BatchStatement {
