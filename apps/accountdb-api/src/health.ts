@@ -46,30 +46,26 @@ export async function readinessReport(pool: Pool, timeoutMs: number): Promise<He
   const started = performance.now();
   try {
     await selectOneWithin(pool, timeoutMs);
-    const check: HealthCheck = {
-      componentType: 'datastore',
-      status: 'pass',
-      observedValue: Math.round((performance.now() - started) * 100) / 100,
-      observedUnit: 'ms',
-      time,
-    };
-    return { status: 'pass', checks: { 'postgresql:responseTime': [check] } };
+    return { status: 'pass', checks: { 'postgresql:responseTime': [responseTimeCheck('pass', started, time)] } };
   } catch (err) {
     let output = AccountDbError.is(err) ? `${err.code}: ${err.message}` : describeCause(err);
     // With nothing open, a pool timeout means connecting is what hangs, not that the pool is too small.
     if (AccountDbError.is(err) && err.code === 'POOL_TIMEOUT' && pool.stats().total === 0) {
       output += ' No connection is open: connecting to the database has not succeeded within the bound.';
     }
-    const check: HealthCheck = {
-      componentType: 'datastore',
-      status: 'fail',
-      observedValue: Math.round((performance.now() - started) * 100) / 100,
-      observedUnit: 'ms',
-      time,
-      output,
-    };
-    return { status: 'fail', output, checks: { 'postgresql:responseTime': [check] } };
+    return { status: 'fail', output, checks: { 'postgresql:responseTime': [responseTimeCheck('fail', started, time, output)] } };
   }
+}
+
+function responseTimeCheck(status: 'pass' | 'fail', started: number, time: string, output?: string): HealthCheck {
+  return {
+    componentType: 'datastore',
+    status,
+    observedValue: Math.round((performance.now() - started) * 100) / 100,
+    observedUnit: 'ms',
+    time,
+    ...(output === undefined ? {} : { output }),
+  };
 }
 
 const ACQUIRE_MARGIN_MS = 10;

@@ -12,11 +12,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createPool, type Pool } from '@accountdb/pool';
-import pg from 'pg';
+import type { Pool } from '@accountdb/pool';
+import type pg from 'pg';
 import postgres from 'postgres';
 import type { AbbaResult, Contender } from '../abba.js';
 import type { BenchContext } from '../main.js';
+import { contenderPools } from '../pools.js';
 
 const BAR = 0.97;
 const CONCURRENCY = [1, 16, 64] as const;
@@ -24,11 +25,8 @@ const CONCURRENCY = [1, 16, 64] as const;
 export default async function run(ctx: BenchContext): Promise<void> {
   const { host, port, database, user, password } = ctx.config;
   const max = ctx.poolSize;
-  // idleTimeoutMillis 0: pg.Pool would otherwise close connections idle for 10 s while other contenders run.
-  const rawConfig = { host, port, database, user, password, max, idleTimeoutMillis: 0 };
-  const raw = new pg.Pool(rawConfig);
-  const rawControl = new pg.Pool(rawConfig);
-  const ours = createPool({ host, port, database, user, password, sslmode: 'disable', maxConnections: max });
+  const pools = contenderPools(ctx);
+  const { raw, rawControl, ours } = pools;
   const sql = postgres({ host, port, database, username: user, password, max, idle_timeout: 0, onnotice: () => {} });
   const rows = ctx.benchTable.rows;
   const pkText = `SELECT id, name, balance FROM ${ctx.benchTable.name} WHERE id = $1`;
@@ -82,7 +80,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
     await pgbenchReference(ctx, raw);
     await acquireOverhead(ctx, raw, ours, sql, select1CpuUs);
   } finally {
-    await Promise.allSettled([raw.end(), rawControl.end(), ours.close({ force: true }), sql.end({ timeout: 1 })]);
+    await Promise.allSettled([pools.close(), sql.end({ timeout: 1 })]);
   }
 }
 

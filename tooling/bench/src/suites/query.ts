@@ -16,9 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createPool } from '@accountdb/pool';
 import { execute, sql, stream } from '@accountdb/query';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Contender } from '../abba.js';
 import type { BenchContext } from '../main.js';
+import { contenderPools } from '../pools.js';
 
 const BAR = 0.97;
 const CONCURRENCY = 16;
@@ -42,18 +43,14 @@ export default async function run(ctx: BenchContext): Promise<void> {
 
 async function throughput(ctx: BenchContext): Promise<void> {
   const rawCpuUs: number[] = [];
-  const { host, port, database, user, password } = ctx.config;
-  const max = ctx.poolSize;
-  const rawConfig = { host, port, database, user, password, max, idleTimeoutMillis: 0 };
-  const raw = new pg.Pool(rawConfig);
-  const rawControl = new pg.Pool(rawConfig);
-  const ours = createPool({ host, port, database, user, password, sslmode: 'disable', maxConnections: max });
+  const pools = contenderPools(ctx);
+  const { raw, rawControl, ours } = pools;
   const rows = ctx.benchTable.rows;
   const pkText = `SELECT id, name, balance FROM ${ctx.benchTable.name} WHERE id = $1`;
   const idFor = (worker: number, seq: number) => ((seq * 7919 + worker * 104_729) % rows) + 1;
   const table = sql.identifier(ctx.benchTable.name);
   try {
-    ctx.print(`pool size ${max} for pg.Pool and @accountdb/pool; bar: execute/raw >= ${BAR} at ${CONCURRENCY} workers`);
+    ctx.print(`pool size ${ctx.poolSize} for pg.Pool and @accountdb/pool; bar: execute/raw >= ${BAR} at ${CONCURRENCY} workers`);
     ctx.print();
     const workloads = [
       {
@@ -92,7 +89,7 @@ async function throughput(ctx: BenchContext): Promise<void> {
       rawCpuUs.push(result.rows[0]?.cpuUsPerOp ?? Number.NaN);
     }
   } finally {
-    await Promise.all([raw.end(), rawControl.end(), ours.close()]);
+    await pools.close();
   }
   await executeOverhead(ctx, rawCpuUs);
 }
