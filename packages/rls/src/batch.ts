@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { encodeBatch } from './protocol.js';
 
 /** One statement of a {@link StatementBatch}: text with bound values, as `pg` would send it. */
 export interface BatchStatement {
@@ -55,56 +56,60 @@ export class StatementBatch implements pg.Submittable {
   readonly done: Promise<BatchOutcome>;
   readonly #statements: readonly BatchStatement[];
   /** One Result per statement whose rows we keep; our bookkeeping statements get none (less work per request). */
-  readonly #results: (FillableResult | undefined)[];
+  #results: (FillableResult | undefined)[] = [];
   #index = 0;
   #rowError: unknown;
   #unsent = false;
-  #settle!: (outcome: BatchOutcome) => void;
+  #resolve!: (outcome: BatchOutcome) => void;
+  #settled = false;
+  readonly #onOutcome: ((outcome: BatchOutcome) => void) | undefined;
 
   readonly #toParse: readonly PreparedStatement[];
   readonly #parseBefore: number;
 
-  constructor(statements: readonly BatchStatement[], toParse: readonly PreparedStatement[] = [], parseBefore = 0) {
+  /** `onOutcome` runs once, synchronously, just before `done` resolves. */
+  constructor(
+    statements: readonly BatchStatement[],
+    toParse: readonly PreparedStatement[] = [],
+    parseBefore = 0,
+    onOutcome?: (outcome: BatchOutcome) => void,
+  ) {
     this.#statements = statements;
+    this.#onOutcome = onOutcome;
     this.#toParse = toParse;
     this.#parseBefore = parseBefore;
-    const Result = pg.Result as unknown as new (rowMode?: string, types?: unknown) => FillableResult;
-    this.#results = statements.map((s) => (s.discardRows ? undefined : new Result(s.rowMode, s.types)));
     this.done = new Promise((resolve) => {
-      this.#settle = resolve;
+      this.#resolve = resolve;
     });
+  }
+
+  #settle(outcome: BatchOutcome): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#onOutcome?.(outcome);
+    this.#resolve(outcome);
   }
 
   /** pg calls this when the connection is ready; an Error returned is reported to us without anything sent. */
   submit(connection: pg.Connection): Error | undefined {
-    let bound: unknown[][];
+    let flight: Buffer;
     try {
       // Serialise every value before writing a byte: a value that cannot be sent (say, a cyclic
       // object) must fail the batch whole, not leave half of it on the wire without its Sync.
-      bound = this.#statements.map((s) => (s.values ?? []).map((v) => prepareValue(v)));
+      // Every named statement goes up front (after a leading BEGIN, whose isolation level must
+      // precede any parse): on any server connection they then exist all together or not at all,
+      // and a failure there comes before the caller's SQL.
+      flight = encodeBatch(this.#statements, this.#toParse, this.#parseBefore, prepareValue);
     } catch (err) {
       this.#unsent = true;
       return err instanceof Error ? err : new Error(String(err));
     }
-    const stream = connection.stream as { cork?: () => void; uncork?: () => void };
-    stream.cork?.();
-    try {
-      // Every named statement up front (after a leading BEGIN, whose isolation level must precede
-      // any parse): on any server connection they then exist all together or not at all, and a
-      // failure here comes before the caller's SQL.
-      this.#statements.forEach((s, i) => {
-        if (i === this.#parseBefore)
-          for (const p of this.#toParse) connection.parse({ text: p.text, name: p.name, types: [] }, true);
-        const name = s.name ?? '';
-        if (!name) connection.parse({ text: s.text, name, types: [] }, true);
-        connection.bind({ portal: '', statement: name, values: bound[i] } as pg.BindConfig, true);
-        if (!s.discardRows) connection.describe({ type: 'P', name: '' }, true);
-        connection.execute({ portal: '' }, true);
-      });
-      connection.sync();
-    } finally {
-      stream.uncork?.();
-    }
+    // One write for the whole flight (pg's Connection writes each message on its own).
+    const stream = connection.stream as { writable?: boolean; write(chunk: Buffer): boolean };
+    if (stream.writable !== false) stream.write(flight);
+    // Result objects are built after the write, while the server works on the flight.
+    const Result = pg.Result as unknown as new (rowMode?: string, types?: unknown) => FillableResult;
+    this.#results = this.#statements.map((s) => (s.discardRows ? undefined : new Result(s.rowMode, s.types)));
     return undefined;
   }
 
@@ -154,7 +159,7 @@ export class StatementBatch implements pg.Submittable {
  * Send a batch on `client` and wait for its outcome (never rejects). `prepared` are parsed before
  * statement `parseBefore` unless this connection already has them; a statement naming one binds it.
  */
-export async function runBatch(
+export function runBatch(
   client: pg.Client,
   statements: readonly BatchStatement[],
   prepared: readonly PreparedStatement[] = NONE,
@@ -168,10 +173,10 @@ export async function runBatch(
   const known = parsed;
   // Usually every statement is already parsed on this connection: skip building a new list.
   const toParse = prepared.every((p) => known.has(p.name)) ? NONE : prepared.filter((p) => !known.has(p.name));
-  const batch = new StatementBatch(statements, toParse, parseBefore);
+  const batch = new StatementBatch(statements, toParse, parseBefore, (outcome) => {
+    if (!outcome.ok && isPreparedStatementError(outcome.error)) known.clear();
+    else if (toParse !== NONE) for (const p of toParse) known.add(p.name);
+  });
   client.query(batch);
-  const outcome = await batch.done;
-  if (!outcome.ok && isPreparedStatementError(outcome.error)) parsed.clear();
-  else for (const p of prepared) parsed.add(p.name);
-  return outcome;
+  return batch.done;
 }

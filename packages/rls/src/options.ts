@@ -70,6 +70,8 @@ const INT8_MIN = -(2n ** 63n);
 const INT8_MAX = 2n ** 63n - 1n;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DIGITS = /^-?\d+$/;
+const INT4_RANGE = [BigInt(INT4_MIN), BigInt(INT4_MAX)] as const;
+const INT8_RANGE = [INT8_MIN, INT8_MAX] as const;
 
 function isPlainName(value: unknown): value is string {
   return (
@@ -147,7 +149,9 @@ function checkUserId(kind: UserIdKind, value: unknown): string {
     if (typeof value === 'string' && UUID.test(value)) return value.toLowerCase();
     throw new RlsContextError('userId', `must be a UUID (got ${shape(value)})`);
   }
-  const [min, max] = kind === 'integer' ? [BigInt(INT4_MIN), BigInt(INT4_MAX)] : [INT8_MIN, INT8_MAX];
+  // The common case, a number within int4, needs no BigInt.
+  if (typeof value === 'number' && Number.isInteger(value) && value >= INT4_MIN && value <= INT4_MAX) return String(value);
+  const [min, max] = kind === 'integer' ? INT4_RANGE : INT8_RANGE;
   let n: bigint | undefined;
   if (typeof value === 'number' && Number.isSafeInteger(value)) n = BigInt(value);
   else if (typeof value === 'bigint') n = value;

@@ -169,7 +169,8 @@ export class Rls {
     }
     const outcome = await this.#send(lease, checked, 0, (prepared) => this.#endStatements(checked, prepared));
     if (!outcome.ok) throw await this.#endFailure(lease, outcome.error);
-    await this.#finish(lease, outcome.results[1]);
+    const failed = this.#finish(lease, outcome.results[1]);
+    if (failed) throw await failed;
     return result;
   }
 
@@ -195,19 +196,27 @@ export class Rls {
     const statement = asBatchStatement(text, values);
     if (!statement || statement.text.trim() === '')
       throw new RlsContextError('text', 'must be a non-empty SQL string or a { text, values, rowMode, types } config');
+    if (statement.text.includes('\0')) throw new RlsContextError('text', 'must not contain a NUL byte');
     const explicit = begin !== 'BEGIN';
     const main = explicit ? 2 : 1;
-    const lease = await pool.acquire();
-    const outcome: BatchOutcome = await this.#send(lease, checked, main, (prepared) => {
+    const build = (prepared: boolean): BatchStatement[] => {
       const set = this.#setStatement(checked, prepared);
       // Implicit transaction: the context dies at Sync and one statement cannot end the transaction
       // and go on, so the closing check (a third statement, ~10% of a lookup's cost) is left out.
       if (!explicit) return [set, statement];
       const [end, commit] = this.#endStatements(checked, prepared) as [BatchStatement, BatchStatement];
       return [{ text: begin }, set, statement, end, commit];
-    });
+    };
+    const lease = await pool.acquire();
+    // The common path awaits the batch directly (no extra async frame): this is the hot path the
+    // one-worker benchmark measures.
+    const prepared = this.#prepared;
+    let outcome: BatchOutcome = await this.#dispatch(lease, checked, prepared, build);
+    if (!outcome.ok && prepared && isPreparedStatementError(outcome.error))
+      outcome = await this.#resendUnnamed(lease, outcome, main, build);
     if (outcome.ok) {
-      await this.#finish(lease, explicit ? outcome.results[main + 2] : undefined);
+      const failed = this.#finish(lease, explicit ? outcome.results[main + 2] : undefined);
+      if (failed) throw await failed;
       return outcome.results[main] as QueryResult<R>;
     }
     if (outcome.index === -1) {
@@ -242,10 +251,29 @@ export class Rls {
     build: (prepared: boolean) => BatchStatement[],
   ): Promise<BatchOutcome> {
     const prepared = this.#prepared;
+    const outcome = await this.#dispatch(lease, context, prepared, build);
+    if (outcome.ok || !prepared || !isPreparedStatementError(outcome.error)) return outcome;
+    return this.#resendUnnamed(lease, outcome, callerIndex, build);
+  }
+
+  #dispatch(
+    lease: PoolConnection,
+    context: CheckedContext,
+    prepared: boolean,
+    build: (prepared: boolean) => BatchStatement[],
+  ): Promise<BatchOutcome> {
     const statements = build(prepared);
     const parseBefore = statements[0]?.text.startsWith('BEGIN') ? 1 : 0;
-    const outcome = await runBatch(lease.client, statements, prepared ? this.#preparedFor(context) : [], parseBefore);
-    if (outcome.ok || !prepared || !isPreparedStatementError(outcome.error)) return outcome;
+    return runBatch(lease.client, statements, prepared ? this.#preparedFor(context) : undefined, parseBefore);
+  }
+
+  /** A prepared-statement failure (26000/42P05): switch to unnamed statements and resend if nothing of the caller's ran. */
+  async #resendUnnamed(
+    lease: PoolConnection,
+    outcome: BatchOutcome & { ok: false },
+    callerIndex: number,
+    build: (prepared: boolean) => BatchStatement[],
+  ): Promise<BatchOutcome> {
     if (this.#prepared) {
       this.#prepared = false;
       this.#log.warn(
@@ -279,13 +307,17 @@ export class Rls {
     return [{ text: END_CONTEXT, values, discardRows: true, name: prepared ? END_NAME : undefined }, { text: 'COMMIT' }];
   }
 
-  /** After a successful batch: COMMIT must have committed and the connection must be idle. */
-  async #finish(lease: PoolConnection, commit: QueryResult | undefined): Promise<void> {
+  /**
+   * After a successful batch: COMMIT must have committed and the connection must be idle. Releases
+   * the connection and returns undefined, or returns the error to throw (connection destroyed).
+   */
+  #finish(lease: PoolConnection, commit: QueryResult | undefined): Promise<RlsScopeError> | undefined {
     if (commit && (commit.command ?? '').toUpperCase() !== 'COMMIT')
-      throw await this.#failAfterRollback(lease, 'commitFailed', 'COMMIT did not commit; the transaction was rolled back');
+      return this.#failAfterRollback(lease, 'commitFailed', 'COMMIT did not commit; the transaction was rolled back');
     if (lease.client.getTransactionStatus() !== 'I')
-      throw await this.#failAfterRollback(lease, 'notIdle', 'The connection was not idle after the scope');
+      return this.#failAfterRollback(lease, 'notIdle', 'The connection was not idle after the scope');
     lease.release();
+    return undefined;
   }
 
   /** The closing check or COMMIT failed: say why, roll back whatever is open, destroy the connection. */
