@@ -7,9 +7,14 @@
  * policy and the bench role is a superuser, so this measures the mechanism (statements and round
  * trips), not policy evaluation, which costs the same whichever way the context is set.
  */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { createPool, type Pool } from '@accountdb/pool';
 import { createRls } from '@accountdb/rls';
-import type { Contender } from '../abba.js';
+import { type Contender, median, quantile } from '../abba.js';
 import type { BenchContext } from '../main.js';
 
 const BARS = new Map([
@@ -81,7 +86,9 @@ export default async function run(ctx: BenchContext): Promise<void> {
 
   try {
     ctx.print(`each contender has its own pool of ${ctx.poolSize}; bar on rls.query: ≥ 0.9× plain at 1 worker, ≥ 0.5× at 16`);
-    ctx.print('round trips per lookup: plain 1, rls.query 1 (3 statements, one Sync; context statements prepared once per');
+    ctx.print(
+      'round trips per lookup: plain 1, rls.query 1 (2 statements, one Sync, one write; context statement prepared once per',
+    );
     ctx.print(
       'connection), preparedStatements: false 1 (parsed every time, as behind PgBouncer < 1.21), readOnly 1 (BEGIN…COMMIT,',
     );
@@ -101,7 +108,81 @@ export default async function run(ctx: BenchContext): Promise<void> {
       summary.push([concurrency, bar, ratio('rls.query (ours)'), ratio('rls.withUserContext'), ratio('seed'), ratio('CONTROL')]);
     }
     ctx.printTable(['workers', 'bar', 'rls.query', 'withUserContext', 'seed approach', 'control'], summary);
+    ctx.print();
+    await secondStatementFloor(ctx, pk);
   } finally {
     await Promise.all(pools.map((p) => p.close()));
+  }
+}
+
+/**
+ * What one more statement in the same flight costs the server, seen from a C client: pgbench at one
+ * client, each script one pipeline (one Sync) — the lookup alone, a no-op statement before it, and
+ * the context statement before it. Any design that sets the context with a statement pays at least
+ * the no-op's cost; if `rls.query`'s ratio is near these, what is left is the server's.
+ */
+async function secondStatementFloor(ctx: BenchContext, pk: string): Promise<void> {
+  const pgbench = ctx.pgbenchPath;
+  if (!pgbench) {
+    ctx.print('second-statement floor skipped: no pgbench binary (set BENCH_PGBENCH)');
+    return;
+  }
+  const rounds = ctx.settings.quick ? 2 : 8;
+  const transactions = ctx.settings.quick ? 500 : 3000;
+  const pickId = `\\set id random(1, ${ctx.benchTable.rows})\n`;
+  const lookup = `${pk.replace('$1', ':id')};\n`;
+  const setContext =
+    "select where (pg_catalog.set_config('app.current_user_id', :uid::text, true) || pg_catalog.set_config('app.current_user_role', 'user', true)) is null;\n";
+  const scripts = {
+    lookup: `${pickId}\\startpipeline\n${lookup}\\endpipeline\n`,
+    'no-op + lookup': `${pickId}\\startpipeline\nselect where false;\n${lookup}\\endpipeline\n`,
+    'context + lookup': `${pickId}\\set uid random(1, 1000)\n\\startpipeline\n${setContext}${lookup}\\endpipeline\n`,
+  };
+  const names = Object.keys(scripts) as (keyof typeof scripts)[];
+  const dir = mkdtempSync(join(tmpdir(), 'accountdb-bench-'));
+  const { host, port, database, user, password } = ctx.config;
+  try {
+    for (const name of names) writeFileSync(join(dir, `${names.indexOf(name)}.sql`), scripts[name]);
+    const rows: (string | number)[][] = [];
+    for (const mode of ['extended', 'prepared'] as const) {
+      const tps = new Map(names.map((n) => [n, [] as number[]]));
+      for (let round = 0; round < rounds; round++) {
+        // Rotate the order each round so drift in the machine's load hits every script alike.
+        for (let k = 0; k < names.length; k++) {
+          const name = names[(round + k) % names.length] as keyof typeof scripts;
+          const { stdout } = await promisify(execFile)(
+            pgbench,
+            ['-n', '-M', mode, '-c', '1', '-t', String(transactions), '-f', join(dir, `${names.indexOf(name)}.sql`)].concat([
+              '-h',
+              host,
+              '-p',
+              String(port),
+              '-U',
+              user,
+              database,
+            ]),
+            { env: { ...process.env, PGPASSWORD: password } },
+          );
+          tps.get(name)?.push(Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? Number.NaN));
+        }
+      }
+      const base = tps.get('lookup') ?? [];
+      for (const name of names) {
+        const ratios = (tps.get(name) ?? []).map((t, i) => t / (base[i] ?? Number.NaN));
+        rows.push([
+          `-M ${mode}: ${name}`,
+          Math.round(median(tps.get(name) ?? [])).toLocaleString('en-US'),
+          median(ratios).toFixed(3),
+          `${quantile(ratios, 0.25).toFixed(3)}–${quantile(ratios, 0.75).toFixed(3)}`,
+        ]);
+      }
+    }
+    ctx.print(`second-statement floor — pgbench, 1 client, one pipeline (one Sync) per lookup, ${rounds} rotated rounds:`);
+    ctx.printTable(['pgbench script', 'tps (median)', 'vs lookup', 'p25–p75'], rows);
+    ctx.print('(-M extended parses every statement, as pool.query does the lookup; -M prepared parses none, as rls.query');
+    ctx.print(' does the context statement. rls.query sits between the two.)');
+    ctx.print();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
