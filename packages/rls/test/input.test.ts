@@ -69,7 +69,26 @@ describe('invalid input is an RlsContextError and no statement reaches the serve
     await expect(rls.withUserContext(pool, ctx, undefined as never)).rejects.toBeInstanceOf(RlsContextError);
     await expect(rls.query(pool, ctx, '')).rejects.toBeInstanceOf(RlsContextError);
     await expect(rls.query(pool, ctx, 'select $1', 'x' as never)).rejects.toBeInstanceOf(RlsContextError);
+    await expect(rls.query(pool, ctx, 'select 1\u0000; select 2')).rejects.toMatchObject({
+      code: 'RLS_CONTEXT_INVALID',
+      field: 'text',
+    });
     expect(pool.stats().acquires).toBe(before);
+  });
+
+  test('a NUL byte in a scope statement fails that statement before anything is written; the connection stays usable', async () => {
+    const single = fx.pool(1);
+    try {
+      const scope = rls.withUserContext(single, { userId: 1, role: 'user' }, (tx) => tx.query('select 1\u0000'));
+      await expect(scope).rejects.toThrow(/NUL byte/);
+      const { rows } = await single.query<{ uid: string | null }>(
+        "select nullif(current_setting('app.current_user_id', true), '') as uid",
+      );
+      expect(rows[0]?.uid).toBeNull();
+      expect(Object.values(single.stats().destroyed).reduce((a, b) => a + b, 0)).toBe(0);
+    } finally {
+      await single.close();
+    }
   });
 });
 
