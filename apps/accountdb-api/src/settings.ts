@@ -20,7 +20,7 @@ export interface AppSettings {
    * Set when no database is configured (none of `DATABASE_URL`, `DB_HOST`, `PGHOST`): the app then
    * runs its own PostgreSQL with data in `dataDir` (`ACCOUNTDB_DATA_DIR`, default `apps/accountdb-api/.data`).
    */
-  embedded: { dataDir: string } | undefined;
+  embedded: { dataDir: string; dataDirChosen: boolean } | undefined;
   /** The pool configuration from `loadConfig` (in embedded mode, host and credentials are replaced at start). */
   pool: PoolConfig;
 }
@@ -75,7 +75,13 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     logLevel,
     readinessTimeoutMs,
     shutdownTimeoutMs,
-    embedded: external === undefined ? { dataDir: resolve(value('ACCOUNTDB_DATA_DIR') ?? DEFAULT_DATA_DIR) } : undefined,
+    embedded:
+      external === undefined
+        ? {
+            dataDir: resolve(value('ACCOUNTDB_DATA_DIR') ?? DEFAULT_DATA_DIR),
+            dataDirChosen: value('ACCOUNTDB_DATA_DIR') !== undefined,
+          }
+        : undefined,
     pool,
   };
 }

@@ -7,7 +7,7 @@ describe('loadSettings', () => {
   test('an empty environment means embedded PostgreSQL in apps/accountdb-api/.data, port 3000 on loopback', () => {
     const settings = loadSettings({});
     expect(settings).toMatchObject({ port: 3000, host: '127.0.0.1', logLevel: 'info', readinessTimeoutMs: 2000 });
-    expect(settings.embedded?.dataDir).toBe(DEFAULT_DATA_DIR);
+    expect(settings.embedded).toEqual({ dataDir: DEFAULT_DATA_DIR, dataDirChosen: false });
     expect(DEFAULT_DATA_DIR).toBe(resolve(import.meta.dirname, '..', '.data'));
   });
 
@@ -22,7 +22,10 @@ describe('loadSettings', () => {
   });
 
   test('ACCOUNTDB_DATA_DIR moves the embedded data folder (relative to the working directory)', () => {
-    expect(loadSettings({ ACCOUNTDB_DATA_DIR: 'tmp/pgdata' }).embedded?.dataDir).toBe(resolve('tmp/pgdata'));
+    expect(loadSettings({ ACCOUNTDB_DATA_DIR: 'tmp/pgdata' }).embedded).toEqual({
+      dataDir: resolve('tmp/pgdata'),
+      dataDirChosen: true,
+    });
   });
 
   test('PORT, HOST and timeouts are read', () => {

@@ -3,7 +3,7 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } 
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { freePort } from './postgres-server.js';
+import { freePort } from '@accountdb/local-postgres';
 
 /** A login PgBouncer accepts from clients and uses, with the same password, towards PostgreSQL. */
 export interface PgBouncerUser {

