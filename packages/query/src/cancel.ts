@@ -28,7 +28,7 @@ export function validateCancelOptions(options: CancelOptions): void {
  * the lease's own host, port, role and database (a pooled one might not be free). A role may always
  * cancel its own backends.
  */
-async function cancelBackend(lease: PoolConnection): Promise<void> {
+export async function cancelBackend(lease: PoolConnection): Promise<void> {
   const { host, port, user, database, password, ssl } = lease.client;
   const canceller = new pg.Client({
     host,

@@ -40,6 +40,22 @@ export function canceledBeforeStart(cause?: unknown): QueryCanceledError {
   );
 }
 
+/** Lease a connection from `pool`; an aborted `signal` (before or while waiting) is a `QueryCanceledError`. */
+export async function acquireLease(pool: Pool, signal: AbortSignal | undefined): Promise<PoolConnection> {
+  if (signal?.aborted) throw canceledBeforeStart(signal.reason);
+  try {
+    return await pool.acquire(signal ? { signal } : {});
+  } catch (err) {
+    if (err instanceof AcquireAbortedError) throw canceledBeforeStart(err);
+    throw err;
+  }
+}
+
+/** Give a lease back (with the error, so the pool can drop a broken connection) unless we destroyed it. */
+export function releaseLease(lease: PoolConnection, error?: unknown): void {
+  if (!destroyed.has(lease)) lease.release(error);
+}
+
 /**
  * Run `fn` on `db` itself when it is a lease, else on a connection leased for the call and released
  * afterwards (with the error, so the pool can drop a broken connection).
@@ -50,21 +66,14 @@ export async function withLease<T>(
   fn: (lease: PoolConnection) => Promise<T>,
 ): Promise<T> {
   if (isLease(db)) return fn(db);
-  if (signal?.aborted) throw canceledBeforeStart(signal.reason);
-  let lease: PoolConnection;
-  try {
-    lease = await db.acquire(signal ? { signal } : {});
-  } catch (err) {
-    if (err instanceof AcquireAbortedError) throw canceledBeforeStart(err);
-    throw err;
-  }
+  const lease = await acquireLease(db, signal);
   let result: T;
   try {
     result = await fn(lease);
   } catch (err) {
-    if (!destroyed.has(lease)) lease.release(err);
+    releaseLease(lease, err);
     throw err;
   }
-  if (!destroyed.has(lease)) lease.release();
+  releaseLease(lease);
   return result;
 }

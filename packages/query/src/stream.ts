@@ -1,7 +1,8 @@
 import type { PoolConnection } from '@accountdb/pool';
 import type pg from 'pg';
 import Cursor from 'pg-cursor';
-import { assertDatabase, type Database, isLease } from './connection.js';
+import { runCancellable, validateCancelOptions } from './cancel.js';
+import { acquireLease, assertDatabase, canceledBeforeStart, type Database, isLease, releaseLease } from './connection.js';
 import { QueryArgumentError, toSqlError } from './errors.js';
 import { type Query, toStatement } from './statement.js';
 
@@ -9,6 +10,12 @@ import { type Query, toStatement } from './statement.js';
 export interface StreamOptions {
   /** Rows fetched per round trip. Default 1,000. */
   batchSize?: number;
+  /**
+   * Stop the iteration when this aborts: a fetch in flight is canceled on the server, the portal is
+   * closed, the connection released, and the loop throws `QueryCanceledError`. Checked before every
+   * fetch, so it also stops a consumer that is slow between batches.
+   */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_BATCH_SIZE = 1_000;
@@ -42,25 +49,34 @@ async function* iterate<R extends pg.QueryResultRow>(
   text: string,
   values: unknown[] | undefined,
   batchSize: number,
+  signal: AbortSignal | undefined,
 ): AsyncGenerator<R, void, undefined> {
   const owned = !isLease(db);
-  const lease = isLease(db) ? db : await db.acquire();
+  const lease = isLease(db) ? db : await acquireLease(db, signal);
   let failure: unknown;
   try {
     // pg-cursor is the driver's own companion: a named portal read with Execute(n) + Flush, so no
     // DECLARE/BEGIN round trips and it works inside or outside a transaction.
     const cursor = lease.client.query(new Cursor<R>(text, values));
     let open = true;
+    const read = signal
+      ? () => runCancellable(lease, { signal }, () => cursor.read(batchSize))
+      : () =>
+          cursor.read(batchSize).catch((err: unknown) => {
+            throw toSqlError(err);
+          });
     try {
       for (;;) {
+        // Aborted while the consumer worked on the last batch: the portal is still open and is closed below.
+        if (signal?.aborted) throw canceledBeforeStart(signal.reason);
         let batch: R[];
         try {
-          batch = await cursor.read(batchSize);
+          batch = await read();
         } catch (err) {
           // pg-cursor has already sent Sync after the error: nothing to close. The pool takes the
           // connection back once the server's ReadyForQuery arrives.
           open = false;
-          throw toSqlError(err);
+          throw err;
         }
         if (batch.length === 0) break;
         yield* batch;
@@ -73,7 +89,7 @@ async function* iterate<R extends pg.QueryResultRow>(
     failure = err;
     throw err;
   } finally {
-    if (owned) lease.release(failure);
+    if (owned) releaseLease(lease, failure);
   }
 }
 
@@ -94,5 +110,6 @@ export function stream<R extends pg.QueryResultRow = pg.QueryResultRow>(
   assertDatabase(db);
   const { text, values } = toStatement(query, params);
   const batchSize = options.batchSize === undefined ? DEFAULT_BATCH_SIZE : validateCount(options.batchSize, 'batchSize');
-  return { [Symbol.asyncIterator]: () => iterate<R>(db, text, values, batchSize) };
+  validateCancelOptions({ signal: options.signal });
+  return { [Symbol.asyncIterator]: () => iterate<R>(db, text, values, batchSize, options.signal) };
 }

@@ -1,6 +1,15 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { backoffDelay, type PgClient, type PoolConnection } from '@accountdb/pool';
-import { assertDatabase, type Database, destroyLease, isLease, withLease } from './connection.js';
-import { DeadlockDetectedError, QueryArgumentError, SerializationFailureError, SqlError, toSqlError } from './errors.js';
+import { cancelBackend, validateCancelOptions } from './cancel.js';
+import { assertDatabase, canceledBeforeStart, type Database, destroyLease, isLease, withLease } from './connection.js';
+import {
+  DeadlockDetectedError,
+  QueryArgumentError,
+  QueryCanceledError,
+  SerializationFailureError,
+  SqlError,
+  toSqlError,
+} from './errors.js';
 import { type ExecuteOptions, prepare, type Row, run } from './execute.js';
 import type { SqlFragment } from './sql.js';
 import type { Query } from './statement.js';
@@ -18,6 +27,13 @@ export interface TransactionOptions {
   deferrable?: boolean;
   /** Extra attempts after a serialization failure (40001) or deadlock (40P01). Default 5. */
   maxRetries?: number;
+  /**
+   * Abandon the transaction when this aborts: waiting for a connection or in the retry backoff
+   * stops there; a statement running on the transaction's connection is canceled on the server; the
+   * transaction rolls back (it is not retried) and `QueryCanceledError` is thrown. Once COMMIT has
+   * been sent the abort no longer applies: the COMMIT's own outcome stands.
+   */
+  signal?: AbortSignal;
 }
 
 const ISOLATION: Record<IsolationLevel, string> = {
@@ -63,17 +79,38 @@ async function rollback(lease: PoolConnection, statement = 'ROLLBACK'): Promise<
   }
 }
 
-async function once<T>(lease: PoolConnection, begin: string, fn: (tx: PoolConnection) => Promise<T> | T): Promise<T> {
-  await lease.query(begin).catch((err: unknown) => {
+async function once<T>(
+  lease: PoolConnection,
+  begin: string,
+  fn: (tx: PoolConnection) => Promise<T> | T,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  if (signal?.aborted) throw canceledBeforeStart(signal.reason);
+  // On abort, cancel whatever this connection's backend is running; the cancel is awaited before the
+  // connection goes back, so it cannot reach the next borrower's statement.
+  let cancelling: Promise<void> | undefined;
+  const onAbort = () => {
+    cancelling ??= cancelBackend(lease).catch(() => {});
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const stopListening = async () => {
+    signal?.removeEventListener('abort', onAbort);
+    if (cancelling) await cancelling;
+  };
+  await lease.query(begin).catch(async (err: unknown) => {
+    await stopListening();
     throw toSqlError(err);
   });
   let result: T;
   try {
     result = await fn(lease);
+    if (signal?.aborted) throw abortedError(signal);
   } catch (err) {
+    await stopListening();
     await rollback(lease);
-    throw toSqlError(err);
+    throw signal?.aborted && !(err instanceof QueryCanceledError) ? abortedError(signal, err) : toSqlError(err);
   }
+  await stopListening();
   let tag: string;
   try {
     tag = (await lease.query('COMMIT')).command;
@@ -90,6 +127,17 @@ async function once<T>(lease: PoolConnection, begin: string, fn: (tx: PoolConnec
     );
   }
   return result;
+}
+
+/** The transaction was abandoned because `signal` aborted (`cause`: what `fn` threw meanwhile, if anything). */
+function abortedError(signal: AbortSignal, cause?: unknown): QueryCanceledError {
+  return new QueryCanceledError(
+    'QUERY_CANCELED',
+    'Transaction abandoned by AbortSignal; it was rolled back',
+    { sqlstate: '57014' },
+    undefined,
+    cause ?? signal.reason,
+  );
 }
 
 async function nested<T>(lease: PoolConnection, fn: (tx: PoolConnection) => Promise<T> | T): Promise<T> {
@@ -136,19 +184,24 @@ export async function transaction<T>(
   assertDatabase(db);
   if (typeof fn !== 'function') throw new QueryArgumentError('fn must be a function');
   const begin = beginStatement(options);
+  validateCancelOptions({ signal: options.signal });
   if (isLease(db) && db.client.getTransactionStatus() !== 'I') {
     if (begin !== 'BEGIN') {
       throw new QueryArgumentError('isolation, readOnly and deferrable cannot be set on a nested transaction (a savepoint)');
     }
+    if (options.signal?.aborted) throw canceledBeforeStart(options.signal.reason);
     return nested(db, fn);
   }
+  const { signal } = options;
   const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await withLease(db, undefined, (lease) => once(lease, begin, fn));
+      return await withLease(db, signal, (lease) => once(lease, begin, fn, signal));
     } catch (err) {
-      if (attempt >= maxRetries || !isRetryable(err)) throw err;
-      await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, RETRY_BASE_MS, RETRY_CAP_MS)));
+      if (attempt >= maxRetries || !isRetryable(err) || signal?.aborted) throw err;
+      await delay(backoffDelay(attempt, RETRY_BASE_MS, RETRY_CAP_MS), undefined, signal ? { signal } : {}).catch(() => {
+        throw canceledBeforeStart(signal?.reason);
+      });
     }
   }
 }
@@ -200,6 +253,6 @@ export async function executeInTransaction(
   maybeOptions?: ExecuteInTransactionOptions,
 ): Promise<unknown> {
   const prepared = prepare(db, query, paramsOrOptions, maybeOptions);
-  const { isolation, readOnly, deferrable, maxRetries } = prepared.options as ExecuteInTransactionOptions;
-  return transaction(db, (tx) => run(tx, prepared), { isolation, readOnly, deferrable, maxRetries });
+  const { isolation, readOnly, deferrable, maxRetries, signal } = prepared.options as ExecuteInTransactionOptions;
+  return transaction(db, (tx) => run(tx, prepared), { isolation, readOnly, deferrable, maxRetries, signal });
 }

@@ -1,6 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { execute, QueryArgumentError, SqlError, sql, stream, transaction } from '../src/index.js';
+import { execute, QueryArgumentError, QueryCanceledError, SqlError, sql, stream, transaction } from '../src/index.js';
 import { poolFor, rejectionOf } from './helpers.js';
 
 let db: TestDatabase;
@@ -129,5 +129,66 @@ test('bad arguments throw when stream() is called, before any SQL', () => {
   expect(() => stream(pool, 'select 1', [], { batchSize: 0 })).toThrow(QueryArgumentError);
   expect(() => stream(pool, sql`select ${1}`, [1])).toThrow(QueryArgumentError);
   expect(() => stream(null as never, 'select 1')).toThrow(QueryArgumentError);
+  expect(() => stream(pool, 'select 1', [], { signal: 'stop' as never })).toThrow(QueryArgumentError);
   expect(pool.stats().active).toBe(0);
+});
+
+async function cursorsLeft(): Promise<number> {
+  const lease = await pool.acquire();
+  try {
+    expect(lease.client.getTransactionStatus()).toBe('I');
+    return (await lease.query<{ n: number }>('select count(*)::int as n from pg_cursors')).rows[0]?.n ?? -1;
+  } finally {
+    lease.release();
+  }
+}
+
+test('signal: aborting during a fetch cancels it on the server; the connection comes back idle, without a portal', async () => {
+  const controller = new AbortController();
+  const rows: unknown[] = [];
+  // Each batch of 10 rows takes the server ~5 s: the abort lands while the first fetch runs.
+  const slow = 'select g, pg_sleep(0.5) from generate_series(1, 100) g';
+  setTimeout(() => controller.abort(), 300);
+  const err = await rejectionOf(async () => {
+    for await (const row of stream(pool, slow, [], { batchSize: 10, signal: controller.signal })) rows.push(row);
+  });
+  expect(err).toBeInstanceOf(QueryCanceledError);
+  expect(rows).toEqual([]);
+  // The server's own cancel error (57014 from the backend), not the "before it was sent" one.
+  expect(err).toMatchObject({ sqlstate: '57014' });
+  expect((err as Error).message).not.toMatch(/before it was sent/);
+  // The pool takes the connection back once the server's ReadyForQuery follows the error: leasing
+  // the only connection again proves it came back (idle, checked inside).
+  expect(await cursorsLeft()).toBe(0);
+  expect(pool.stats().active).toBe(0);
+});
+
+test('signal: aborting while the consumer works between batches stops before the next fetch and closes the portal', async () => {
+  const controller = new AbortController();
+  let seen = 0;
+  const err = await rejectionOf(async () => {
+    for await (const _ of stream(pool, 'select id from big order by id', [], { batchSize: 100, signal: controller.signal })) {
+      seen++;
+      if (seen === 50) controller.abort(new Error('client went away'));
+    }
+  });
+  expect(err).toBeInstanceOf(QueryCanceledError);
+  expect(seen).toBe(100); // the batch in hand is delivered, the next one is never fetched
+  expect(pool.stats().active).toBe(0);
+  expect(await cursorsLeft()).toBe(0);
+  // Positive control: without an abort the same loop sees every row.
+  let all = 0;
+  for await (const _ of stream(pool, 'select id from big', [], { batchSize: 1000, signal: new AbortController().signal })) all++;
+  expect(all).toBe(100000);
+});
+
+test('signal: already aborted → QueryCanceledError at the first next(), without leasing a connection', async () => {
+  const acquires = pool.stats().acquires;
+  const err = await rejectionOf(async () => {
+    for await (const _ of stream(pool, 'select 1', [], { signal: AbortSignal.abort() })) {
+      /* never reached */
+    }
+  });
+  expect(err).toBeInstanceOf(QueryCanceledError);
+  expect(pool.stats().acquires).toBe(acquires);
 });

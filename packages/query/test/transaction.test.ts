@@ -1,8 +1,8 @@
 import type { PoolConnection } from '@accountdb/pool';
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
-import { execute, QueryArgumentError, SqlError, transaction, UniqueViolationError } from '../src/index.js';
-import { poolFor, rejectionOf } from './helpers.js';
+import { execute, QueryArgumentError, QueryCanceledError, SqlError, transaction, UniqueViolationError } from '../src/index.js';
+import { poolFor, rejectionOf, waitFor } from './helpers.js';
 
 let db: TestDatabase;
 let pool: ReturnType<typeof poolFor>;
@@ -228,4 +228,73 @@ test('retries are bounded by maxRetries', async () => {
   );
   expect((failed as SqlError).code).toBe('SERIALIZATION_FAILURE');
   expect(attempts).toBe(3);
+});
+
+test('signal: aborting while a statement runs cancels it on the server and rolls the transaction back', async () => {
+  const controller = new AbortController();
+  let pid = 0;
+  const err = await rejectionOf(
+    transaction(
+      pool,
+      async (tx) => {
+        pid = tx.processId;
+        await execute(tx, "insert into log values ('before the abort')");
+        setTimeout(() => controller.abort(), 200);
+        // No signal passed to the statement itself: the transaction's signal cancels it.
+        await execute(tx, 'select pg_sleep(30)');
+      },
+      { signal: controller.signal },
+    ),
+  );
+  expect(err).toBeInstanceOf(QueryCanceledError);
+  expect(await messages()).toEqual([]); // rolled back
+  await waitFor(async () => pool.stats().active === 0);
+  const { rows } = await db.admin('select state from pg_stat_activity where pid = $1', [pid]);
+  expect(rows[0]?.state).toBe('idle'); // the backend is not still sleeping
+});
+
+test('signal: aborting while fn works in JS (no statement running) rolls back instead of committing', async () => {
+  const controller = new AbortController();
+  const err = await rejectionOf(
+    transaction(
+      pool,
+      async (tx) => {
+        await execute(tx, "insert into log values ('never committed')");
+        controller.abort(new Error('client went away'));
+        return 'done';
+      },
+      { signal: controller.signal },
+    ),
+  );
+  expect(err).toBeInstanceOf(QueryCanceledError);
+  expect((err as Error).message).toMatch(/rolled back/);
+  expect(await messages()).toEqual([]);
+  // Positive control: the same transaction with a signal that never aborts commits.
+  await transaction(pool, (tx) => execute(tx, "insert into log values ('committed')"), { signal: new AbortController().signal });
+  expect(await messages()).toEqual(['committed']);
+});
+
+test('signal: an abort ends the retries (no further attempt after a serialization failure)', async () => {
+  const controller = new AbortController();
+  let attempts = 0;
+  const err = await rejectionOf(
+    transaction(
+      pool,
+      async (tx) => {
+        attempts++;
+        controller.abort();
+        await execute(tx, "do $$ begin raise exception 'conflict' using errcode = '40001'; end $$");
+      },
+      { signal: controller.signal, maxRetries: 5 },
+    ),
+  );
+  expect(err).toBeInstanceOf(QueryCanceledError);
+  expect(attempts).toBe(1);
+});
+
+test('signal: already aborted → QueryCanceledError without leasing a connection; not a signal → QueryArgumentError', async () => {
+  const acquires = pool.stats().acquires;
+  await expect(transaction(pool, () => 1, { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(QueryCanceledError);
+  expect(pool.stats().acquires).toBe(acquires);
+  await expect(transaction(pool, () => 1, { signal: {} as never })).rejects.toBeInstanceOf(QueryArgumentError);
 });
