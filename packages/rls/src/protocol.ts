@@ -30,8 +30,9 @@ const SYNC = 0x53; // 'S'
 
 const NO_VALUES: readonly unknown[] = [];
 
-// Upper bound of a JS string's UTF-8 length: at most 3 bytes per UTF-16 code unit.
-const maxBytes = (s: string) => s.length * 3;
+// Upper bound of a JS string's UTF-8 length: at most 3 bytes per UTF-16 code unit. Long strings are
+// measured exactly instead, so a large value does not cost three times its size in memory.
+const maxBytes = (s: string) => (s.length > 1024 ? Buffer.byteLength(s, 'utf8') : s.length * 3);
 
 function parseSize(name: string, text: string): number {
   return 1 + 4 + maxBytes(name) + 1 + maxBytes(text) + 1 + 2;

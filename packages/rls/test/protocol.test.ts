@@ -64,6 +64,12 @@ describe('encodeBatch', () => {
       1,
     ],
     ['a 100 kB value', [{ text: 'select $1', values: ['x'.repeat(100_000)] }], [], 0],
+    [
+      'long multi-byte values (measured exactly)',
+      [{ text: 'select $1, $2', values: ['€'.repeat(5_000), '🚀'.repeat(3_000)] }],
+      [],
+      0,
+    ],
   ];
 
   for (const [title, statements, parses, parseBefore] of cases) {
