@@ -118,6 +118,8 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
     password = readFileSync(passwordFile, 'utf8').trim();
   }
 
+  await stopOrphanedServer(dataDir, clusterDir, log);
+
   const port = await freePort();
   const recentOutput: string[] = [];
   const child = spawn(
@@ -153,6 +155,11 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
       { cause: err },
     );
   }
+
+  // Which app process owns this server: a later start can tell an orphan from a running instance.
+  const ownerFile = join(dataDir, OWNER_FILE);
+  writeFileSync(ownerFile, `${process.pid}\n`, { mode: 0o600 });
+  child.once('exit', () => rmSync(ownerFile, { force: true }));
 
   const database: EmbeddedDatabase = {
     host: HOST,
@@ -201,6 +208,55 @@ async function initCluster(binDir: string, clusterDir: string, password: string,
     throw new EmbeddedPostgresError(`initdb failed for ${clusterDir}${stderr ? `: ${stderr}` : ''}`, { cause: err });
   } finally {
     rmSync(pwfile, { force: true });
+  }
+}
+
+/** Holds the PID of the app process that started the server in this data folder. */
+const OWNER_FILE = 'owner.pid';
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * A server left running by an app process that died without stopping it (SIGKILL, OOM) holds the
+ * cluster's lock, and PostgreSQL refuses a second postmaster. If the lock names a live postmaster of
+ * this very cluster and the app that started it is gone, stop that server (fast shutdown) so this
+ * start can go on. If the owning app is still alive, leave it: the start then fails with the lock
+ * error and says so.
+ */
+async function stopOrphanedServer(dataDir: string, clusterDir: string, log: Logger): Promise<void> {
+  const pid = Number.parseInt(readFileOr(join(clusterDir, 'postmaster.pid'), '').split('\n')[0] ?? '', 10);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  // Only a postgres whose command line names this cluster (a reused PID is someone else's process).
+  const cmdline = readFileOr(`/proc/${pid}/cmdline`, '').split('\0');
+  if (!cmdline[0]?.endsWith('postgres') || cmdline[cmdline.indexOf('-D') + 1] !== clusterDir) return;
+  const owner = Number.parseInt(readFileOr(join(dataDir, OWNER_FILE), ''), 10);
+  if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) return;
+  log.warn({ pid, dataDir }, 'stopping an embedded PostgreSQL left running by an app process that is gone');
+  process.kill(pid, 'SIGINT');
+  const deadline = Date.now() + 30_000;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGQUIT');
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // After SIGQUIT the lock file stays; PostgreSQL removes a stale one itself when its PID is gone.
+  while (isAlive(pid) && Date.now() < deadline + 10_000) await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+function readFileOr(path: string, fallback: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return fallback;
   }
 }
 

@@ -243,4 +243,35 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
 
     expect(first.stdout + second.stdout).not.toContain(password);
   }, 180_000); // two cold starts with initdb: slow on a loaded 2-core machine
+
+  test('after the app was SIGKILLed, the next start stops the orphaned server and starts again', async () => {
+    const env = { ACCOUNTDB_DATA_DIR: dataDir, PORT: '0' };
+    const killed = new AppProcess(env);
+    await killed.waitFor((l) => l.msg.startsWith('embedded PostgreSQL'));
+    const lockFile = join(dataDir, 'pg', 'postmaster.pid');
+    const orphan = Number(readFileSync(lockFile, 'utf8').split('\n')[0]);
+    killed.signal('SIGKILL');
+    await killed.exited;
+    expect(isAlive(orphan)).toBe(true); // nothing stopped it: it holds the cluster's lock
+
+    const next = new AppProcess(env);
+    const warning = await next.waitFor((l) => l.msg.startsWith('stopping an embedded PostgreSQL left running'));
+    expect(warning).toMatchObject({ pid: orphan, dataDir });
+    expect(await next.waitFor((l) => l.msg.startsWith('embedded PostgreSQL'))).toMatchObject({ created: false });
+    expect((await fetch(`${await next.url()}/health/ready`)).status).toBe(200);
+    expect(isAlive(orphan)).toBe(false);
+
+    next.signal('SIGTERM');
+    expect(await next.exited).toBe(0);
+    expect(existsSync(lockFile)).toBe(false);
+  }, 180_000);
 });
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
