@@ -2,6 +2,7 @@ import type { Pool } from '@accountdb/pool';
 import Fastify from 'fastify';
 import type { LevelWithSilent, Logger } from 'pino';
 import { livenessReport, readinessReport } from './health.js';
+import { PROMETHEUS_TEXT, poolMetrics } from './metrics.js';
 
 /** What {@link buildApp} needs; tests pass a pool on a harness database. */
 export interface BuildAppOptions {
@@ -35,6 +36,11 @@ export function buildApp(options: BuildAppOptions) {
       .code(report.status === 'pass' ? 200 : 503)
       .type(HEALTH_JSON)
       .send(report);
+  });
+
+  // Scraped every few seconds, like the probes.
+  app.get('/metrics', { logLevel: probeLogLevel }, async (_request, reply) => {
+    return reply.type(PROMETHEUS_TEXT).send(poolMetrics(options.pool.stats()));
   });
 
   return app;
