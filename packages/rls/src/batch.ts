@@ -24,6 +24,20 @@ const NONE: readonly PreparedStatement[] = [];
 /** Named statements each connection has parsed (a session-level fact, so it survives ROLLBACK). */
 const parsedByClient = new WeakMap<pg.Client, Set<string>>();
 
+/** Most server-side statements a batch parses per connection; beyond it a caller's named statement goes unnamed. */
+export const MAX_PREPARED_PER_CONNECTION = 256;
+
+/** Whether `name` is, or may still be, prepared on this connection (the per-connection cap). */
+export function mayPrepare(client: pg.Client, name: string): boolean {
+  const parsed = parsedByClient.get(client);
+  return !parsed || parsed.has(name) || parsed.size < MAX_PREPARED_PER_CONNECTION;
+}
+
+/** After the server dropped (or we deallocated) `name` on this connection: parse it again next time. */
+export function forgetPrepared(client: pg.Client, name: string): void {
+  parsedByClient.get(client)?.delete(name);
+}
+
 /** 26000: no such prepared statement; 42P05: it already exists — both mean the server side is not ours to track. */
 export function isPreparedStatementError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   type AcquireOptions,
   describeCause,
@@ -8,7 +9,15 @@ import {
   type QueryResult,
 } from '@accountdb/pool';
 import type pg from 'pg';
-import { type BatchOutcome, type BatchStatement, isPreparedStatementError, type PreparedStatement, runBatch } from './batch.js';
+import {
+  type BatchOutcome,
+  type BatchStatement,
+  forgetPrepared,
+  isPreparedStatementError,
+  mayPrepare,
+  type PreparedStatement,
+  runBatch,
+} from './batch.js';
 import { RlsContextError, RlsScopeError, type RlsScopeFailure } from './errors.js';
 import {
   beginStatement,
@@ -78,12 +87,21 @@ const PREPARED_WITH_ROLE: readonly PreparedStatement[] = [
 ];
 
 const BATCHABLE_KEYS = new Set(['text', 'values', 'rowMode', 'types']);
+const BATCHABLE_KEYS_WITH_NAME = new Set([...BATCHABLE_KEYS, 'name']);
 
-/** A statement as a batch member, or undefined when it needs pg features a batch lacks (name, rows). */
-function asBatchStatement(text: string | QueryConfig, values: unknown[] | undefined): BatchStatement | undefined {
+/**
+ * A statement as a batch member, or undefined when it needs pg features a batch lacks (rows, and a
+ * `name` unless `allowName`: `rls.query` prepares named statements itself).
+ */
+function asBatchStatement(
+  text: string | QueryConfig,
+  values: unknown[] | undefined,
+  allowName = false,
+): BatchStatement | undefined {
   if (typeof text === 'string') return { text, values };
   if (typeof text !== 'object' || text === null || typeof text.text !== 'string') return undefined;
-  if (Object.keys(text).some((k) => !BATCHABLE_KEYS.has(k))) return undefined;
+  const keys = allowName ? BATCHABLE_KEYS_WITH_NAME : BATCHABLE_KEYS;
+  if (Object.keys(text).some((k) => !keys.has(k))) return undefined;
   const config = text as QueryConfig & { rowMode?: 'array'; types?: pg.CustomTypesConfig };
   return { text: config.text, values: values ?? config.values, rowMode: config.rowMode, types: config.types };
 }
@@ -193,25 +211,36 @@ export class Rls {
     const checked = checkContext(this.#options, context);
     const begin = beginStatement(options);
     if (values !== undefined && !Array.isArray(values)) throw new RlsContextError('values', 'must be an array');
-    const statement = asBatchStatement(text, values);
+    const statement = asBatchStatement(text, values, true);
     if (!statement || statement.text.trim() === '')
-      throw new RlsContextError('text', 'must be a non-empty SQL string or a { text, values, rowMode, types } config');
+      throw new RlsContextError('text', 'must be a non-empty SQL string or a { text, values, rowMode, types, name } config');
     if (statement.text.includes('\0')) throw new RlsContextError('text', 'must not contain a NUL byte');
+    const name = typeof text === 'object' ? (text as { name?: unknown }).name : undefined;
+    if (name !== undefined && (typeof name !== 'string' || name === ''))
+      throw new RlsContextError('name', 'must be a non-empty string when given');
+    // A named statement is prepared on each connection under a name derived from its text, so it
+    // never meets pg's own named statements (pg tracks those per connection itself).
+    const callerPrepared: PreparedStatement | undefined = name
+      ? { name: preparedNameFor(statement.text), text: statement.text }
+      : undefined;
     const explicit = begin !== 'BEGIN';
     const main = explicit ? 2 : 1;
+    let callerNamed = false;
     const build = (prepared: boolean): BatchStatement[] => {
       const set = this.#setStatement(checked, prepared);
+      const caller = prepared && callerNamed && callerPrepared ? { ...statement, name: callerPrepared.name } : statement;
       // Implicit transaction: the context dies at Sync and one statement cannot end the transaction
       // and go on, so the closing check (a third statement, ~10% of a lookup's cost) is left out.
-      if (!explicit) return [set, statement];
+      if (!explicit) return [set, caller];
       const [end, commit] = this.#endStatements(checked, prepared) as [BatchStatement, BatchStatement];
-      return [{ text: begin }, set, statement, end, commit];
+      return [{ text: begin }, set, caller, end, commit];
     };
     const lease = await pool.acquire();
     // The common path awaits the batch directly (no extra async frame): this is the hot path the
     // one-worker benchmark measures.
     const prepared = this.#prepared;
-    let outcome: BatchOutcome = await this.#dispatch(lease, checked, prepared, build);
+    callerNamed = callerPrepared !== undefined && mayPrepare(lease.client, callerPrepared.name);
+    let outcome: BatchOutcome = await this.#dispatch(lease, checked, prepared, build, callerNamed ? callerPrepared : undefined);
     if (!outcome.ok && prepared && isPreparedStatementError(outcome.error))
       outcome = await this.#resendUnnamed(lease, outcome, main, build);
     if (outcome.ok) {
@@ -225,6 +254,19 @@ export class Rls {
     }
     if (outcome.index < main) throw await this.#failAfterRollback(lease, 'setupFailed', setupFailed(outcome.error));
     if (outcome.index === main) {
+      if (callerNamed && callerPrepared && (outcome.error as { code?: unknown } | null)?.code === '0A000') {
+        // "cached plan must not change result type": a table under the prepared statement changed
+        // shape, and the statement stays broken where it was parsed. Nothing ran (the server checks
+        // before executing, and the transaction rolled back): drop the statement and run once more,
+        // parsing it afresh. The name is our own hex digest, not input.
+        forgetPrepared(lease.client, callerPrepared.name);
+        if (explicit) await lease.query('ROLLBACK').catch(() => {});
+        await lease.query(`DEALLOCATE "${callerPrepared.name}"`).catch(() => {});
+        if (lease.client.getTransactionStatus() === 'I') lease.release();
+        else lease.destroy();
+        if ((options as { [RETRIED]?: boolean })[RETRIED]) throw outcome.error;
+        return this.query(pool, context, text, values, { ...options, [RETRIED]: true } as ScopeOptions);
+      }
       // An implicit transaction always ends at Sync, so the connection is idle once the server's
       // ReadyForQuery lands (pg holds the next query until it does); an explicit one needs ROLLBACK.
       if (explicit) await this.#rollbackAndRelease(lease);
@@ -261,10 +303,13 @@ export class Rls {
     context: CheckedContext,
     prepared: boolean,
     build: (prepared: boolean) => BatchStatement[],
+    callerPrepared?: PreparedStatement,
   ): Promise<BatchOutcome> {
     const statements = build(prepared);
     const parseBefore = statements[0]?.text.startsWith('BEGIN') ? 1 : 0;
-    return runBatch(lease.client, statements, prepared ? this.#preparedFor(context) : undefined, parseBefore);
+    const ours = this.#preparedFor(context);
+    const toPrepare = !prepared ? undefined : callerPrepared ? [...ours, callerPrepared] : ours;
+    return runBatch(lease.client, statements, toPrepare, parseBefore);
   }
 
   /** A prepared-statement failure (26000/42P05): switch to unnamed statements and resend if nothing of the caller's ran. */
@@ -374,6 +419,14 @@ export class Rls {
     );
     return error;
   }
+}
+
+/** Marks the one automatic re-run of `rls.query` after its prepared statement went stale. */
+const RETRIED = Symbol('accountdb.rls.retried');
+
+/** Server-side name of a caller's named statement: from its text, within PostgreSQL's 63 bytes. */
+function preparedNameFor(text: string): string {
+  return `accountdb_rls_q_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
 }
 
 function setupFailed(cause: unknown): RlsScopeError {
