@@ -37,15 +37,8 @@ export default async function run(ctx: BenchContext): Promise<void> {
 
   const rls = createRls({ roles: ['user'] });
   const unnamed = createRls({ roles: ['user'], preparedStatements: false });
-  const [plainPool, controlPool, queryPool, scopePool, seedPool, explicitPool, unnamedPool] = Array.from({ length: 7 }, pool) as [
-    Pool,
-    Pool,
-    Pool,
-    Pool,
-    Pool,
-    Pool,
-    Pool,
-  ];
+  const [plainPool, controlPool, queryPool, scopePool, seedPool, explicitPool, unnamedPool, namedPool, plainNamedPool] =
+    Array.from({ length: 9 }, pool) as [Pool, Pool, Pool, Pool, Pool, Pool, Pool, Pool, Pool];
 
   // The seed's get_user_db_connection: set at session level, query, clear in `finally`, release.
   const seedApproach = async (w: number, s: number) => {
@@ -78,6 +71,16 @@ export default async function run(ctx: BenchContext): Promise<void> {
     },
     { name: 'seed: session set/query/clear', op: seedApproach, reference: true },
     {
+      name: 'rls.query, named statement',
+      op: (w, s) => rls.query(namedPool, userFor(w, s), { name: 'pk', text: pk, values: [idFor(w, s)] }),
+      reference: true,
+    },
+    {
+      name: 'plain pool.query, named statement',
+      op: (w, s) => plainNamedPool.query({ name: 'pk', text: pk, values: [idFor(w, s)] }),
+      reference: true,
+    },
+    {
       name: 'rls.query, readOnly (BEGIN…COMMIT)',
       op: (w, s) => rls.query(explicitPool, userFor(w, s), pk, [idFor(w, s)], { readOnly: true }),
       reference: true,
@@ -93,6 +96,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
       'connection), preparedStatements: false 1 (parsed every time, as behind PgBouncer < 1.21), readOnly 1 (BEGIN…COMMIT,',
     );
     ctx.print('5 statements), withUserContext 2, seed 3. Reference rows are printed for comparison and not held to the bar.');
+    ctx.print('The two "named statement" rows prepare the lookup itself once per connection: compare them with each other.');
     ctx.print();
     const summary: (string | number)[][] = [];
     for (const [concurrency, bar] of BARS) {
