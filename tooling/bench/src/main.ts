@@ -20,11 +20,13 @@
  *   2-core machine) and make it much shorter when `ctx.settings.quick` is true.
  * - A suite that throws is reported and the run goes on; the process exits non-zero at the end.
  */
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { PostgresServer } from '@accountdb/test-db';
 import pg from 'pg';
 import {
@@ -67,6 +69,11 @@ export interface BenchContext {
   runWorkers: typeof runWorkers;
   /** A `pgbench` binary (`BENCH_PGBENCH`, or Debian's PostgreSQL 15 one), if there is one. */
   readonly pgbenchPath: string | undefined;
+  /**
+   * Run {@link pgbenchPath} with `args` (options and `-f script`, not the connection) against the
+   * bench database and return its tps. Throws when there is no pgbench.
+   */
+  pgbench(args: readonly string[]): Promise<number>;
 }
 
 export type BenchSuite = (ctx: BenchContext) => Promise<void>;
@@ -181,6 +188,16 @@ async function main(): Promise<number> {
       },
       runWorkers,
       pgbenchPath,
+      pgbench: async (args) => {
+        if (!pgbenchPath) throw new Error('no pgbench binary (set BENCH_PGBENCH)');
+        const { host, port, database, user, password } = connection;
+        const { stdout } = await promisify(execFile)(
+          pgbenchPath,
+          [...args, '-h', host, '-p', String(port), '-U', user, database],
+          { env: { ...process.env, PGPASSWORD: password } },
+        );
+        return Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? Number.NaN);
+      },
     };
 
     for (const name of suites) {

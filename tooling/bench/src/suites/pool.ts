@@ -7,11 +7,9 @@
  * Part 2 (HikariCP's JMH approach): the cost of one acquire+release cycle with no query, in a tight
  * loop, set against the client CPU one query costs, which predicts the ratio a CPU-bound client sees.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Pool } from '@accountdb/pool';
 import type pg from 'pg';
 import postgres from 'postgres';
@@ -199,8 +197,7 @@ async function acquireOverhead(
 
 /** The server's ceiling with a C client: pgbench `SELECT 1`, sandwiched between two pg.Pool runs. */
 async function pgbenchReference(ctx: BenchContext, raw: pg.Pool): Promise<void> {
-  const pgbench = ctx.pgbenchPath;
-  if (!pgbench) {
+  if (!ctx.pgbenchPath) {
     ctx.print('pgbench reference skipped: no pgbench binary (set BENCH_PGBENCH)');
     return;
   }
@@ -209,37 +206,14 @@ async function pgbenchReference(ctx: BenchContext, raw: pg.Pool): Promise<void> 
   const dir = mkdtempSync(join(tmpdir(), 'accountdb-bench-'));
   const script = join(dir, 'select1.sql');
   writeFileSync(script, 'SELECT 1;\n');
-  const { host, port, database, user, password } = ctx.config;
   const rawRun = async () => {
     const r = await ctx.runWorkers(16, { durationMs: seconds * 1000 }, () => raw.query('SELECT 1'));
     return (r.ops * 1000) / r.elapsedMs;
   };
   try {
     const before = await rawRun();
-    const { stdout } = await promisify(execFile)(
-      pgbench,
-      [
-        '-n',
-        '-f',
-        script,
-        '-c',
-        String(clients),
-        '-j',
-        '2',
-        '-T',
-        String(seconds),
-        '-h',
-        host,
-        '-p',
-        String(port),
-        '-U',
-        user,
-        database,
-      ],
-      { env: { ...process.env, PGPASSWORD: password } },
-    );
+    const tps = await ctx.pgbench(['-n', '-f', script, '-c', String(clients), '-j', '2', '-T', String(seconds)]);
     const after = await rawRun();
-    const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? Number.NaN);
     const rawQps = (before + after) / 2;
     ctx.print(`pgbench reference — SELECT 1, ${seconds} s each, between two pg.Pool runs at 16 workers:`);
     ctx.printTable(

@@ -7,11 +7,9 @@
  * policy and the bench role is a superuser, so this measures the mechanism (statements and round
  * trips), not policy evaluation, which costs the same whichever way the context is set.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createPool, type Pool } from '@accountdb/pool';
 import { createRls } from '@accountdb/rls';
 import { type Contender, median, quantile } from '../abba.js';
@@ -126,8 +124,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
  * the no-op's cost; if `rls.query`'s ratio is near these, what is left is the server's.
  */
 async function secondStatementFloor(ctx: BenchContext, pk: string): Promise<void> {
-  const pgbench = ctx.pgbenchPath;
-  if (!pgbench) {
+  if (!ctx.pgbenchPath) {
     ctx.print('second-statement floor skipped: no pgbench binary (set BENCH_PGBENCH)');
     return;
   }
@@ -144,7 +141,6 @@ async function secondStatementFloor(ctx: BenchContext, pk: string): Promise<void
   };
   const names = Object.keys(scripts) as (keyof typeof scripts)[];
   const dir = mkdtempSync(join(tmpdir(), 'accountdb-bench-'));
-  const { host, port, database, user, password } = ctx.config;
   try {
     for (const name of names) writeFileSync(join(dir, `${names.indexOf(name)}.sql`), scripts[name]);
     const rows: (string | number)[][] = [];
@@ -154,20 +150,8 @@ async function secondStatementFloor(ctx: BenchContext, pk: string): Promise<void
         // Rotate the order each round so drift in the machine's load hits every script alike.
         for (let k = 0; k < names.length; k++) {
           const name = names[(round + k) % names.length] as keyof typeof scripts;
-          const { stdout } = await promisify(execFile)(
-            pgbench,
-            ['-n', '-M', mode, '-c', '1', '-t', String(transactions), '-f', join(dir, `${names.indexOf(name)}.sql`)].concat([
-              '-h',
-              host,
-              '-p',
-              String(port),
-              '-U',
-              user,
-              database,
-            ]),
-            { env: { ...process.env, PGPASSWORD: password } },
-          );
-          tps.get(name)?.push(Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? Number.NaN));
+          const args = ['-n', '-M', mode, '-c', '1', '-t', String(transactions), '-f', join(dir, `${names.indexOf(name)}.sql`)];
+          tps.get(name)?.push(await ctx.pgbench(args));
         }
       }
       const base = tps.get('lookup') ?? [];
