@@ -159,7 +159,9 @@ export class Rls {
     if (typeof fn !== 'function') throw new RlsContextError('fn', 'must be a function');
     const lease = await pool.acquire();
     const first = async (text: string | QueryConfig, values: unknown[] | undefined): Promise<QueryResult> => {
-      const statement = asBatchStatement(text, values);
+      // A named first statement travels unnamed in the opening flight (the name only asks for
+      // reuse); later statements go through pg, which prepares named ones itself.
+      const statement = asBatchStatement(text, values, true);
       const outcome = await this.#send(lease, checked, 2, (prepared) => [
         { text: begin },
         this.#setStatement(checked, prepared),

@@ -102,6 +102,12 @@ test("withUserContext: BEGIN and the context travel with fn's first statement; C
   expect(
     await counter.count(() => rls.withUserContext(pool, ctx, (tx) => tx.query('select * from notes where id = $1', [1]))),
   ).toBe(2);
+  // Also when the first statement is a named config.
+  const named = { name: 'note-by-id', text: 'select * from notes where id = $1', values: [1] };
+  expect(await counter.count(() => rls.withUserContext(pool, ctx, (tx) => tx.query(named)))).toBe(2);
+  // rls.query with a named statement: still one round trip (the parse travels in the same flight).
+  expect(await counter.count(() => rls.query(pool, ctx, named))).toBe(1);
+  expect(await counter.count(() => rls.query(pool, ctx, named))).toBe(1);
   // A statement fn issues after the first one completes is a round trip of its own, as without RLS.
   expect(
     await counter.count(() =>
