@@ -3,7 +3,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, isClosedToPostgresUser, type OsUser, postgresOsUser, resolvePgBinDir } from '@accountdb/local-postgres';
+import {
+  freePort,
+  isClosedToPostgresUser,
+  type OsUser,
+  postgresOsUser,
+  resolvePgBinDir,
+  stopServerProcess,
+} from '@accountdb/local-postgres';
 import { AccountDbError } from '@accountdb/pool';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -296,17 +303,6 @@ async function ensureDatabase(connection: Connection): Promise<void> {
 }
 
 /** Fast shutdown (SIGINT: clients disconnected, data flushed); SIGKILL after `timeoutMs`. */
-async function stopServer(child: ChildProcess, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return; // already gone (Ctrl-C reached it too)
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGINT');
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs);
-  });
-  if ((await Promise.race([exited, timedOut])) === 'timeout') {
-    child.kill('SIGKILL');
-    await exited;
-  }
-  clearTimeout(timer);
+function stopServer(child: ChildProcess, timeoutMs: number): Promise<void> {
+  return stopServerProcess(child, 'SIGINT', timeoutMs); // returns at once if Ctrl-C already stopped it
 }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, type OsUser, postgresOsUser, resolvePgBinDir } from '@accountdb/local-postgres';
+import { freePort, type OsUser, postgresOsUser, resolvePgBinDir, stopServerProcess } from '@accountdb/local-postgres';
 import pg from 'pg';
 
 export interface PostgresServerOptions {
@@ -151,18 +151,7 @@ export class PostgresServer {
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     const child = this.#child;
     if (!child) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
-    const timeout = this.#options.stopTimeoutMs ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeout);
-    });
-    if ((await Promise.race([exited, timedOut])) === 'timeout') {
-      child.kill('SIGKILL');
-      await exited;
-    }
-    clearTimeout(timer);
+    await stopServerProcess(child, mode === 'fast' ? 'SIGINT' : 'SIGQUIT', this.#options.stopTimeoutMs ?? 10_000);
   }
 
   /** Stop the server and delete its data directory. */
