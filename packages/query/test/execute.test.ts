@@ -160,7 +160,9 @@ describe('cancellation', () => {
       execute(pool, 'select pg_sleep(30), g from generate_series(1, 3) g', [], { fetch: 'many', count: 2, timeoutMs: 100 }),
     );
     expect(err).toBeInstanceOf(StatementTimeoutError);
-    expect(pool.stats().active).toBe(0);
+    // A portal read fails on ErrorResponse; the server's ReadyForQuery follows a round trip later (pg-cursor
+    // sends Sync after the error), and the pool takes the connection back only then. Await that return.
+    await expect.poll(() => pool.stats().active).toBe(0);
     expect(await execute(pool, 'select count(*)::int as n from items', [], { fetch: 'one' })).toEqual({ n: 501 });
   });
 
