@@ -67,7 +67,10 @@ try {
     console.log(`run ${run}/${runs}: ${ok ? 'PASS' : 'FAIL'} — ${total} tests, ${failed.length} failing, ${seconds}s`);
     if (!ok) {
       for (const name of failed) console.log(`    ✗ ${name}`);
-      const tail = out.split('\n').filter((l) => /unhandled|Error:|FAIL/i.test(l)).slice(0, 20);
+      const tail = out
+        .split('\n')
+        .filter((l) => /unhandled|Error:|FAIL/i.test(l))
+        .slice(0, 20);
       for (const line of tail) console.log(`      | ${line}`);
     }
   }
