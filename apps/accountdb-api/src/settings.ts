@@ -1,6 +1,13 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, type ConfigProblem, loadConfig, type PoolConfig, type Logger as PoolLogger } from '@accountdb/pool';
+import {
+  ConfigError,
+  type ConfigProblem,
+  loadConfig,
+  type PoolConfig,
+  type Logger as PoolLogger,
+  resolvePoolConfig,
+} from '@accountdb/pool';
 import type { Level } from 'pino';
 import { LOG_LEVELS } from './logger.js';
 
@@ -24,6 +31,12 @@ export interface AppSettings {
   /** The pool configuration from `loadConfig` (in embedded mode, host and credentials are replaced at start). */
   pool: PoolConfig;
 }
+
+/**
+ * The app's query bound when the environment sets none (neither `DB_QUERY_TIMEOUT_MS` nor a statement
+ * timeout): no request waits longer than this on a server that went silent.
+ */
+export const APP_QUERY_TIMEOUT_MS = 30_000;
 
 /** `apps/accountdb-api/.data`, found from this file whether it runs from `src/` or `dist/`. */
 export const DEFAULT_DATA_DIR = fileURLToPath(new URL('../.data', import.meta.url));
@@ -67,6 +80,10 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     problems.push(...err.problems);
   }
   if (problems.length > 0 || pool === undefined) throw new ConfigError(problems);
+  // Bounded queries by default (the library's default is off, as pg's is): see APP_QUERY_TIMEOUT_MS.
+  if (pool.queryTimeoutMs === 0 && value('DB_QUERY_TIMEOUT_MS') === undefined) {
+    pool = resolvePoolConfig({ ...pool, password: pool.password, queryTimeoutMs: APP_QUERY_TIMEOUT_MS });
+  }
 
   const external = value('DATABASE_URL') ?? value('DB_HOST') ?? value('PGHOST');
   return {

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { ConfigError } from '@accountdb/pool';
 import { describe, expect, test } from 'vitest';
-import { DEFAULT_DATA_DIR, loadSettings } from '../src/settings.js';
+import { APP_QUERY_TIMEOUT_MS, DEFAULT_DATA_DIR, loadSettings } from '../src/settings.js';
 
 describe('loadSettings', () => {
   test('an empty environment means embedded PostgreSQL in apps/accountdb-api/.data, port 3000 on loopback', () => {
@@ -19,6 +19,14 @@ describe('loadSettings', () => {
     const settings = loadSettings({ [name]: value });
     expect(settings.embedded).toBeUndefined();
     expect(settings.pool.hosts[0]?.host).toBe('db.example');
+  });
+
+  test('queries are bounded by default; DB_QUERY_TIMEOUT_MS or a statement timeout set their own bound', () => {
+    expect(loadSettings({}).pool.queryTimeoutMs).toBe(APP_QUERY_TIMEOUT_MS);
+    expect(loadSettings({ DB_QUERY_TIMEOUT_MS: '5000' }).pool.queryTimeoutMs).toBe(5000);
+    expect(loadSettings({ DB_QUERY_TIMEOUT_MS: '0' }).pool.queryTimeoutMs).toBe(0);
+    expect(loadSettings({ DB_STATEMENT_TIMEOUT_MS: '2000', DB_CONNECTION_TIMEOUT: '1' }).pool.queryTimeoutMs).toBe(3000);
+    expect(loadSettings({ DB_PASS: 'pw' }).pool.password).toBe('pw');
   });
 
   test('ACCOUNTDB_DATA_DIR moves the embedded data folder (relative to the working directory)', () => {

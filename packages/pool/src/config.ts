@@ -56,6 +56,18 @@ export interface PoolConfig {
   readonly maxRetryIntervalMs: number;
   /** TCP keepalive on every connection. Default true. */
   readonly keepAlive: boolean;
+  /**
+   * Idle time before the first TCP keepalive probe, ms (libpq `keepalives_idle`, in seconds there).
+   * Node sets only this; probe interval and count stay the operating system's. Default 10,000.
+   */
+  readonly keepAliveIdleMs: number;
+  /**
+   * Client-side bound on a query, ms: when the server sends nothing for this long while a query
+   * waits on it, the connection is closed and the caller gets `ConnectionLostError` (pgJDBC's
+   * `socketTimeout`). 0 = off. Default: off, or `statementTimeoutMs + connectionTimeoutMs` when a
+   * statement timeout is set (the server promised to answer by then; silence past it means the peer is gone).
+   */
+  readonly queryTimeoutMs: number;
   /** A connection idle longer than this is checked with a round trip before hand-out, ms. Default 1,000. */
   readonly validateAfterIdleMs: number;
   /** Log the borrower's stack when a lease is held longer than this, ms. 0 = off (default). */
@@ -83,6 +95,7 @@ export const DEFAULTS = {
   retryIntervalMs: 2_000,
   maxRetryIntervalMs: 30_000,
   keepAlive: true,
+  keepAliveIdleMs: 10_000,
   validateAfterIdleMs: 1_000,
   leakDetectionThresholdMs: 0,
 } as const satisfies Partial<PoolConfig>;
@@ -105,6 +118,8 @@ const MINIMUMS: Record<NumericKey, number> = {
   maxRetryIntervalMs: 0,
   validateAfterIdleMs: 0,
   leakDetectionThresholdMs: 0,
+  keepAliveIdleMs: 0,
+  queryTimeoutMs: 0,
 };
 
 /** Parse a `postgres://` URL, including libpq's multi-host form `postgres://u:p@h1:5432,h2:5433/db`. */
@@ -159,6 +174,13 @@ export function parseDatabaseUrl(url: string): { input: PoolConfigInput; problem
         break;
       case 'statement_timeout':
         input.statementTimeoutMs = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+        break;
+      case 'keepalives':
+        if (value === '0' || value === '1') input.keepAlive = value === '1';
+        else problems.push('has an invalid keepalives parameter (0 or 1)');
+        break;
+      case 'keepalives_idle':
+        input.keepAliveIdleMs = /^\d+$/.test(value) ? Number(value) * 1000 : Number.NaN;
         break;
       case 'user':
         input.user = value;
@@ -297,6 +319,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   choice(fromPg, 'PGSSLMODE', 'sslmode', SSL_MODES);
   choice(fromPg, 'PGTARGETSESSIONATTRS', 'targetSessionAttrs', TARGET_ATTRS);
   integer(fromPg, 'PGCONNECT_TIMEOUT', 'connectionTimeoutMs', 1000);
+  integer(fromPg, 'PGKEEPALIVESIDLE', 'keepAliveIdleMs', 1000);
   // DATABASE_URL overrides PG* field by field; record its names again where it set something.
   for (const key of Object.keys(fromUrl) as (keyof PoolConfig)[]) names[key] = 'DATABASE_URL';
 
@@ -320,6 +343,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   integer(fromDb, 'DB_STATEMENT_TIMEOUT_MS', 'statementTimeoutMs');
   integer(fromDb, 'DB_VALIDATE_AFTER_IDLE_MS', 'validateAfterIdleMs');
   integer(fromDb, 'DB_LEAK_DETECTION_THRESHOLD_MS', 'leakDetectionThresholdMs');
+  integer(fromDb, 'DB_KEEPALIVE_IDLE', 'keepAliveIdleMs', 1000);
+  integer(fromDb, 'DB_QUERY_TIMEOUT_MS', 'queryTimeoutMs');
   const keepAlive = get('DB_KEEPALIVE');
   if (keepAlive !== undefined) {
     if (/^(true|1|on|yes)$/i.test(keepAlive)) fromDb.keepAlive = true;
@@ -436,12 +461,24 @@ export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveC
     retryIntervalMs: numbers.retryIntervalMs ?? DEFAULTS.retryIntervalMs,
     maxRetryIntervalMs: numbers.maxRetryIntervalMs ?? DEFAULTS.maxRetryIntervalMs,
     keepAlive: merged.keepAlive ?? DEFAULTS.keepAlive,
+    keepAliveIdleMs: numbers.keepAliveIdleMs ?? DEFAULTS.keepAliveIdleMs,
+    queryTimeoutMs: effectiveQueryTimeout(
+      numbers.queryTimeoutMs,
+      numbers.statementTimeoutMs,
+      numbers.connectionTimeoutMs ?? DEFAULTS.connectionTimeoutMs,
+    ),
     validateAfterIdleMs: numbers.validateAfterIdleMs ?? DEFAULTS.validateAfterIdleMs,
     leakDetectionThresholdMs: numbers.leakDetectionThresholdMs ?? DEFAULTS.leakDetectionThresholdMs,
   } satisfies Omit<PoolConfig, 'password'> as PoolConfig;
   // Non-enumerable: never appears in console.log, JSON.stringify, spread copies or pino output.
   Object.defineProperty(config, 'password', { value: merged.password, enumerable: false, writable: false });
   return Object.freeze(config);
+}
+
+/** An explicit bound wins (0 = off); else a statement timeout implies one, with the connect timeout as grace. */
+function effectiveQueryTimeout(explicit: number | undefined, statementTimeoutMs: number | undefined, graceMs: number): number {
+  if (explicit !== undefined) return explicit;
+  return statementTimeoutMs !== undefined && statementTimeoutMs > 0 ? statementTimeoutMs + graceMs : 0;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

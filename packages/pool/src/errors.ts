@@ -98,6 +98,34 @@ export class DatabaseUnavailableError extends AccountDbError {
   }
 }
 
+/**
+ * A connection stopped answering: a query waited longer than `queryTimeoutMs` with no reply from the
+ * server (a silent network: a dead link, a dropped NAT entry, a moved IP). The connection was closed,
+ * never reused. Whether the statement ran on the server is unknown, so retry only idempotent work.
+ */
+export class ConnectionLostError extends AccountDbError {
+  declare readonly code: 'CONNECTION_LOST';
+
+  /**
+   * @param reason why the connection counts as lost (`timeout`: silent past `timeoutMs`)
+   * @param timeoutMs the bound that ran out
+   * @param host the server's host
+   * @param port the server's port
+   */
+  constructor(
+    readonly reason: 'timeout',
+    readonly timeoutMs: number,
+    readonly host: string,
+    readonly port: number,
+  ) {
+    super(
+      'CONNECTION_LOST',
+      `No reply from PostgreSQL at ${host}:${port} for ${timeoutMs} ms while waiting on a query (queryTimeoutMs); ` +
+        'the connection was closed. The statement may or may not have run on the server.',
+    );
+  }
+}
+
 /** The pool was closed (or is closing) and takes no new work. */
 export class PoolClosedError extends AccountDbError {
   declare readonly code: 'POOL_CLOSED';

@@ -16,6 +16,7 @@ export {
   AcquireAbortedError,
   ConfigError,
   type ConfigProblem,
+  ConnectionLostError,
   DatabaseUnavailableError,
   describeCause,
   HookError,

@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { describeTarget, type HostPort, type PoolConfig, type PoolConfigInput, resolvePoolConfig } from './config.js';
 import {
   AccountDbError,
   AcquireAbortedError,
+  ConnectionLostError,
   DatabaseUnavailableError,
   describeCause,
   HookError,
@@ -100,8 +102,12 @@ interface Connection {
   lastUsedAt: number;
   acquiredAt: number;
   broken: boolean;
+  /** Closed because the server stayed silent past `queryTimeoutMs` while a query waited. */
+  timedOut: boolean;
   inflight: number;
   leakTimer: NodeJS.Timeout | undefined;
+  /** Sets the silence bound on this connection's socket (see {@link watchSilence}). */
+  readonly boundSilence: (ms: number) => void;
 }
 
 interface Waiter {
@@ -451,6 +457,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   }
 
   #dirtyReason(conn: Connection, error: unknown): DestroyReason | undefined {
+    if (conn.timedOut) return 'queryTimeout';
     if (conn.broken) return 'broken';
     if (conn.inflight > 0) return 'notIdle';
     if (error !== undefined && error !== null && isTransientConnectionError(error)) return 'error';
@@ -541,19 +548,31 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       for (const host of hosts) {
         lastHost = host;
         let client: PgClient;
+        let boundSilence: (ms: number) => void;
         try {
           client = await this.#connect(host);
+          // Until the connection is handed out, a silent server gets the connect timeout, not the query bound.
+          boundSilence = watchSilence(client, host);
+          boundSilence(this.config.connectionTimeoutMs);
         } catch (err) {
           this.#stats.connectFailures++;
           lastError = err;
           continue;
         }
-        if (want !== 'any' && !(await this.#hostAccepts(client, want))) {
-          lastError = new Error(`server is not ${want}`);
-          await client.end().catch(() => {});
-          continue;
+        if (want !== 'any') {
+          let accepted = false;
+          try {
+            accepted = await this.#hostAccepts(client, want);
+            lastError = new Error(`server is not ${want}`);
+          } catch (err) {
+            lastError = err;
+          }
+          if (!accepted) {
+            await endClient(client, this.config.connectionTimeoutMs);
+            continue;
+          }
         }
-        const conn = this.#adopt(client, host);
+        const conn = this.#adopt(client, host, boundSilence);
         if (this.#hooks.onConnect) {
           try {
             await this.#hooks.onConnect(client);
@@ -562,6 +581,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
             throw new HookError('onConnect', err);
           }
         }
+        boundSilence(this.config.queryTimeoutMs);
         this.#stats.connects++;
         if (this.listenerCount('connect') > 0) this.emit('connect', { id: conn.id, host: host.host, port: host.port });
         return conn;
@@ -626,7 +646,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       database: c.database,
       ssl,
       keepAlive: c.keepAlive,
-      keepAliveInitialDelayMillis: 10_000,
+      keepAliveInitialDelayMillis: c.keepAliveIdleMs,
       connectionTimeoutMillis: c.connectionTimeoutMs,
       ...(c.applicationName !== undefined ? { application_name: c.applicationName } : {}),
       ...(c.statementTimeoutMs !== undefined ? { statement_timeout: c.statementTimeoutMs } : {}),
@@ -642,7 +662,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     return client;
   }
 
-  #adopt(client: PgClient, host: HostPort): Connection {
+  #adopt(client: PgClient, host: HostPort, boundSilence: (ms: number) => void): Connection {
     const now = performance.now();
     const lifetime = this.config.maxLifetimeMs;
     // Up to 10% jitter so connections opened together do not all expire together (HikariCP does 2.5%).
@@ -656,15 +676,18 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       lastUsedAt: now,
       acquiredAt: 0,
       broken: false,
+      timedOut: false,
       inflight: 0,
       leakTimer: undefined,
+      boundSilence,
     };
     const onBroken = (err?: Error) => {
+      if (err instanceof ConnectionLostError) conn.timedOut = true;
       if (conn.broken) return;
       conn.broken = true;
       if (err) this.#log.info({ id: conn.id, error: describeCause(err) }, 'connection error');
       const i = this.#idle.indexOf(conn);
-      if (i !== -1) this.#destroy(conn, 'broken');
+      if (i !== -1) this.#destroy(conn, conn.timedOut ? 'queryTimeout' : 'broken');
     };
     client.removeAllListeners('error');
     client.on('error', onBroken);
@@ -682,7 +705,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     this.#stats.recordDestroy(reason);
     this.#log.debug({ id: conn.id, reason }, 'connection destroyed');
     if (this.listenerCount('destroy') > 0) this.emit('destroy', { id: conn.id, reason });
-    conn.client.end().catch(() => {});
+    void endClient(conn.client, this.config.connectionTimeoutMs);
     if (this.#closed) {
       if (this.#all.size === 0) this.#drained?.();
       return;
@@ -734,7 +757,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       }
       const ends = [...this.#all].map((conn) => {
         this.#destroy(conn, 'closed');
-        return conn.client.end().catch(() => {});
+        return endClient(conn.client, this.config.connectionTimeoutMs);
       });
       await Promise.all(ends);
       this.#log.debug('pool closed');
@@ -829,6 +852,60 @@ function isResolved(config: PoolConfig | PoolConfigInput): config is PoolConfig 
     Array.isArray((config as PoolConfig).hosts) &&
     typeof (config as PoolConfig).maxConnections === 'number'
   );
+}
+
+/** pg's connection object: the socket it reads and the protocol messages it emits, one event each. */
+interface PgConnectionInternals {
+  stream: Socket;
+  on(event: 'portalSuspended' | 'copyInResponse', listener: () => void): void;
+}
+
+function connectionOf(client: PgClient): PgConnectionInternals {
+  return (client as unknown as { connection: PgConnectionInternals }).connection;
+}
+
+/**
+ * Close `client`'s socket when the server sends nothing for the bound while a request waits on it:
+ * TCP alone notices a silent peer only after minutes (retransmissions) or hours (keepalive). Uses the
+ * socket's own inactivity timer, which Node re-arms on every read and write, so a query pays nothing.
+ * Silence is ignored when it is our turn: the connection is idle (ReadyForQuery), a portal is suspended
+ * waiting for the next fetch, or the server waits for COPY data. The socket is destroyed with a
+ * {@link ConnectionLostError}, which pg hands to the waiting query as its error. Returns the setter of
+ * the bound (0 = off).
+ */
+function watchSilence(client: PgClient, host: HostPort): (ms: number) => void {
+  const connection = connectionOf(client);
+  const socket = connection.stream;
+  let bound = 0;
+  // bytesWritten when the server last handed the turn to us; unchanged since → we are the silent side.
+  let ourTurnAt = -1;
+  const ourTurn = () => {
+    ourTurnAt = socket.bytesWritten;
+  };
+  connection.on('portalSuspended', ourTurn);
+  connection.on('copyInResponse', ourTurn);
+  socket.on('timeout', () => {
+    if (bound === 0 || socket.destroyed || isReadyForQuery(client) || socket.bytesWritten === ourTurnAt) return;
+    socket.destroy(new ConnectionLostError('timeout', bound, host.host, host.port));
+  });
+  return (ms) => {
+    bound = ms;
+    socket.setTimeout(ms);
+  };
+}
+
+/**
+ * End a client politely (Terminate), and close its socket outright if that does not finish within
+ * `ms`: on a silent network the polite close never completes and would hold the socket open.
+ */
+function endClient(client: PgClient, ms: number): Promise<void> {
+  const socket = connectionOf(client).stream as Socket | undefined;
+  const timer = setTimeout(() => socket?.destroy(), ms);
+  timer.unref();
+  return client
+    .end()
+    .catch(() => {})
+    .finally(() => clearTimeout(timer));
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -1,4 +1,4 @@
-import { DatabaseUnavailableError, HookError, PoolTimeoutError } from './errors.js';
+import { ConnectionLostError, DatabaseUnavailableError, HookError, PoolTimeoutError } from './errors.js';
 
 /** Node socket error codes that mean the network or server went away, not that our SQL was wrong. */
 const TRANSIENT_NET_CODES = new Set([
@@ -32,6 +32,7 @@ function codeOf(err: unknown): string | undefined {
 export function isTransientConnectionError(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     if (e instanceof PoolTimeoutError || e instanceof HookError) return false;
+    if (e instanceof ConnectionLostError) return true;
     const code = codeOf(e);
     if (code && AUTH_SQLSTATES.has(code)) return false;
     if (code && (TRANSIENT_NET_CODES.has(code) || TRANSIENT_SQLSTATES.has(code) || code.startsWith('08'))) return true;

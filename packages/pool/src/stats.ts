@@ -6,6 +6,7 @@ export type DestroyReason =
   | 'lifetime' // reached maxLifetimeMs
   | 'idleTimeout' // idle longer than idleTimeoutMs above minConnections
   | 'validation' // failed the check after being idle
+  | 'queryTimeout' // the server stayed silent past queryTimeoutMs while a query waited
   | 'hook' // a hook returned false or threw
   | 'released' // the borrower called destroy()
   | 'closed'; // pool closed
@@ -76,6 +77,7 @@ export class StatsRecorder {
     lifetime: 0,
     idleTimeout: 0,
     validation: 0,
+    queryTimeout: 0,
     hook: 0,
     released: 0,
     closed: 0,

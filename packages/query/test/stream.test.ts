@@ -192,3 +192,21 @@ test('signal: already aborted → QueryCanceledError at the first next(), withou
   expect(err).toBeInstanceOf(QueryCanceledError);
   expect(pool.stats().acquires).toBe(acquires);
 });
+
+test("a consumer slower than the pool's queryTimeoutMs is not a lost connection: a suspended portal waits on us", async () => {
+  // The bound is on the server's silence while we wait; between fetches the server waits for us.
+  const bounded = poolFor(db, { maxConnections: 1, queryTimeoutMs: 300 });
+  try {
+    const seen: number[] = [];
+    for await (const row of stream<{ id: number }>(bounded, 'select id from big where id <= 25 order by id', [], {
+      batchSize: 10,
+    })) {
+      seen.push(row.id);
+      if (row.id === 10 || row.id === 20) await new Promise((r) => setTimeout(r, 800));
+    }
+    expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    expect(bounded.stats().destroyed.queryTimeout).toBe(0);
+  } finally {
+    await bounded.close();
+  }
+});
