@@ -49,7 +49,12 @@ export class ConfigError extends AccountDbError {
   }
 }
 
-/** The pool is exhausted: no connection became free within the acquire timeout. The database may be fine. */
+/**
+ * No connection became available within the acquire timeout. `connecting` and `active` say why: a full
+ * pool (`active === max`: exhaustion, the database may be fine), or connects in flight that did not
+ * finish in time (the database is slow to accept connections). `cause` is the last connect failure
+ * since the pool last connected successfully, if any (as HikariCP attaches its last connection failure).
+ */
 export class PoolTimeoutError extends AccountDbError {
   declare readonly code: 'POOL_TIMEOUT';
 
@@ -59,6 +64,7 @@ export class PoolTimeoutError extends AccountDbError {
    * @param max `maxConnections`
    * @param active connections leased out
    * @param connecting connections being opened when the wait ended (a slow or hanging connect, not exhaustion)
+   * @param options `cause`: the last connect failure, if one happened since the last successful connect
    */
   constructor(
     readonly waitedMs: number,
@@ -66,15 +72,27 @@ export class PoolTimeoutError extends AccountDbError {
     readonly max: number,
     readonly active: number,
     readonly connecting = 0,
+    options: AccountDbErrorOptions = {},
   ) {
-    super(
-      'POOL_TIMEOUT',
-      active >= max
-        ? `Pool exhausted: waited ${waitedMs} ms for a connection; ${active}/${max} in use, ${waiting} waiting. ` +
-            'Raise DB_MAX_CONNECTIONS or DB_ACQUIRE_TIMEOUT_MS, or release connections sooner.'
-        : `Timed out after ${waitedMs} ms waiting for a new connection to open (${connecting} connecting, ${active}/${max} in use, ` +
-            `${waiting} waiting): the database is slow to accept connections. Check DB_CONNECTION_TIMEOUT and the server.`,
-    );
+    const counts = `${active}/${max} in use, ${connecting} connecting, ${waiting} waiting`;
+    const lastFailure = options.cause === undefined ? '' : ` The last connect attempt failed: ${describeCause(options.cause)}`;
+    let message: string;
+    if (active >= max) {
+      message =
+        `Pool exhausted: waited ${waitedMs} ms for a connection; ${counts}. ` +
+        'Raise DB_MAX_CONNECTIONS or DB_ACQUIRE_TIMEOUT_MS, or release connections sooner.';
+    } else if (connecting > 0) {
+      message =
+        `Timed out after ${waitedMs} ms waiting for a new connection to open (${counts}): ` +
+        'the database is slow to accept connections. Check DB_CONNECTION_TIMEOUT and the server.';
+    } else {
+      // Below max with nothing connecting: the wait was for a leased connection to come back (a connect
+      // that would have served it failed or went to an earlier waiter). Not a slow database.
+      message =
+        `Timed out after ${waitedMs} ms waiting for a connection (${counts}): no connection was free and ` +
+        'none was being opened when the wait ended.';
+    }
+    super('POOL_TIMEOUT', message + lastFailure, options);
   }
 }
 

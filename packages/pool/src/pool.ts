@@ -14,7 +14,7 @@ import {
   PoolTimeoutError,
 } from './errors.js';
 import { type Logger, packageLogger } from './logger.js';
-import { backoffDelay, isTransientConnectionError, sleep } from './retry.js';
+import { backoffDelay, isConnectRefusal, isTransientConnectionError, sleep } from './retry.js';
 import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';
 
 /** The driver's client. Hooks receive it; leases expose it for driver-level features (COPY, LISTEN). */
@@ -152,6 +152,13 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   #drained: (() => void) | undefined;
   #waitTimer: NodeJS.Timeout | undefined;
   #waitTimerAt = Number.POSITIVE_INFINITY;
+  /** The last connect failure since the last successful connect: the `cause` of a PoolTimeoutError. */
+  #lastConnectFailure: { error: unknown } | undefined;
+  /** The connect failure last logged (its description), so each distinct cause is logged once. */
+  #loggedFailure: string | undefined;
+  #failedConnects = 0;
+  /** Aborted by close(): ends the warm-up's backoff sleep so a closed pool holds no timer. */
+  readonly #closeSignal = new AbortController();
 
   constructor(config: PoolConfig | PoolConfigInput, options: CreatePoolOptions = {}) {
     super();
@@ -190,7 +197,11 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
 
   // ---- acquire / release -------------------------------------------------------------------
 
-  /** Lease a connection (seed `get_connection`). Throws `PoolTimeoutError`, `DatabaseUnavailableError`, `PoolClosedError`. */
+  /**
+   * Lease a connection (seed `get_connection`). Throws `DatabaseUnavailableError` as soon as the connect
+   * this acquire was counting on fails (within `connectionTimeoutMs`), `PoolTimeoutError` when no
+   * connection became available within the acquire timeout, `PoolClosedError`.
+   */
   async acquire(options: AcquireOptions = {}): Promise<PoolConnection> {
     const conn = await this.#acquire(options);
     return new Lease(conn, this.#releaseFn, this.#log);
@@ -332,6 +343,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
       this.#stats.acquireTimeouts++;
       const active = this.#all.size - this.#idle.length;
+      const lastFailure = this.#lastConnectFailure;
       waiter.reject(
         new PoolTimeoutError(
           Math.round(now - waiter.started),
@@ -339,6 +351,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
           this.config.maxConnections,
           active,
           this.#pending,
+          lastFailure ? { cause: lastFailure.error } : {},
         ),
       );
     }
@@ -495,24 +508,15 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   /** Start background connects so every waiter has one on the way, within `maxConnections`. */
   #growForDemand(): void {
     while (!this.#closed && this.#waiters.length > this.#pending && this.#all.size + this.#pending < this.config.maxConnections) {
-      this.#pending++;
-      this.#open().then(
-        (conn) => {
-          this.#pending--;
-          this.#offer(conn);
-        },
-        (err) => {
-          this.#pending--;
-          // The waiter that asked for this connection learns why; others keep waiting.
-          const waiter = this.#waiters.length > this.#pending ? this.#waiters.shift() : undefined;
-          if (waiter) waiter.reject(err);
-          else this.#log.warn({ error: describeCause(err) }, 'background connect failed');
-        },
-      );
+      void this.#connectInBackground();
     }
   }
 
-  /** Keep `minConnections` open, one connect at a time, backing off on failure (no stampede). */
+  /**
+   * Keep `minConnections` open, one connect at a time, backing off on failure (no stampede). A server
+   * that refuses our login (see {@link isConnectRefusal}) will refuse it again until someone changes the
+   * configuration, so it is retried every `maxRetryIntervalMs` instead of adding to its log of failed logins.
+   */
   #warmUp(): void {
     if (this.#warming || this.#closed) return;
     const deficit = () => this.config.minConnections - this.#all.size - this.#pending;
@@ -521,21 +525,84 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     void (async () => {
       let failures = 0;
       while (!this.#closed && deficit() > 0) {
-        this.#pending++;
-        try {
-          const conn = await this.#open();
-          this.#pending--;
+        const failed = await this.#connectInBackground();
+        if (!failed) {
           failures = 0;
-          this.#offer(conn);
-        } catch (err) {
-          this.#pending--;
-          const delayMs = backoffDelay(failures++, this.config.retryIntervalMs, this.config.maxRetryIntervalMs);
-          this.#log.warn({ error: describeCause(err), delayMs }, 'min-idle warm-up connect failed; backing off');
-          await sleep(Math.max(delayMs, 50));
+          continue;
         }
+        const { retryIntervalMs, maxRetryIntervalMs } = this.config;
+        const delayMs = isConnectRefusal(failed.error)
+          ? maxRetryIntervalMs
+          : backoffDelay(failures, retryIntervalMs, maxRetryIntervalMs);
+        failures++;
+        await sleep(Math.max(delayMs, 50), this.#closeSignal.signal).catch(() => {});
       }
       this.#warming = false;
     })();
+  }
+
+  /**
+   * Open one connection in the background, for the warm-up or for waiters, and offer it to the oldest
+   * waiter. While in flight it counts in `#pending`, which is what waiters count on (`#growForDemand`
+   * starts no connect for a waiter that one in flight already covers). Resolves to the failure, if any.
+   */
+  #connectInBackground(): Promise<{ error: unknown } | undefined> {
+    this.#pending++;
+    return this.#open().then(
+      (conn) => {
+        this.#pending--;
+        this.#connectSucceeded();
+        this.#offer(conn);
+        return undefined;
+      },
+      (error: unknown) => {
+        this.#pending--;
+        this.#connectFailed(error);
+        return { error };
+      },
+    );
+  }
+
+  #connectSucceeded(): void {
+    this.#lastConnectFailure = undefined;
+    if (this.#loggedFailure !== undefined) {
+      this.#log.info({ failedConnects: this.#failedConnects }, 'connected to the database again');
+      this.#loggedFailure = undefined;
+    }
+    this.#failedConnects = 0;
+  }
+
+  /**
+   * A background connect failed. The waiter it was counted for learns why now, not at its deadline;
+   * so does every waiter that nothing else is on its way for. Waiters that a connect still in flight or
+   * a leased connection can serve keep waiting.
+   */
+  #connectFailed(error: unknown): void {
+    if (this.#closed) return;
+    this.#lastConnectFailure = { error };
+    this.#logConnectFailure(error);
+    // In-flight connects cover the oldest waiters (a new connection goes to the oldest waiter), so one
+    // of those was counting on this connect; the oldest learns first, as it would get a connection first.
+    if (this.#waiters.length > this.#pending) this.#waiters.shift()?.reject(error);
+    if (error instanceof DatabaseUnavailableError && this.#all.size === this.#idle.length) {
+      // Nothing is leased, so nothing will come back: a waiter no connect is in flight for (there are more
+      // waiters than maxConnections allows connects) could only be served by connecting, which just failed.
+      for (const waiter of this.#waiters.splice(this.#pending)) waiter.reject(error);
+    }
+    this.#growForDemand();
+  }
+
+  // One line per distinct cause, not one per attempt: a burst of acquires against a down database, or
+  // a warm-up retrying a refused login for hours, must not flood the log.
+  #logConnectFailure(error: unknown): void {
+    this.#failedConnects++;
+    const description = describeCause(error);
+    if (description === this.#loggedFailure) return;
+    this.#loggedFailure = description;
+    this.#log.warn(
+      { error: description },
+      'cannot open a connection (this cause is not logged again until it changes or a connect succeeds)',
+    );
   }
 
   /** Open a connection to the first acceptable host (libpq `target_session_attrs` semantics). */
@@ -736,6 +803,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
+    this.#closeSignal.abort();
     clearInterval(this.#housekeeper);
     clearTimeout(this.#waitTimer);
     for (const waiter of this.#waiters.splice(0)) waiter.reject(new PoolClosedError());

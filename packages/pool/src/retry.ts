@@ -48,6 +48,27 @@ export function isTransientConnectionError(err: unknown): boolean {
 }
 
 /**
+ * Besides class 28 (invalid authorization: bad password, unknown role, role without LOGIN), the
+ * SQLSTATEs with which a reachable server refuses our login: unknown database, no CONNECT privilege.
+ */
+const REFUSAL_SQLSTATES = new Set(['3D000', '42501']);
+
+/**
+ * Whether a connect failed because the server refused us as configured (authentication, role,
+ * database, or TLS required but not offered), not because it was unreachable or busy. Only a change
+ * of configuration on one side can fix it, so retrying quickly only adds failed logins to its log.
+ */
+export function isConnectRefusal(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = codeOf(e);
+    if (code && (code.startsWith('28') || REFUSAL_SQLSTATES.has(code))) return true;
+    // pg's wording when sslmode asks for TLS and the server answers the SSLRequest with 'N'.
+    if (!(e instanceof DatabaseUnavailableError) && e instanceof Error && /does not support SSL/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
  * Exponential backoff with full jitter (AWS's "full jitter"): a uniform random sleep in
  * [0, min(cap, base * 2^attempt)], so clients that failed together do not retry together.
  */

@@ -16,6 +16,8 @@ export type ProxyMode =
 export class TcpProxy {
   port = 0;
   mode: ProxyMode = { kind: 'pass' };
+  /** Client connections accepted since start, whatever the mode (counts connect attempts). */
+  accepted = 0;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
 
@@ -47,6 +49,7 @@ export class TcpProxy {
 
   #accept(client: Socket): void {
     const mode = this.mode;
+    this.accepted++;
     this.#track(client);
     if (mode.kind === 'reset') {
       client.resetAndDestroy();
