@@ -82,6 +82,42 @@ export type PoolConfigInput = { -readonly [K in keyof PoolConfig]?: PoolConfig[K
   connectionString?: string;
 };
 
+/** The type each option must have; checked before anything else, so a wrong type is a ConfigError, never a TypeError. */
+type OptionKind = 'string' | 'integer' | 'boolean' | 'hosts';
+
+/**
+ * Every option {@link resolvePoolConfig} / `createPool` accepts, with its type: the one list that unknown-option
+ * errors, suggestions and type checks derive from. The compiler insists a new field of {@link PoolConfigInput}
+ * gets its line here.
+ */
+const OPTION_KINDS = {
+  hosts: 'hosts',
+  database: 'string',
+  user: 'string',
+  password: 'string',
+  sslmode: 'string',
+  targetSessionAttrs: 'string',
+  applicationName: 'string',
+  statementTimeoutMs: 'integer',
+  minConnections: 'integer',
+  maxConnections: 'integer',
+  connectionTimeoutMs: 'integer',
+  acquireTimeoutMs: 'integer',
+  idleTimeoutMs: 'integer',
+  maxLifetimeMs: 'integer',
+  maxRetries: 'integer',
+  retryIntervalMs: 'integer',
+  maxRetryIntervalMs: 'integer',
+  keepAlive: 'boolean',
+  keepAliveIdleMs: 'integer',
+  queryTimeoutMs: 'integer',
+  validateAfterIdleMs: 'integer',
+  leakDetectionThresholdMs: 'integer',
+  host: 'string',
+  port: 'integer',
+  connectionString: 'string',
+} as const satisfies Record<keyof PoolConfigInput, OptionKind>;
+
 export const DEFAULTS = {
   sslmode: 'prefer',
   targetSessionAttrs: 'any',
@@ -122,42 +158,73 @@ const MINIMUMS: Record<NumericKey, number> = {
   queryTimeoutMs: 0,
 };
 
-/** Parse a `postgres://` URL, including libpq's multi-host form `postgres://u:p@h1:5432,h2:5433/db`. */
+/** Said whenever a URL cannot be split with certainty; it names no part of the URL. */
+const ENCODE_HINT =
+  'percent-encode special characters in the password, user and database name (encodeURIComponent: @ : / ? # % [ ] and space)';
+
+/**
+ * Parse a `postgres://` URL, including libpq's multi-host form `postgres://u:p@h1:5432,h2:5433/db`.
+ * The user info ends at the LAST `@` before the host (as the WHATWG URL parser and libpq do), so an
+ * unencoded `@` in a password still splits right. A URL that cannot be split with certainty (an
+ * unencoded `/`, `?` or `#` in the password) is a problem, and no problem quotes any part of the URL.
+ */
 export function parseDatabaseUrl(url: string): { input: PoolConfigInput; problems: string[] } {
   const problems: string[] = [];
-  const match = /^(postgres|postgresql):\/\/(?:([^@/?#]*)@)?([^/?#]*)(?:\/([^?#]*))?(?:\?([^#]*))?$/.exec(url.trim());
+  if (typeof url !== 'string') return { input: {}, problems: [`must be a string, got ${describeShape(url)}`] };
+  const match = /^(?:postgres|postgresql):\/\/(.*)$/s.exec(url.trim());
   if (!match) return { input: {}, problems: ['is not a postgres:// or postgresql:// URL'] };
-  const [, , userinfo, hostlist = '', path, query] = match;
+  const rest = match[1] ?? '';
+  // libpq has no fragment: a "#" is an unencoded character, most likely in the password.
+  if (rest.includes('#')) return { input: {}, problems: [`contains an unencoded "#"; ${ENCODE_HINT}`] };
+  const authorityEnd = rest.search(/[/?]/);
+  const authority = authorityEnd === -1 ? rest : rest.slice(0, authorityEnd);
+  const tail = authorityEnd === -1 ? '' : rest.slice(authorityEnd);
+  const queryStart = tail.indexOf('?');
+  const path = (queryStart === -1 ? tail : tail.slice(0, queryStart)).replace(/^\//, '');
+  const query = queryStart === -1 ? '' : tail.slice(queryStart + 1);
+  const at = authority.lastIndexOf('@');
+  const userinfo = at === -1 ? undefined : authority.slice(0, at);
+  const hostlist = authority.slice(at + 1);
   const input: PoolConfigInput = {};
   const decode = (s: string, what: string) => {
     try {
       return decodeURIComponent(s);
     } catch {
-      problems.push(`has a malformed percent-encoding in the ${what}`);
+      problems.push(`has a malformed percent-encoding in the ${what}; ${ENCODE_HINT}`);
       return s;
     }
   };
+  // libpq's query syntax: name=value pairs joined by "&", only %XX decoded ("+" stays "+").
+  const params: [string, string][] = [];
+  for (const pair of query.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    if (eq === -1) problems.push('has a query parameter without "=" (write name=value)');
+    else params.push([decode(pair.slice(0, eq), 'name of a parameter'), decode(pair.slice(eq + 1), 'value of a parameter')]);
+  }
   if (userinfo) {
     const colon = userinfo.indexOf(':');
     const user = colon === -1 ? userinfo : userinfo.slice(0, colon);
     if (user) input.user = decode(user, 'user');
     if (colon !== -1) input.password = decode(userinfo.slice(colon + 1), 'password');
   }
+  let badHostList = false;
   if (hostlist) {
     const hosts: HostPort[] = [];
     for (const part of hostlist.split(',')) {
       const m = /^(\[[^\]]+\]|[^:]*)(?::(.*))?$/.exec(part);
       const host = m?.[1]?.replace(/^\[|\]$/g, '') ?? '';
       const portText = m?.[2];
-      const port = portText === undefined || portText === '' ? 5432 : Number(portText);
+      const port = portText === undefined || portText === '' ? 5432 : /^\d+$/.test(portText) ? Number(portText) : Number.NaN;
+      // Neither the host nor the port is quoted: in a mistyped URL either may be part of the password.
+      badHostList ||= !host || !Number.isInteger(port) || port < 1 || port > 65535;
       if (!host) problems.push('has an empty host in its host list');
-      else if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`has an invalid port for host ${host}`);
+      else if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push('has an invalid port in its host list');
       else hosts.push({ host: decode(host, 'host'), port });
     }
-    input.hosts = hosts;
+    if (!badHostList) input.hosts = hosts;
   }
   if (path) input.database = decode(path, 'database');
-  const params = new URLSearchParams(query ?? '');
   for (const [key, value] of params) {
     switch (key) {
       case 'sslmode':
@@ -196,9 +263,15 @@ export function parseDatabaseUrl(url: string): { input: PoolConfigInput; problem
         else problems.push('has an invalid port parameter');
         break;
       default:
-        problems.push(`has an unsupported parameter "${key}"`);
+        problems.push(unsupportedParameter(key));
     }
   }
+  // An "@" after the host part means the user info was cut short by an unencoded "/" or "?" in the
+  // password: what looks like a host, database or parameter may be part of it, so none of it is used.
+  const cutShort =
+    path.includes('@') || params.some(([key]) => key.includes('@')) || (at === -1 && tail.includes('@') && badHostList);
+  if (cutShort)
+    return { input: {}, problems: [`has an "@" after the host part, so it cannot be split with certainty; ${ENCODE_HINT}`] };
   return { input, problems };
 }
 
@@ -206,9 +279,37 @@ function secondsToMs(text: string): number | undefined {
   return /^\d+(\.\d+)?$/.test(text.trim()) ? Math.round(Number(text) * 1000) : undefined;
 }
 
-/** Show a user-supplied value in an error without letting it run on (it is never a password here). */
-function shown(value: string): string {
-  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+/**
+ * What a value looks like, for messages: never the value itself, which may be a secret set in the
+ * wrong variable.
+ */
+function describeShape(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'string': {
+      const text = value.trim();
+      if (text === '') return 'an empty string';
+      // Environment values are all text; say what kind of number a numeric one is.
+      if (/^-\d+(\.\d+)?$/.test(text)) return 'a negative number (text)';
+      if (/^\d+\.\d+$/.test(text)) return 'a decimal number (text)';
+      if (/^\d+$/.test(text)) return 'a whole number (text)';
+      return `text (${value.length} character${value.length === 1 ? '' : 's'})`;
+    }
+    case 'number':
+      if (!Number.isFinite(value)) return Number.isNaN(value) ? 'NaN' : 'an infinite number';
+      return Number.isInteger(value) ? (value < 0 ? 'a negative integer' : 'an integer') : 'a fractional number';
+    case 'boolean':
+      return 'a boolean';
+    case 'function':
+      return 'a function';
+    case 'undefined':
+      return 'undefined';
+    case 'object':
+      return 'an object';
+    default:
+      return `a ${typeof value}`;
+  }
 }
 
 export interface LoadConfigOptions {
@@ -228,8 +329,23 @@ export interface LoadConfigOptions {
 export function loadConfig(env: Record<string, string | undefined> = process.env, options: LoadConfigOptions = {}): PoolConfig {
   const problems: ConfigProblem[] = [];
   const names: Partial<Record<keyof PoolConfig, string>> = {};
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) {
+    problems.push({ variable: 'env', message: `must be an object of environment variables, got ${describeShape(env)}` });
+    env = {};
+  }
+  const wrongType = new Set<string>();
+  // Environment values are text; anything else (a number from a hand-built object) is reported once, then ignored.
+  const raw = (name: string): string | undefined => {
+    const v: unknown = env[name];
+    if (v === undefined || typeof v === 'string') return v;
+    if (!wrongType.has(name)) {
+      wrongType.add(name);
+      problems.push({ variable: name, message: `must be a string (environment values are text), got ${describeShape(v)}` });
+    }
+    return undefined;
+  };
   const get = (name: string): string | undefined => {
-    const v = env[name];
+    const v = raw(name);
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   };
   const fromPg: PoolConfigInput = {};
@@ -252,7 +368,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (!ok) {
       problems.push({
         variable: name,
-        message: `must be a ${decimals ? 'non-negative number' : 'non-negative integer'}${scale === 1000 ? ' of seconds' : ''}, got ${shown(text)}`,
+        message: `must be a ${decimals ? 'non-negative number' : 'non-negative integer'}${scale === 1000 ? ' of seconds' : ''}, got ${describeShape(text)}`,
       });
       return;
     }
@@ -260,7 +376,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     names[key] = name;
   };
   const text = (target: PoolConfigInput, name: string, key: 'database' | 'user' | 'password' | 'applicationName') => {
-    const value = env[name];
+    const value = raw(name);
     if (value === undefined || value === '') return;
     target[key] = value;
     names[key] = name;
@@ -274,7 +390,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (badPort !== undefined) {
       problems.push({
         variable: portVar,
-        message: `must be a port number 1-65535 (or a comma-separated list), got ${shown(portText ?? '')}`,
+        message: `must be a port number 1-65535 (or a comma-separated list), got ${describeShape(portText)}`,
       });
       return;
     }
@@ -303,7 +419,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const value = get(name);
     if (value === undefined) return;
     if (!allowed.includes(value as T)) {
-      problems.push({ variable: name, message: `must be one of ${allowed.join(', ')}; got ${shown(value)}` });
+      problems.push({ variable: name, message: `must be one of ${allowed.join(', ')}; got ${describeShape(value)}` });
       return;
     }
     (target as Record<string, unknown>)[key] = value;
@@ -349,7 +465,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (keepAlive !== undefined) {
     if (/^(true|1|on|yes)$/i.test(keepAlive)) fromDb.keepAlive = true;
     else if (/^(false|0|off|no)$/i.test(keepAlive)) fromDb.keepAlive = false;
-    else problems.push({ variable: 'DB_KEEPALIVE', message: `must be true or false, got ${shown(keepAlive)}` });
+    else problems.push({ variable: 'DB_KEEPALIVE', message: `must be true or false, got ${describeShape(keepAlive)}` });
     names.keepAlive = 'DB_KEEPALIVE';
   }
 
@@ -378,27 +494,33 @@ interface ResolveContext {
  * every invalid field.
  */
 export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveContext = {}): PoolConfig {
+  if (isPoolConfig(input) && !context.problems?.length) return input;
   const problems = [...(context.problems ?? [])];
-  const nameOf = (key: keyof PoolConfig) => context.names?.[key] ?? key;
+  const given = checkOptions(input, problems);
   let base: PoolConfigInput = {};
-  if (input.connectionString !== undefined) {
-    const parsed = parseDatabaseUrl(input.connectionString);
+  if (given.connectionString !== undefined) {
+    const parsed = parseDatabaseUrl(given.connectionString);
     for (const message of parsed.problems) problems.push({ variable: 'connectionString', message });
     base = parsed.input;
   }
-  const merged: PoolConfigInput = { ...base, ...stripUndefined(input) };
+  const nameOf = (key: keyof PoolConfig) =>
+    context.names?.[key] ?? (base[key] !== undefined && given[key] === undefined ? 'connectionString' : key);
+  // A URL sets several fields: say which one a problem is about.
+  const fieldIn = (key: keyof PoolConfig) => (/^(DATABASE_URL|connectionString)$/.test(nameOf(key)) ? `${key} ` : '');
+  const merged: PoolConfigInput = { ...base, ...given };
   // `host`/`port` are shorthands for a one-element `hosts`; an explicit `hosts` wins.
-  if (input.hosts === undefined && (input.host !== undefined || input.port !== undefined)) {
+  if (given.hosts === undefined && (given.host !== undefined || given.port !== undefined)) {
     merged.hosts = [
-      { host: input.host ?? base.hosts?.[0]?.host ?? 'localhost', port: input.port ?? base.hosts?.[0]?.port ?? 5432 },
+      { host: given.host ?? base.hosts?.[0]?.host ?? 'localhost', port: given.port ?? base.hosts?.[0]?.port ?? 5432 },
     ];
   }
   const hosts = merged.hosts ?? [{ host: 'localhost', port: 5432 }];
   if (hosts.length === 0) problems.push({ variable: nameOf('hosts'), message: 'must list at least one host' });
   for (const h of hosts) {
-    if (typeof h.host !== 'string' || h.host === '') problems.push({ variable: nameOf('hosts'), message: 'has an empty host' });
+    if (h.host === '') problems.push({ variable: nameOf('hosts'), message: 'has an empty host' });
+    else if (h.host.includes('\0')) problems.push({ variable: nameOf('hosts'), message: 'has a host with a NUL character' });
     if (!Number.isInteger(h.port) || h.port < 1 || h.port > 65535)
-      problems.push({ variable: nameOf('hosts'), message: `port must be 1-65535, got ${String(h.port)}` });
+      problems.push({ variable: nameOf('hosts'), message: `port must be an integer 1-65535, got ${describeShape(h.port)}` });
   }
 
   const numbers = {} as Record<NumericKey, number | undefined>;
@@ -406,10 +528,13 @@ export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveC
     const value = merged[key] ?? (DEFAULTS as Partial<Record<NumericKey, number>>)[key];
     numbers[key] = value;
     if (value === undefined) continue;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < MINIMUMS[key]) {
+    if (!Number.isInteger(value) || value < MINIMUMS[key]) {
       // Avoid duplicating a problem already reported for the same variable while parsing.
       if (!problems.some((p) => p.variable === nameOf(key)))
-        problems.push({ variable: nameOf(key), message: `must be an integer >= ${MINIMUMS[key]}, got ${String(value)}` });
+        problems.push({
+          variable: nameOf(key),
+          message: `${fieldIn(key)}must be an integer >= ${MINIMUMS[key]}, got ${Number.isInteger(value) ? 'a smaller one' : describeShape(value)}`,
+        });
     }
   }
   const min = numbers.minConnections ?? DEFAULTS.minConnections;
@@ -417,29 +542,31 @@ export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveC
   if (Number.isInteger(min) && Number.isInteger(max) && min > max) {
     problems.push({
       variable: nameOf('minConnections'),
-      message: `(${min}) must not exceed ${nameOf('maxConnections')} (${max})`,
+      message: `must not exceed ${nameOf('maxConnections')}`,
     });
   }
   const sslmode = merged.sslmode ?? DEFAULTS.sslmode;
   if (!SSL_MODES.includes(sslmode))
     problems.push({
       variable: nameOf('sslmode'),
-      message: `must be one of ${SSL_MODES.join(', ')}; got ${shown(String(sslmode))}`,
+      message: `must be one of ${SSL_MODES.join(', ')}; got ${describeShape(sslmode)}`,
     });
   const targetSessionAttrs = merged.targetSessionAttrs ?? DEFAULTS.targetSessionAttrs;
   if (!TARGET_ATTRS.includes(targetSessionAttrs))
     problems.push({
       variable: nameOf('targetSessionAttrs'),
-      message: `must be one of ${TARGET_ATTRS.join(', ')}; got ${shown(String(targetSessionAttrs))}`,
+      message: `must be one of ${TARGET_ATTRS.join(', ')}; got ${describeShape(targetSessionAttrs)}`,
     });
   const user = merged.user ?? 'postgres';
-  if (user.includes('\0')) problems.push({ variable: nameOf('user'), message: 'must not contain a NUL byte' });
   const database = merged.database ?? user;
-  if (database.includes('\0')) problems.push({ variable: nameOf('database'), message: 'must not contain a NUL byte' });
-  if (merged.applicationName !== undefined && merged.applicationName.length > 63)
-    problems.push({ variable: nameOf('applicationName'), message: 'must be at most 63 characters' });
-  if (merged.keepAlive !== undefined && typeof merged.keepAlive !== 'boolean')
-    problems.push({ variable: nameOf('keepAlive'), message: 'must be a boolean' });
+  // pg writes these as C strings: a NUL would end one startup parameter and start another
+  // (`app\0options\0-c statement_timeout=1` sets a server setting), so none may contain one.
+  for (const key of ['user', 'database', 'password', 'applicationName'] as const) {
+    if (merged[key]?.includes('\0'))
+      problems.push({ variable: nameOf(key), message: `${fieldIn(key)}must not contain a NUL character` });
+  }
+  if (merged.applicationName !== undefined && Buffer.byteLength(merged.applicationName) > 63)
+    problems.push({ variable: nameOf('applicationName'), message: 'must be at most 63 bytes (the server would cut it)' });
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -470,8 +597,11 @@ export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveC
     validateAfterIdleMs: numbers.validateAfterIdleMs ?? DEFAULTS.validateAfterIdleMs,
     leakDetectionThresholdMs: numbers.leakDetectionThresholdMs ?? DEFAULTS.leakDetectionThresholdMs,
   } satisfies Omit<PoolConfig, 'password'> as PoolConfig;
-  // Non-enumerable: never appears in console.log, JSON.stringify, spread copies or pino output.
-  Object.defineProperty(config, 'password', { value: merged.password, enumerable: false, writable: false });
+  // A non-enumerable getter: never appears in console.log, util.inspect (even with showHidden),
+  // JSON.stringify, spread copies or pino output.
+  const password = merged.password;
+  Object.defineProperty(config, 'password', { get: () => password, enumerable: false });
+  RESOLVED.add(config);
   return Object.freeze(config);
 }
 
@@ -481,8 +611,183 @@ function effectiveQueryTimeout(explicit: number | undefined, statementTimeoutMs:
   return statementTimeoutMs !== undefined && statementTimeoutMs > 0 ? statementTimeoutMs + graceMs : 0;
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+const RESOLVED = new WeakSet<object>();
+
+/** True for a configuration {@link resolvePoolConfig} or {@link loadConfig} returned (already validated). */
+export function isPoolConfig(value: unknown): value is PoolConfig {
+  return typeof value === 'object' && value !== null && RESOLVED.has(value);
+}
+
+/**
+ * The options code gave, each known and of the right type; every unknown name and wrong type goes to
+ * `problems`. The password is read by name: a resolved config's is not enumerable.
+ */
+function checkOptions(input: unknown, problems: ConfigProblem[]): PoolConfigInput {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    const hint = typeof input === 'string' ? ' (pass a URL as { connectionString })' : '';
+    problems.push({ variable: 'config', message: `must be an object of options, got ${describeShape(input)}${hint}` });
+    return {};
+  }
+  const given: Record<string, unknown> = {};
+  const source = input as Record<string, unknown>;
+  const keys = new Set(Object.keys(source));
+  if (source.password !== undefined) keys.add('password');
+  for (const key of keys) {
+    const value = source[key];
+    if (!Object.hasOwn(OPTION_KINDS, key)) {
+      problems.push(unknownOption(key, Object.keys(OPTION_KINDS), FOREIGN_OPTIONS));
+      continue;
+    }
+    if (value === undefined) continue;
+    const wrong = typeProblems(OPTION_KINDS[key as keyof typeof OPTION_KINDS], value);
+    for (const message of wrong) problems.push({ variable: key, message });
+    if (wrong.length === 0) given[key] = value;
+  }
+  return given as PoolConfigInput;
+}
+
+function typeProblems(kind: OptionKind, value: unknown): string[] {
+  switch (kind) {
+    case 'string':
+      return typeof value === 'string' ? [] : [`must be a string, got ${describeShape(value)}`];
+    case 'integer':
+      return typeof value === 'number' ? [] : [`must be a number, got ${describeShape(value)}`];
+    case 'boolean':
+      return typeof value === 'boolean' ? [] : [`must be a boolean, got ${describeShape(value)}`];
+    case 'hosts': {
+      if (!Array.isArray(value)) return [`must be an array of { host, port }, got ${describeShape(value)}`];
+      const problems: string[] = [];
+      value.forEach((entry: unknown, i) => {
+        if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+          problems.push(`entry ${i} must be an object { host, port }, got ${describeShape(entry)}`);
+          return;
+        }
+        const { host, port, ...extra } = entry as Record<string, unknown>;
+        for (const key of Object.keys(extra)) {
+          const name = quotable(key) ? key : 'a field whose name is not shown';
+          problems.push(`entry ${i}: ${name} is not a field${insteadOf(key, ['host', 'port'], { hostname: 'host' })}`);
+        }
+        if (typeof host !== 'string') problems.push(`entry ${i}: host must be a string, got ${describeShape(host)}`);
+        if (typeof port !== 'number') problems.push(`entry ${i}: port must be a number, got ${describeShape(port)}`);
+      });
+      return problems;
+    }
+  }
+}
+
+/**
+ * Names users bring from pg.Pool, pg.Client and libpq, mapped to this pool's option, or to a hint
+ * where there is no equivalent.
+ */
+const FOREIGN_OPTIONS: Record<string, string> = {
+  max: 'maxConnections',
+  min: 'minConnections',
+  poolSize: 'maxConnections',
+  idleTimeoutMillis: 'idleTimeoutMs',
+  connectionTimeoutMillis: 'connectionTimeoutMs',
+  connect_timeout: 'connectionTimeoutMs',
+  maxLifetimeSeconds: 'maxLifetimeMs',
+  maxUses: 'maxLifetimeMs',
+  ssl: 'sslmode',
+  application_name: 'applicationName',
+  fallback_application_name: 'applicationName',
+  statement_timeout: 'statementTimeoutMs',
+  query_timeout: 'queryTimeoutMs',
+  target_session_attrs: 'targetSessionAttrs',
+  keepAliveInitialDelayMillis: 'keepAliveIdleMs',
+  keepalives_idle: 'keepAliveIdleMs',
+  socketTimeout: 'queryTimeoutMs',
+  dbname: 'database',
+  username: 'user',
+  hostname: 'host',
+  url: 'connectionString',
+  logger: 'pass it as the second argument: createPool(config, { logger })',
+  log: 'pass a logger as the second argument: createPool(config, { logger })',
+  hooks: 'pass them as the second argument: createPool(config, { hooks })',
+  lock_timeout: 'set it per connection in an onConnect hook',
+  idle_in_transaction_session_timeout: 'set it per connection in an onConnect hook',
+  options: 'set session settings in an onConnect hook',
+  client_encoding: 'set it per connection in an onConnect hook',
+  types: 'register type parsers in an onConnect hook',
+};
+
+/** A name from the caller that is safe to quote in a message (a long or odd one may be a pasted secret). */
+function quotable(name: string): boolean {
+  return /^[A-Za-z_$][\w$.-]{0,63}$/.test(name);
+}
+
+/** What to write instead of an unknown name: a known alias first, then the closest valid name, else the valid names. */
+function insteadOf(key: string, valid: readonly string[], aliases: Record<string, string> = {}): string {
+  const alias = Object.hasOwn(aliases, key) ? aliases[key] : undefined;
+  if (alias !== undefined && !valid.includes(alias)) return `; ${alias}`;
+  const suggestion = alias ?? (quotable(key) ? closestName(key, valid) : undefined);
+  return suggestion !== undefined ? `; did you mean ${suggestion}?` : ` (valid: ${valid.join(', ')})`;
+}
+
+function unknownOption(key: string, valid: readonly string[], aliases: Record<string, string> = {}): ConfigProblem {
+  return quotable(key)
+    ? { variable: key, message: `is not an option${insteadOf(key, valid, aliases)}` }
+    : {
+        variable: 'config',
+        message: `has an option whose name is not shown (it does not look like a name)${insteadOf(key, valid)}`,
+      };
+}
+
+/** The valid name nearest to `key` by edit distance (case, "_" and "-" ignored), if it is close enough to be a typo. */
+function closestName(key: string, valid: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, '');
+  const k = norm(key);
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(k.length / 4)) + 1;
+  for (const name of valid) {
+    const d = editDistance(k, norm(name));
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance with adjacent transpositions (optimal string alignment). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The query parameters `parseDatabaseUrl` understands, for suggestions. */
+const URL_PARAMETERS = [
+  'sslmode',
+  'application_name',
+  'target_session_attrs',
+  'connect_timeout',
+  'statement_timeout',
+  'keepalives',
+  'keepalives_idle',
+  'user',
+  'password',
+  'host',
+  'port',
+] as const;
+
+function unsupportedParameter(key: string): string {
+  const aliases = {
+    ssl: 'sslmode',
+    dbname: 'put the database name in the path: postgres://host/dbname',
+    options: 'set session settings in an onConnect hook',
+  };
+  const name = quotable(key) ? `parameter "${key}"` : 'parameter whose name is not shown';
+  return `has an unsupported ${name}${insteadOf(key, URL_PARAMETERS, aliases)}`;
 }
 
 /** `host:port` of the first host, for messages. */

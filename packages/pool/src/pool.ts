@@ -162,7 +162,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
 
   constructor(config: PoolConfig | PoolConfigInput, options: CreatePoolOptions = {}) {
     super();
-    this.config = isResolved(config) ? config : resolvePoolConfig(config);
+    // A config resolvePoolConfig already returned comes back as is; anything else is validated here.
+    this.config = resolvePoolConfig(config);
     this.#log = packageLogger(options.logger, '@accountdb/pool');
     this.#hooks = options.hooks ?? {};
     const c = this.config;
@@ -912,14 +913,6 @@ function isReadyForQuery(client: PgClient): boolean {
 function isFatal(err: unknown): boolean {
   const severity = (err as { severity?: unknown } | null)?.severity;
   return severity === 'FATAL' || severity === 'PANIC' || isTransientConnectionError(err);
-}
-
-function isResolved(config: PoolConfig | PoolConfigInput): config is PoolConfig {
-  return (
-    Object.isFrozen(config) &&
-    Array.isArray((config as PoolConfig).hosts) &&
-    typeof (config as PoolConfig).maxConnections === 'number'
-  );
 }
 
 /** pg's connection object: the socket it reads and the protocol messages it emits, one event each. */

@@ -59,8 +59,8 @@ export async function createTestDatabase(adminUrl?: string): Promise<TestDatabas
   adminPool.on('error', () => {});
   const roles: string[] = [];
 
-  return {
-    ...fields,
+  // Only the connection fields are enumerable, so `{ ...db }` is a valid pool config (the pool rejects unknown options).
+  const helpers: Omit<TestDatabase, keyof ConnectionFields> = {
     url: toUrl(fields),
     admin: (text, values) => adminPool.query(text, values),
     async createRestrictedRole(name) {
@@ -74,7 +74,7 @@ export async function createTestDatabase(adminUrl?: string): Promise<TestDatabas
       await adminPool.query(`GRANT CONNECT ON DATABASE ${pg.escapeIdentifier(database)} TO ${ident}`);
       await adminPool.query(`GRANT USAGE ON SCHEMA public TO ${ident}`);
       const roleFields = { ...fields, user: role, password };
-      return { ...roleFields, url: toUrl(roleFields) };
+      return withHidden(roleFields, { url: toUrl(roleFields) });
     },
     async drop() {
       await adminPool.end();
@@ -88,4 +88,12 @@ export async function createTestDatabase(adminUrl?: string): Promise<TestDatabas
       }
     },
   };
+  return withHidden(fields, helpers);
+}
+
+/** `fields` plus `extra` as non-enumerable properties: spreading the result copies the connection fields only. */
+function withHidden<F extends object, E extends object>(fields: F, extra: E): F & E {
+  const result = { ...fields } as F & E;
+  for (const [key, value] of Object.entries(extra)) Object.defineProperty(result, key, { value, enumerable: false });
+  return result;
 }
