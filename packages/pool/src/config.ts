@@ -1,5 +1,6 @@
 import { ConfigError, type ConfigProblem } from './errors.js';
 import type { Logger } from './logger.js';
+import { checkTlsSettings, SYSTEM_ROOTS } from './tls.js';
 
 /** libpq `sslmode`. `prefer` (the default, like libpq) tries TLS and falls back to plain TCP. */
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
@@ -28,8 +29,19 @@ export interface PoolConfig {
   readonly user: string;
   /** Password (non-enumerable). */
   readonly password?: string;
-  /** Default `prefer`. */
+  /** Default `prefer`; `verify-full` when `sslrootcert` is `system` (libpq 16). */
   readonly sslmode: SslMode;
+  /**
+   * libpq `sslrootcert`: a PEM file of the CA certificates that may sign the server's certificate, or
+   * `system` for Node's default CA store (then `sslmode` must be `verify-full`). With a file, `prefer` and
+   * `require` verify the chain as `verify-ca` does. Unset: `verify-ca`/`verify-full` use Node's default
+   * CA store. Stored as an absolute path; checked at load, read at each connect.
+   */
+  readonly sslrootcert?: string;
+  /** libpq `sslcert`: PEM client certificate (may include intermediates) sent to the server. Needs `sslkey`. */
+  readonly sslcert?: string;
+  /** libpq `sslkey`: PEM file of the unencrypted private key of `sslcert`. Its contents are never logged. */
+  readonly sslkey?: string;
   /** Which host of `hosts` is acceptable. Default `any`. */
   readonly targetSessionAttrs: TargetSessionAttrs;
   /** Reported in `pg_stat_activity.application_name`. */
@@ -96,6 +108,9 @@ const OPTION_KINDS = {
   user: 'string',
   password: 'string',
   sslmode: 'string',
+  sslrootcert: 'string',
+  sslcert: 'string',
+  sslkey: 'string',
   targetSessionAttrs: 'string',
   applicationName: 'string',
   statementTimeoutMs: 'integer',
@@ -229,6 +244,11 @@ export function parseDatabaseUrl(url: string): { input: PoolConfigInput; problem
     switch (key) {
       case 'sslmode':
         input.sslmode = value as SslMode;
+        break;
+      case 'sslrootcert':
+      case 'sslcert':
+      case 'sslkey':
+        if (value !== '') input[key] = value;
         break;
       case 'application_name':
         input.applicationName = value;
@@ -375,7 +395,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     target[key] = Math.round(Number(text) * scale);
     names[key] = name;
   };
-  const text = (target: PoolConfigInput, name: string, key: 'database' | 'user' | 'password' | 'applicationName') => {
+  const text = (
+    target: PoolConfigInput,
+    name: string,
+    key: 'database' | 'user' | 'password' | 'applicationName' | 'sslrootcert' | 'sslcert' | 'sslkey',
+  ) => {
     const value = raw(name);
     if (value === undefined || value === '') return;
     target[key] = value;
@@ -433,6 +457,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   text(fromPg, 'PGPASSWORD', 'password');
   text(fromPg, 'PGAPPNAME', 'applicationName');
   choice(fromPg, 'PGSSLMODE', 'sslmode', SSL_MODES);
+  text(fromPg, 'PGSSLROOTCERT', 'sslrootcert');
+  text(fromPg, 'PGSSLCERT', 'sslcert');
+  text(fromPg, 'PGSSLKEY', 'sslkey');
   choice(fromPg, 'PGTARGETSESSIONATTRS', 'targetSessionAttrs', TARGET_ATTRS);
   integer(fromPg, 'PGCONNECT_TIMEOUT', 'connectionTimeoutMs', 1000);
   integer(fromPg, 'PGKEEPALIVESIDLE', 'keepAliveIdleMs', 1000);
@@ -446,6 +473,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   text(fromDb, 'DB_PASS', 'password');
   text(fromDb, 'DB_APPLICATION_NAME', 'applicationName');
   choice(fromDb, 'DB_SSLMODE', 'sslmode', SSL_MODES);
+  text(fromDb, 'DB_SSLROOTCERT', 'sslrootcert');
+  text(fromDb, 'DB_SSLCERT', 'sslcert');
+  text(fromDb, 'DB_SSLKEY', 'sslkey');
   choice(fromDb, 'DB_TARGET_SESSION_ATTRS', 'targetSessionAttrs', TARGET_ATTRS);
   integer(fromDb, 'DB_MIN_CONNECTIONS', 'minConnections');
   integer(fromDb, 'DB_MAX_CONNECTIONS', 'maxConnections');
@@ -545,12 +575,18 @@ export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveC
       message: `must not exceed ${nameOf('maxConnections')}`,
     });
   }
-  const sslmode = merged.sslmode ?? DEFAULTS.sslmode;
+  const sslmode = merged.sslmode ?? (merged.sslrootcert === SYSTEM_ROOTS ? 'verify-full' : DEFAULTS.sslmode);
   if (!SSL_MODES.includes(sslmode))
     problems.push({
       variable: nameOf('sslmode'),
       message: `must be one of ${SSL_MODES.join(', ')}; got ${describeShape(sslmode)}`,
     });
+  const tls = checkTlsSettings(
+    { ...merged, sslmode },
+    nameOf,
+    (key) => nameOf(key) === 'DATABASE_URL' || (input[key] === undefined && base[key] !== undefined),
+  );
+  problems.push(...tls.problems);
   const targetSessionAttrs = merged.targetSessionAttrs ?? DEFAULTS.targetSessionAttrs;
   if (!TARGET_ATTRS.includes(targetSessionAttrs))
     problems.push({
@@ -575,6 +611,7 @@ export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveC
     database,
     user,
     sslmode,
+    ...tls.settings,
     targetSessionAttrs,
     ...(merged.applicationName !== undefined ? { applicationName: merged.applicationName } : {}),
     ...(numbers.statementTimeoutMs !== undefined ? { statementTimeoutMs: numbers.statementTimeoutMs } : {}),
@@ -768,6 +805,9 @@ function editDistance(a: string, b: string): number {
 /** The query parameters `parseDatabaseUrl` understands, for suggestions. */
 const URL_PARAMETERS = [
   'sslmode',
+  'sslrootcert',
+  'sslcert',
+  'sslkey',
   'application_name',
   'target_session_attrs',
   'connect_timeout',

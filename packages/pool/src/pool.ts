@@ -16,6 +16,7 @@ import {
 import { type Logger, packageLogger } from './logger.js';
 import { backoffDelay, isConnectRefusal, isTransientConnectionError, sleep } from './retry.js';
 import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';
+import { explainTlsFailure, tlsOptions } from './tls.js';
 
 /** The driver's client. Hooks receive it; leases expose it for driver-level features (COPY, LISTEN). */
 export type PgClient = pg.Client;
@@ -698,14 +699,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
 
   async #connectOnce(host: HostPort, tls: boolean): Promise<PgClient> {
     const c = this.config;
-    const mode = c.sslmode;
-    const ssl = !tls
-      ? false
-      : mode === 'verify-full'
-        ? { rejectUnauthorized: true }
-        : mode === 'verify-ca'
-          ? { rejectUnauthorized: true, checkServerIdentity: () => undefined }
-          : { rejectUnauthorized: false };
+    const ssl = tls ? await tlsOptions(c) : false;
     const client = new pg.Client({
       host: host.host,
       port: host.port,
@@ -724,8 +718,11 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     try {
       await client.connect();
     } catch (err) {
-      await client.end().catch(() => {});
-      throw err;
+      // Not awaited: after a TLS alert from the server (say, our client certificate refused) pg's end()
+      // can stay pending, and this connect would hang until the acquire timeout; endClient closes the
+      // socket outright if it does.
+      void endClient(client, c.connectionTimeoutMs);
+      throw explainTlsFailure(err, c);
     }
     return client;
   }

@@ -1,4 +1,5 @@
 import { ConnectionLostError, DatabaseUnavailableError, HookError, PoolTimeoutError } from './errors.js';
+import { isCertificateFailure } from './tls.js';
 
 /** Node socket error codes that mean the network or server went away, not that our SQL was wrong. */
 const TRANSIENT_NET_CODES = new Set([
@@ -62,6 +63,8 @@ export function isConnectRefusal(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = codeOf(e);
     if (code && (code.startsWith('28') || REFUSAL_SQLSTATES.has(code))) return true;
+    // A server certificate our trusted roots or host name reject: only a configuration change fixes it.
+    if (isCertificateFailure(e)) return true;
     // pg's wording when sslmode asks for TLS and the server answers the SSLRequest with 'N'.
     if (!(e instanceof DatabaseUnavailableError) && e instanceof Error && /does not support SSL/i.test(e.message)) return true;
   }

@@ -3,4 +3,5 @@ export { PgBouncer, type PgBouncerOptions, type PgBouncerUser, resolvePgBouncerB
 export { PostgresServer, type PostgresServerOptions } from './postgres-server.js';
 export { type AdminServer, type ServerSource, sharedAdminServer, startAdminServer } from './source.js';
 export { type ProxyMode, TcpProxy } from './tcp-proxy.js';
+export { createTestCertificates, type TestCertificateOptions, type TestCertificates } from './test-certificates.js';
 export { type ConnectionFields, createTestDatabase, type TestDatabase } from './test-database.js';

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, type OsUser, postgresOsUser, resolvePgBinDir, stopServerProcess } from '@accountdb/local-postgres';
@@ -15,6 +15,16 @@ export interface PostgresServerOptions {
   password?: string;
   /** Milliseconds to wait for a clean shutdown before SIGKILL. Default 10,000. */
   stopTimeoutMs?: number;
+  /**
+   * Serve TLS (`ssl=on`) with these PEM files. They are copied into the cluster's directory, owned by
+   * the server's OS user, the key mode 0600 (PostgreSQL refuses a key others can read).
+   */
+  tls?: { certFile: string; keyFile: string; caFile?: string };
+  /**
+   * `pg_hba.conf` lines placed before initdb's own (the first matching line decides). The harness
+   * itself logs in without TLS as `postgres` with a password, so leave that path open.
+   */
+  hba?: readonly string[];
 }
 
 const running = new Set<ChildProcess>();
@@ -35,6 +45,7 @@ export class PostgresServer {
   #binDir = '';
   #child: ChildProcess | undefined;
   #osUser: OsUser | undefined;
+  #tlsSettings: Record<string, string> = {};
   readonly #options: PostgresServerOptions;
 
   private constructor(options: PostgresServerOptions) {
@@ -93,7 +104,29 @@ export class PostgresServer {
       { stdio: 'pipe', ...this.#osUser },
     );
     rmSync(pwfile);
+    if (this.#options.hba?.length) {
+      const hbaFile = join(pgdata, 'pg_hba.conf');
+      writeFileSync(hbaFile, `${this.#options.hba.join('\n')}\n${readFileSync(hbaFile, 'utf8')}`);
+    }
+    if (this.#options.tls) this.#installTls(this.#options.tls);
     this.port = await freePort();
+  }
+
+  #installTls(files: NonNullable<PostgresServerOptions['tls']>): void {
+    const dir = join(this.dataDir, 'tls');
+    mkdirSync(dir, { mode: 0o700 });
+    const install = (source: string, name: string, setting: string) => {
+      const target = join(dir, name);
+      copyFileSync(source, target);
+      chmodSync(target, 0o600);
+      if (this.#osUser) chownSync(target, this.#osUser.uid, this.#osUser.gid);
+      this.#tlsSettings[setting] = target;
+    };
+    if (this.#osUser) chownSync(dir, this.#osUser.uid, this.#osUser.gid);
+    install(files.certFile, 'server.crt', 'ssl_cert_file');
+    install(files.keyFile, 'server.key', 'ssl_key_file');
+    if (files.caFile) install(files.caFile, 'ca.crt', 'ssl_ca_file');
+    this.#tlsSettings.ssl = 'on';
   }
 
   /** Start (or restart) the server on the same port and wait until it accepts connections. */
@@ -109,6 +142,7 @@ export class PostgresServer {
       max_connections: 400,
       max_wal_senders: 4,
       wal_level: 'replica',
+      ...this.#tlsSettings,
       ...this.#options.settings,
     };
     const args = ['-D', join(this.dataDir, 'data')];
