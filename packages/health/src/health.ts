@@ -73,8 +73,8 @@ async function runChecks(pool: Pool, o: Resolved): Promise<HealthDocument> {
           const rt = skipped
             ? unmeasured(time, skipped)
             : responseTimeCheck(outcome!, o.connection.responseTimeMs, o.timeoutMs, time, 'health statement');
-          // A failed statement is reported once, as the response time, not again as the database check.
-          return !skipped && !outcome?.ok ? { [RESPONSE_TIME]: [rt] } : { [RESPONSE_TIME]: [rt], ...dbChecks };
+          // A failed or skipped statement is reported once, as the response time, not again as the database check.
+          return skipped || !outcome?.ok ? { [RESPONSE_TIME]: [rt] } : { [RESPONSE_TIME]: [rt], ...dbChecks };
         }),
       );
     } else if (o.connection) {
