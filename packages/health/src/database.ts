@@ -11,7 +11,6 @@ const WRAPAROUND_LIMIT = 2 ** 31;
  * Everything in one statement, one round trip, readable by a non-superuser. Activity columns of other
  * roles' sessions are null unless the login role has pg_read_all_stats (pg_monitor includes it):
  * `sees_all` says which, and connections then come from pg_stat_database.numbackends instead.
- * pg_current_wal_lsn() raises on a standby, hence the CASE guards.
  * The marker comment sits after `select` because pg_stat_statements drops leading comments. Never reads query text.
  */
 export const DATABASE_HEALTH_SQL = `select /* @accountdb/health */
