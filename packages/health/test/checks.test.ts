@@ -91,7 +91,12 @@ describe('checks on a healthy database', () => {
 
   test('checkHealth: one health+json document with every default check', async () => {
     const p = pool();
-    const doc = await checkHealth(p, { database: { expect: 'primary' } });
+    // Time thresholds off: this test is about shape, and a loaded machine can slow a cold connect.
+    const doc = await checkHealth(p, {
+      database: { expect: 'primary' },
+      connection: { responseTimeMs: { warn: null } },
+      pool: { acquireWaitP99Ms: { warn: null, fail: null } },
+    });
     console.log('checkHealth document:', JSON.stringify(doc));
     expect(doc.status).toBe('pass');
     expect(Object.keys(doc.checks).sort()).toEqual(
