@@ -6,8 +6,8 @@ export type ProxyMode =
   | { kind: 'latency'; ms: number }
   /** Accept connections and never answer (a black-holed host). */
   | { kind: 'blackhole' }
-  /** Reset every new connection as soon as it arrives. */
-  | { kind: 'reset' };
+  /** Reset every new connection as soon as it arrives; with `times`, only that many, then pass traffic again. */
+  | { kind: 'reset'; times?: number };
 
 /**
  * A loopback TCP proxy in front of PostgreSQL for fault tests: pass traffic, add latency,
@@ -53,6 +53,7 @@ export class TcpProxy {
     this.#track(client);
     if (mode.kind === 'reset') {
       client.resetAndDestroy();
+      if (mode.times !== undefined && --mode.times <= 0) this.mode = { kind: 'pass' };
       return;
     }
     if (mode.kind === 'blackhole') {
