@@ -1,0 +1,205 @@
+import { count, date, num, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
+import { StatsTimeoutError } from './errors.js';
+import type { StatsOptions } from './options.js';
+
+/** One table (or materialized view) as the catalog and the statistics collector describe it. */
+export interface TableFacts {
+  readonly schema: string;
+  readonly name: string;
+  readonly kind: 'table' | 'materialized view';
+  readonly totalBytes: number;
+  readonly tableBytes: number;
+  readonly indexBytes: number;
+  readonly toastBytes: number;
+  /** `pg_class.reltuples`; null when the server has never measured the table. */
+  readonly reltuples: number | null;
+  readonly liveTuples: number;
+  readonly deadTuples: number;
+  readonly modifiedSinceAnalyze: number;
+  readonly insertedSinceVacuum: number;
+  readonly seqScans: number;
+  readonly indexScans: number;
+  readonly heapBlocksRead: number;
+  readonly heapBlocksHit: number;
+  readonly lastVacuum: Date | null;
+  readonly lastAutovacuum: Date | null;
+  readonly lastAnalyze: Date | null;
+  readonly lastAutoanalyze: Date | null;
+  readonly xidAge: number;
+  readonly mxidAge: number;
+  /** Storage parameters (`autovacuum_enabled=off`, `fillfactor=70`, ...) by name. */
+  readonly reloptions: Readonly<Record<string, string>>;
+}
+
+export async function fetchTables(ctx: StatsContext): Promise<TableFacts[]> {
+  const ins = ctx.server.versionNum >= 130000 ? 's.n_ins_since_vacuum' : '0';
+  const { rows } = await ctx.q.query(
+    `select n.nspname as schema, c.relname as name, c.relkind as kind,
+       pg_total_relation_size(c.oid) as total_bytes, pg_relation_size(c.oid) as table_bytes,
+       pg_indexes_size(c.oid) as index_bytes, coalesce(pg_total_relation_size(c.reltoastrelid), 0) as toast_bytes,
+       c.reltuples::float8 as reltuples, c.relpages, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze, ${ins} as n_ins,
+       s.seq_scan, s.idx_scan, io.heap_blks_read, io.heap_blks_hit,
+       s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
+       greatest(age(c.relfrozenxid), age(t.relfrozenxid)) as xid_age,
+       greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid)) as mxid_age, c.reloptions
+     from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       left join pg_class t on t.oid = c.reltoastrelid
+       left join pg_stat_all_tables s on s.relid = c.oid
+       left join pg_statio_all_tables io on io.relid = c.oid
+     where c.relkind in ('r', 'm') and ${SCHEMA_FILTER}
+     order by n.nspname, c.relname`,
+    schemaParams(ctx.options),
+  );
+  const pg14 = ctx.server.versionNum >= 140000;
+  return rows.map((r) => {
+    const reltuples = Number(r.reltuples);
+    // 14+: -1 means never vacuumed or analyzed. 13: 0 with no pages means the same.
+    const unknown = pg14 ? reltuples < 0 : reltuples === 0 && Number(r.relpages) === 0 && !r.last_analyze && !r.last_autoanalyze;
+    return {
+      schema: r.schema,
+      name: r.name,
+      kind: r.kind === 'm' ? 'materialized view' : 'table',
+      totalBytes: count(r.total_bytes),
+      tableBytes: count(r.table_bytes),
+      indexBytes: count(r.index_bytes),
+      toastBytes: count(r.toast_bytes),
+      reltuples: unknown ? null : reltuples,
+      liveTuples: count(r.n_live_tup),
+      deadTuples: count(r.n_dead_tup),
+      modifiedSinceAnalyze: count(r.n_mod_since_analyze),
+      insertedSinceVacuum: count(r.n_ins),
+      seqScans: count(r.seq_scan),
+      indexScans: count(r.idx_scan),
+      heapBlocksRead: count(r.heap_blks_read),
+      heapBlocksHit: count(r.heap_blks_hit),
+      lastVacuum: date(r.last_vacuum),
+      lastAutovacuum: date(r.last_autovacuum),
+      lastAnalyze: date(r.last_analyze),
+      lastAutoanalyze: date(r.last_autoanalyze),
+      xidAge: count(r.xid_age),
+      mxidAge: count(r.mxid_age),
+      reloptions: Object.fromEntries(
+        ((r.reloptions as string[] | null) ?? []).map((o) => {
+          const eq = o.indexOf('=');
+          return [o.slice(0, eq), o.slice(eq + 1)];
+        }),
+      ),
+    };
+  });
+}
+
+/** Sizes of one table, in bytes. `totalBytes` = table + indexes + TOAST. */
+export interface TableSize {
+  readonly schema: string;
+  readonly name: string;
+  readonly kind: TableFacts['kind'];
+  readonly totalBytes: number;
+  readonly tableBytes: number;
+  readonly indexBytes: number;
+  readonly toastBytes: number;
+}
+
+export function toTableSizes(tables: readonly TableFacts[]): TableSize[] {
+  return tables
+    .map(({ schema, name, kind, totalBytes, tableBytes, indexBytes, toastBytes }) => ({
+      schema,
+      name,
+      kind,
+      totalBytes,
+      tableBytes,
+      indexBytes,
+      toastBytes,
+    }))
+    .sort((a, b) => b.totalBytes - a.totalBytes);
+}
+
+/** Row count of one table. */
+export interface TableRowCount {
+  readonly schema: string;
+  readonly name: string;
+  /** Rows; null when unknown (see `note`). */
+  readonly rows: number | null;
+  /** True for the catalog's estimate (`reltuples`), false for a `count(*)`. */
+  readonly estimated: boolean;
+  /** Never analyzed (neither ANALYZE nor autoanalyze has run since the statistics were last reset). */
+  readonly neverAnalyzed: boolean;
+  /** Why `rows` is null, or a caveat. */
+  readonly note: string | null;
+}
+
+export function toRowCounts(tables: readonly TableFacts[]): TableRowCount[] {
+  return tables.map((t) => {
+    const neverAnalyzed = !t.lastAnalyze && !t.lastAutoanalyze;
+    return {
+      schema: t.schema,
+      name: t.name,
+      rows: t.reltuples === null ? null : Math.round(t.reltuples),
+      estimated: true,
+      neverAnalyzed,
+      note:
+        t.reltuples === null
+          ? 'never analyzed or vacuumed: the catalog has no row estimate (run ANALYZE, or ask for exactRowCounts)'
+          : neverAnalyzed
+            ? 'not analyzed since the statistics were reset: estimate from VACUUM or CREATE INDEX'
+            : null,
+    };
+  });
+}
+
+/**
+ * `count(*)` of every table in one statement, bounded by a server-side statement timeout. Each
+ * statement is built by the server (`format('%I.%I', ...)` over catalog names), never from input.
+ */
+async function exactRowCounts(ctx: StatsContext): Promise<TableRowCount[]> {
+  const timeout = ctx.options.exactRowCountTimeoutMs;
+  const sql = `select n.nspname as schema, c.relname as name, c.relkind,
+      case when has_table_privilege(c.oid, 'select') then (xpath('/row/n/text()', query_to_xml(
+        format('select count(*) as n from %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::int8 end as rows
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where c.relkind in ('r', 'm') and c.relispopulated and ${SCHEMA_FILTER}
+    order by n.nspname, c.relname`;
+  // SET LOCAL lasts until the transaction ends: inside a transaction a savepoint rolled
+  // back afterwards restores the caller's timeout.
+  const [open, close] = ctx.inTransaction
+    ? ['savepoint accountdb_stats_count', 'rollback to savepoint accountdb_stats_count; release savepoint accountdb_stats_count']
+    : ['begin read only', 'commit'];
+  await ctx.q.query(open);
+  try {
+    await ctx.q.query("select set_config('statement_timeout', $1, true)", [String(timeout)]);
+    const { rows } = await ctx.q.query(sql, schemaParams(ctx.options));
+    await ctx.q.query(close);
+    return rows.map((r) => ({
+      schema: r.schema,
+      name: r.name,
+      rows: num(r.rows),
+      estimated: false,
+      neverAnalyzed: false,
+      note: r.rows === null ? 'no SELECT privilege on this table' : null,
+    }));
+  } catch (err) {
+    await ctx.q.query(ctx.inTransaction ? close : 'rollback').catch(() => {});
+    if ((err as { code?: unknown }).code === '57014') throw new StatsTimeoutError(timeout, err);
+    throw err;
+  }
+}
+
+/** Sizes of every table and materialized view in bytes, largest first. */
+export function getTableSizes(source: StatsSource, options?: StatsOptions): Promise<TableSize[]> {
+  return runStats(source, options, async (ctx) => toTableSizes(await fetchTables(ctx)));
+}
+
+/**
+ * Row counts: the catalog's estimates (flagged `estimated`; a never-measured table says so), or
+ * with `exactRowCounts` a `count(*)` of each table bounded by `exactRowCountTimeoutMs`
+ * (a {@link StatsTimeoutError} past it). Exact counts on a pool run in a transaction of their own.
+ */
+export function getTableRowCounts(source: StatsSource, options?: StatsOptions): Promise<TableRowCount[]> {
+  return runStats(source, options, async (ctx) => {
+    if (!ctx.options.exactRowCounts) return toRowCounts(await fetchTables(ctx));
+    const shape = source as { withConnection?: (fn: (c: StatsSource) => Promise<TableRowCount[]>) => Promise<TableRowCount[]> };
+    // A pool would spread BEGIN, SET and the count over different connections: pin one.
+    if (typeof shape.withConnection === 'function' && ctx.q === source)
+      return shape.withConnection((conn) => exactRowCounts({ ...ctx, q: conn }));
+    return exactRowCounts(ctx);
+  });
+}
