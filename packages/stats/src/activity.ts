@@ -27,7 +27,8 @@ export interface Session {
 const HIDDEN = "another role's session: its state and query need pg_read_all_stats (part of pg_monitor)";
 
 export async function fetchSessions(ctx: StatsContext): Promise<Session[]> {
-  // pg_blocking_pids is costly: only for sessions waiting on a lock.
+  // pg_blocking_pids is costly: only for sessions waiting on a lock. Another role's session shows
+  // a null backend_type to a role without pg_read_all_stats: it is listed, hidden.
   const { rows } = await ctx.q.query(`
     select a.pid, a.datname, a.usename, a.application_name, host(a.client_addr) as client_addr, a.state,
       a.wait_event_type, a.wait_event, a.query, a.query = '<insufficient privilege>' as hidden,
@@ -35,7 +36,7 @@ export async function fetchSessions(ctx: StatsContext): Promise<Session[]> {
       extract(epoch from clock_timestamp() - a.xact_start) * 1000 as xact_ms,
       case when a.wait_event_type = 'Lock' then pg_blocking_pids(a.pid) else '{}' end as blocked_by
     from pg_stat_activity a
-    where a.backend_type = 'client backend' and a.pid <> pg_backend_pid()
+    where coalesce(a.backend_type, 'client backend') = 'client backend' and a.pid <> pg_backend_pid()
     order by a.pid`);
   return rows.map((r) => ({
     pid: r.pid,

@@ -133,29 +133,31 @@ export function toDuplicateIndexes(indexes: readonly IndexFacts[]): DuplicateInd
     const key = JSON.stringify([i.schema, i.table, i.method, i.signature.expressions, i.signature.predicate]);
     byTable.set(key, [...(byTable.get(key) ?? []), i]);
   }
+  const covers = (a: IndexFacts, b: IndexFacts): boolean => {
+    if (a === b || a.columns.length > b.columns.length) return false;
+    const aClasses = a.signature.opclasses.split(' ');
+    const bClasses = b.signature.opclasses.split(' ');
+    if (!a.columns.every((c, k) => c === b.columns[k] && aClasses[k] === bClasses[k])) return false;
+    const same = a.columns.length === b.columns.length;
+    if (a.unique && !(same && b.unique)) return false;
+    // Of two identical indexes report one: keep the constraint's, else the first by name.
+    return !(same && (a.constraint || a.primary || (b.unique === a.unique && !b.constraint && a.name < b.name)));
+  };
   for (const group of byTable.values()) {
     for (const a of group) {
-      for (const b of group) {
-        if (a === b || a.columns.length > b.columns.length) continue;
-        const aClasses = a.signature.opclasses.split(' ');
-        const bClasses = b.signature.opclasses.split(' ');
-        if (!a.columns.every((c, k) => c === b.columns[k] && aClasses[k] === bClasses[k])) continue;
-        const same = a.columns.length === b.columns.length;
-        if (a.unique && !(same && b.unique)) continue;
-        // Of two identical indexes report one: keep the constraint's, or the first name.
-        if (same && (a.constraint || a.primary || (b.unique === a.unique && !b.constraint && a.name < b.name))) continue;
-        out.push({
-          schema: a.schema,
-          table: a.table,
-          name: a.name,
-          definition: a.definition,
-          sizeBytes: a.sizeBytes,
-          coveredBy: b.name,
-          coveredByDefinition: b.definition,
-          relation: same ? 'same columns' : 'prefix',
-        });
-        break;
-      }
+      // The widest cover: dropping every reported index still leaves it.
+      const b = group.filter((b) => covers(a, b)).sort((x, y) => y.columns.length - x.columns.length)[0];
+      if (!b) continue;
+      out.push({
+        schema: a.schema,
+        table: a.table,
+        name: a.name,
+        definition: a.definition,
+        sizeBytes: a.sizeBytes,
+        coveredBy: b.name,
+        coveredByDefinition: b.definition,
+        relation: a.columns.length === b.columns.length ? 'same columns' : 'prefix',
+      });
     }
   }
   return out;
