@@ -9,8 +9,8 @@ export interface IndexFacts {
   readonly name: string;
   /** Access method: `btree`, `gin`, `gist`, ... */
   readonly method: string;
-  /** `pg_get_indexdef`, as the server prints it. */
-  readonly definition: string;
+  /** `pg_get_indexdef`; read only where a finding may name the index (null otherwise). */
+  readonly definition: string | null;
   readonly sizeBytes: number;
   readonly unique: boolean;
   readonly primary: boolean;
@@ -30,22 +30,25 @@ export interface IndexFacts {
 }
 
 export async function fetchIndexes(ctx: StatsContext): Promise<IndexFacts[]> {
+  // pg_get_indexdef costs as much as the rest: only for indexes a finding may name (invalid, never
+  // scanned, or sharing a first key column with another index of the table).
   const { rows } = await ctx.q.query(
     `select n.nspname as schema, t.relname as table, ci.relname as name, am.amname as method,
-       pg_get_indexdef(i.indexrelid) as definition, pg_relation_size(i.indexrelid) as size_bytes,
-       i.indisunique as unique, i.indisprimary as primary, con.conname as constraint, i.indisvalid as valid,
-       exists (select from pg_stat_progress_create_index p where p.index_relid = i.indexrelid) as building,
+       case when not i.indisvalid or pg_stat_get_numscans(i.indexrelid) = 0
+         or count(*) over (partition by i.indrelid, i.indkey[0]) > 1 then pg_get_indexdef(i.indexrelid) end as definition,
+       pg_relation_size(i.indexrelid) as size_bytes, i.indisunique as unique, i.indisprimary as primary,
+       con.conname as constraint, i.indisvalid as valid,
+       i.indexrelid in (select index_relid from pg_stat_progress_create_index) as building,
        array(select a.attname::text from unnest(i.indkey::int2[]) with ordinality k(num, ord)
              left join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.num
              where k.ord <= i.indnkeyatts order by k.ord) as columns,
        i.indclass::text as opclasses, pg_get_expr(i.indexprs, i.indrelid) as expressions,
-       pg_get_expr(i.indpred, i.indrelid) as predicate,
-       s.idx_scan, s.idx_tup_read, io.idx_blks_read, io.idx_blks_hit
+       pg_get_expr(i.indpred, i.indrelid) as predicate, pg_stat_get_numscans(i.indexrelid) as idx_scan,
+       pg_stat_get_tuples_returned(i.indexrelid) as idx_tup_read, pg_stat_get_blocks_hit(i.indexrelid) as idx_blks_hit,
+       pg_stat_get_blocks_fetched(i.indexrelid) - pg_stat_get_blocks_hit(i.indexrelid) as idx_blks_read
      from pg_index i join pg_class ci on ci.oid = i.indexrelid join pg_class t on t.oid = i.indrelid
        join pg_namespace n on n.oid = t.relnamespace join pg_am am on am.oid = ci.relam
        left join pg_constraint con on con.conindid = i.indexrelid and con.conrelid = i.indrelid and con.contype in ('p', 'u', 'x')
-       left join pg_stat_all_indexes s on s.indexrelid = i.indexrelid
-       left join pg_statio_all_indexes io on io.indexrelid = i.indexrelid
      where t.relkind in ('r', 'm') and ${SCHEMA_FILTER}
      order by n.nspname, t.relname, ci.relname`,
     schemaParams(ctx.options),
@@ -102,7 +105,7 @@ export interface UnusedIndex extends IndexUsage {
 export function toUnusedIndexes(indexes: readonly IndexFacts[], statsReset: Date | null): UnusedIndex[] {
   return indexes
     .filter((i) => i.scans === 0 && i.valid && !i.unique && !i.constraint)
-    .map((i) => ({ ...toUsage(i, statsReset), definition: i.definition }))
+    .map((i) => ({ ...toUsage(i, statsReset), definition: i.definition ?? '' }))
     .sort((a, b) => b.sizeBytes - a.sizeBytes);
 }
 
@@ -152,10 +155,10 @@ export function toDuplicateIndexes(indexes: readonly IndexFacts[]): DuplicateInd
         schema: a.schema,
         table: a.table,
         name: a.name,
-        definition: a.definition,
+        definition: a.definition ?? '',
         sizeBytes: a.sizeBytes,
         coveredBy: b.name,
-        coveredByDefinition: b.definition,
+        coveredByDefinition: b.definition ?? '',
         relation: a.columns.length === b.columns.length ? 'same columns' : 'prefix',
       });
     }
@@ -181,7 +184,7 @@ export function toInvalidIndexes(indexes: readonly IndexFacts[]): InvalidIndex[]
       schema,
       table,
       name,
-      definition,
+      definition: definition ?? '',
       sizeBytes,
       building,
     }));
