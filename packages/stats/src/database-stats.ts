@@ -69,8 +69,16 @@ export function getDatabaseStats(source: StatsSource, options?: StatsOptions): P
     options,
     async (ctx) => {
       const database = await fetchDatabase(ctx);
-      const tables = await fetchTables(ctx);
       const indexes = await fetchIndexes(ctx);
+      const indexBytes = new Map<string, number>();
+      for (const i of indexes) {
+        const key = JSON.stringify([i.schema, i.table]);
+        indexBytes.set(key, (indexBytes.get(key) ?? 0) + i.sizeBytes);
+      }
+      const tables = (await fetchTables(ctx, { indexSizes: false })).map((t) => {
+        const bytes = indexBytes.get(JSON.stringify([t.schema, t.name])) ?? 0;
+        return { ...t, indexBytes: bytes, totalBytes: t.tableBytes + bytes };
+      });
       const tableBloat = await fetchTableBloat(ctx);
       const indexBloat = await fetchIndexBloat(ctx);
       const sessions = await fetchSessions(ctx);

@@ -19,8 +19,8 @@ export interface IndexFacts {
   readonly valid: boolean;
   /** A `CREATE INDEX` is building it right now (an invalid index may just be in progress). */
   readonly building: boolean;
-  /** Key columns in order; `null` for an expression. */
-  readonly columns: readonly (string | null)[];
+  /** Key columns in order, as attribute numbers of the table; 0 for an expression. */
+  readonly columns: readonly number[];
   readonly scans: number;
   readonly tuplesRead: number;
   readonly blocksRead: number;
@@ -30,18 +30,16 @@ export interface IndexFacts {
 }
 
 export async function fetchIndexes(ctx: StatsContext): Promise<IndexFacts[]> {
-  // pg_get_indexdef costs as much as the rest: only for indexes a finding may name (invalid, never
-  // scanned, or sharing a first key column with another index of the table).
+  // pg_get_indexdef costs as much as the rest: only for indexes a finding may name (invalid, or
+  // sharing a first key column with another index of the table).
   const { rows } = await ctx.q.query(
     `select n.nspname as schema, t.relname as table, ci.relname as name, am.amname as method,
-       case when not i.indisvalid or pg_stat_get_numscans(i.indexrelid) = 0
-         or count(*) over (partition by i.indrelid, i.indkey[0]) > 1 then pg_get_indexdef(i.indexrelid) end as definition,
-       pg_relation_size(i.indexrelid) as size_bytes, i.indisunique as unique, i.indisprimary as primary,
+       case when not i.indisvalid or count(*) over (partition by i.indrelid, i.indkey[0]) > 1
+         then pg_get_indexdef(i.indexrelid) end as definition,
+       pg_total_relation_size(i.indexrelid) as size_bytes, i.indisunique as unique, i.indisprimary as primary,
        con.conname as constraint, i.indisvalid as valid,
        i.indexrelid in (select index_relid from pg_stat_progress_create_index) as building,
-       array(select a.attname::text from unnest(i.indkey::int2[]) with ordinality k(num, ord)
-             left join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.num
-             where k.ord <= i.indnkeyatts order by k.ord) as columns,
+       i.indkey::text as columns, i.indnkeyatts as key_count,
        i.indclass::text as opclasses, pg_get_expr(i.indexprs, i.indrelid) as expressions,
        pg_get_expr(i.indpred, i.indrelid) as predicate, pg_stat_get_numscans(i.indexrelid) as idx_scan,
        pg_stat_get_tuples_returned(i.indexrelid) as idx_tup_read, pg_stat_get_blocks_hit(i.indexrelid) as idx_blks_hit,
@@ -65,7 +63,7 @@ export async function fetchIndexes(ctx: StatsContext): Promise<IndexFacts[]> {
     constraint: r.constraint,
     valid: r.valid,
     building: r.building,
-    columns: r.columns,
+    columns: (r.columns as string).split(' ').slice(0, r.key_count).map(Number),
     scans: count(r.idx_scan),
     tuplesRead: count(r.idx_tup_read),
     blocksRead: count(r.idx_blks_read),
@@ -98,14 +96,12 @@ export function toIndexUsage(indexes: readonly IndexFacts[], statsReset: Date | 
 }
 
 /** An index never scanned since the counters were reset, and not enforcing a constraint. */
-export interface UnusedIndex extends IndexUsage {
-  readonly definition: string;
-}
+export type UnusedIndex = IndexUsage;
 
 export function toUnusedIndexes(indexes: readonly IndexFacts[], statsReset: Date | null): UnusedIndex[] {
   return indexes
     .filter((i) => i.scans === 0 && i.valid && !i.unique && !i.constraint)
-    .map((i) => ({ ...toUsage(i, statsReset), definition: i.definition ?? '' }))
+    .map((i) => toUsage(i, statsReset))
     .sort((a, b) => b.sizeBytes - a.sizeBytes);
 }
 
