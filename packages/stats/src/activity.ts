@@ -1,4 +1,4 @@
-import { count, num, runStats, type StatsContext, type StatsSource } from './context.js';
+import { count, runStats, type StatsContext, type StatsSource } from './context.js';
 import type { StatsOptions } from './options.js';
 
 /** One client session from `pg_stat_activity` (this call's own session left out). */
@@ -29,30 +29,20 @@ const HIDDEN = "another role's session: its state and query need pg_read_all_sta
 export async function fetchSessions(ctx: StatsContext): Promise<Session[]> {
   // pg_blocking_pids is costly: only for sessions waiting on a lock. Another role's session shows
   // a null backend_type to a role without pg_read_all_stats: it is listed, hidden.
-  const { rows } = await ctx.q.query(`
-    select a.pid, a.datname, a.usename, a.application_name, host(a.client_addr) as client_addr, a.state,
-      a.wait_event_type, a.wait_event, a.query, a.query = '<insufficient privilege>' as hidden,
-      extract(epoch from clock_timestamp() - a.query_start) * 1000 as query_ms,
-      extract(epoch from clock_timestamp() - a.xact_start) * 1000 as xact_ms,
-      case when a.wait_event_type = 'Lock' then pg_blocking_pids(a.pid) else '{}' end as blocked_by
-    from pg_stat_activity a
+  const { rows } = await ctx.q.query(
+    `select a.pid, a.datname as database, a.usename as user, case when not hidden then a.application_name end as "applicationName",
+      host(a.client_addr) as "clientAddr", a.state, a.wait_event_type as "waitEventType", a.wait_event as "waitEvent",
+      case when not hidden then a.query end as query,
+      (extract(epoch from clock_timestamp() - a.query_start) * 1000)::float8 as "queryMs",
+      (extract(epoch from clock_timestamp() - a.xact_start) * 1000)::float8 as "transactionMs",
+      case when a.wait_event_type = 'Lock' then pg_blocking_pids(a.pid) else '{}' end as "blockedBy",
+      case when hidden then $1 end as note
+    from pg_stat_activity a, lateral (select a.query = '<insufficient privilege>' as hidden) h
     where coalesce(a.backend_type, 'client backend') = 'client backend' and a.pid <> pg_backend_pid()
-    order by a.pid`);
-  return rows.map((r) => ({
-    pid: r.pid,
-    database: r.datname,
-    user: r.usename,
-    applicationName: r.hidden ? null : r.application_name,
-    clientAddr: r.client_addr,
-    state: r.state,
-    waitEventType: r.wait_event_type,
-    waitEvent: r.wait_event,
-    query: r.hidden ? null : r.query,
-    queryMs: num(r.query_ms),
-    transactionMs: num(r.xact_ms),
-    blockedBy: r.blocked_by ?? [],
-    note: r.hidden ? HIDDEN : null,
-  }));
+    order by a.pid`,
+    [HIDDEN],
+  );
+  return rows as Session[];
 }
 
 /** Client connections counted by state, user, application and client address. */

@@ -1,4 +1,4 @@
-import { count, date, oneRow, ratio, runStats, type StatsContext, type StatsSource } from './context.js';
+import { date, oneRow, ratio, runStats, type StatsContext, type StatsSource } from './context.js';
 import type { StatsOptions } from './options.js';
 
 /** The current database's size. */
@@ -56,48 +56,26 @@ const WRAP_LIMIT = 2 ** 31;
 export async function fetchDatabase(ctx: StatsContext): Promise<DatabaseFacts> {
   const checkpoints =
     ctx.server.versionNum >= 170000
-      ? 'select num_timed as timed, num_requested as requested, stats_reset from pg_stat_checkpointer'
-      : 'select checkpoints_timed as timed, checkpoints_req as requested, stats_reset from pg_stat_bgwriter';
+      ? 'select num_timed as timed, num_requested as requested, stats_reset as "statsReset" from pg_stat_checkpointer'
+      : 'select checkpoints_timed as timed, checkpoints_req as requested, stats_reset as "statsReset" from pg_stat_bgwriter';
   const r = await oneRow(
     ctx.q,
-    `
-    select current_database() as database, pg_database_size(current_database()) as size_bytes, now() as taken_at,
-      (select row_to_json(d) from (select numbackends, xact_commit, xact_rollback, blks_read, blks_hit, deadlocks,
-         temp_bytes, conflicts, stats_reset from pg_stat_database where datname = current_database()) d) as counters,
-      (select json_agg(json_build_object('database', datname, 'xid_age', age(datfrozenxid), 'mxid_age', mxid_age(datminmxid))
+    `select current_database() as database, pg_database_size(current_database())::float8 as size_bytes, now() as taken_at,
+      (select row_to_json(d) from (select numbackends as backends, xact_commit as commits, xact_rollback as rollbacks,
+         blks_read as "blocksRead", blks_hit as "blocksHit", deadlocks, temp_bytes as "tempBytes", conflicts,
+         stats_reset as "statsReset" from pg_stat_database where datname = current_database()) d) as counters,
+      (select json_agg(json_build_object('database', datname, 'xidAge', age(datfrozenxid), 'mxidAge', mxid_age(datminmxid),
+         'xidFractionToWraparound', age(datfrozenxid) / ${WRAP_LIMIT}.0, 'mxidFractionToWraparound', mxid_age(datminmxid) / ${WRAP_LIMIT}.0)
          order by age(datfrozenxid) desc) from pg_database where datallowconn) as databases,
       (select row_to_json(c) from (${checkpoints}) c) as checkpoints`,
   );
-  const c = r.counters ?? {};
-  const blocksRead = count(c.blks_read);
-  const blocksHit = count(c.blks_hit);
+  const c = r.counters;
   return {
-    size: { database: r.database, sizeBytes: count(r.size_bytes) },
-    counters: {
-      backends: count(c.numbackends),
-      commits: count(c.xact_commit),
-      rollbacks: count(c.xact_rollback),
-      blocksRead,
-      blocksHit,
-      cacheHitRatio: ratio(blocksHit, blocksRead),
-      deadlocks: count(c.deadlocks),
-      tempBytes: count(c.temp_bytes),
-      conflicts: count(c.conflicts),
-      statsReset: date(c.stats_reset),
-    },
-    databases: (r.databases ?? []).map((d: { database: string; xid_age: number; mxid_age: number }) => ({
-      database: d.database,
-      xidAge: d.xid_age,
-      mxidAge: d.mxid_age,
-      xidFractionToWraparound: d.xid_age / WRAP_LIMIT,
-      mxidFractionToWraparound: d.mxid_age / WRAP_LIMIT,
-    })),
+    size: { database: r.database, sizeBytes: r.size_bytes },
+    counters: { ...c, cacheHitRatio: ratio(c.blocksHit, c.blocksRead), statsReset: date(c.statsReset) },
+    databases: r.databases,
     takenAt: r.taken_at,
-    checkpoints: {
-      timed: count(r.checkpoints?.timed),
-      requested: count(r.checkpoints?.requested),
-      statsReset: date(r.checkpoints?.stats_reset),
-    },
+    checkpoints: { ...r.checkpoints, statsReset: date(r.checkpoints.statsReset) },
   };
 }
 
@@ -105,6 +83,6 @@ export async function fetchDatabase(ctx: StatsContext): Promise<DatabaseFacts> {
 export function getDatabaseSize(source: StatsSource, options?: StatsOptions): Promise<DatabaseSize> {
   return runStats(source, options, async (ctx) => {
     const r = await oneRow(ctx.q, 'select current_database() as database, pg_database_size(current_database()) as size_bytes');
-    return { database: r.database, sizeBytes: count(r.size_bytes) };
+    return { database: r.database, sizeBytes: Number(r.size_bytes) };
   });
 }

@@ -1,4 +1,4 @@
-import { count, ratio, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
+import { ratio, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
 import type { StatsOptions } from './options.js';
 import { fetchTables } from './tables.js';
 
@@ -36,14 +36,14 @@ export async function fetchIndexes(ctx: StatsContext): Promise<IndexFacts[]> {
     `select n.nspname as schema, t.relname as table, ci.relname as name, am.amname as method,
        case when not i.indisvalid or count(*) over (partition by i.indrelid, i.indkey[0]) > 1
          then pg_get_indexdef(i.indexrelid) end as definition,
-       pg_total_relation_size(i.indexrelid) as size_bytes, i.indisunique as unique, i.indisprimary as primary,
+       pg_total_relation_size(i.indexrelid)::float8 as "sizeBytes", i.indisunique as unique, i.indisprimary as primary,
        con.conname as constraint, i.indisvalid as valid,
        i.indexrelid in (select index_relid from pg_stat_progress_create_index) as building,
-       i.indkey::text as columns, i.indnkeyatts as key_count,
-       i.indclass::text as opclasses, pg_get_expr(i.indexprs, i.indrelid) as expressions,
-       pg_get_expr(i.indpred, i.indrelid) as predicate, pg_stat_get_numscans(i.indexrelid) as idx_scan,
-       pg_stat_get_tuples_returned(i.indexrelid) as idx_tup_read, pg_stat_get_blocks_hit(i.indexrelid) as idx_blks_hit,
-       pg_stat_get_blocks_fetched(i.indexrelid) - pg_stat_get_blocks_hit(i.indexrelid) as idx_blks_read
+       i.indkey::text as columns, i.indnkeyatts as key_count, i.indclass::text as opclasses,
+       pg_get_expr(i.indexprs, i.indrelid) as expressions, pg_get_expr(i.indpred, i.indrelid) as predicate,
+       pg_stat_get_numscans(i.indexrelid)::float8 as scans, pg_stat_get_tuples_returned(i.indexrelid)::float8 as "tuplesRead",
+       pg_stat_get_blocks_hit(i.indexrelid)::float8 as "blocksHit",
+       (pg_stat_get_blocks_fetched(i.indexrelid) - pg_stat_get_blocks_hit(i.indexrelid))::float8 as "blocksRead"
      from pg_index i join pg_class ci on ci.oid = i.indexrelid join pg_class t on t.oid = i.indrelid
        join pg_namespace n on n.oid = t.relnamespace join pg_am am on am.oid = ci.relam
        left join pg_constraint con on con.conindid = i.indexrelid and con.conrelid = i.indrelid and con.contype in ('p', 'u', 'x')
@@ -51,24 +51,10 @@ export async function fetchIndexes(ctx: StatsContext): Promise<IndexFacts[]> {
      order by n.nspname, t.relname, ci.relname`,
     schemaParams(ctx.options),
   );
-  return rows.map((r) => ({
-    schema: r.schema,
-    table: r.table,
-    name: r.name,
-    method: r.method,
-    definition: r.definition,
-    sizeBytes: count(r.size_bytes),
-    unique: r.unique,
-    primary: r.primary,
-    constraint: r.constraint,
-    valid: r.valid,
-    building: r.building,
-    columns: (r.columns as string).split(' ').slice(0, r.key_count).map(Number),
-    scans: count(r.idx_scan),
-    tuplesRead: count(r.idx_tup_read),
-    blocksRead: count(r.idx_blks_read),
-    blocksHit: count(r.idx_blks_hit),
-    signature: { opclasses: r.opclasses, expressions: r.expressions, predicate: r.predicate },
+  return rows.map(({ key_count, opclasses, expressions, predicate, ...r }) => ({
+    ...(r as IndexFacts),
+    columns: (r.columns as string).split(' ').slice(0, key_count).map(Number),
+    signature: { opclasses, expressions, predicate },
   }));
 }
 

@@ -1,4 +1,4 @@
-import { date, num, oneRow, quoteCatalogName, runStats, type StatsContext, type StatsSource } from './context.js';
+import { oneRow, quoteCatalogName, runStats, type StatsContext, type StatsSource } from './context.js';
 import type { StatsOptions } from './options.js';
 
 /** One normalized statement from `pg_stat_statements`. */
@@ -48,29 +48,16 @@ export async function fetchQueryStats(ctx: StatsContext): Promise<QueryStats> {
   const reset = atLeast(ext.version, 1, 9) ? `(select stats_reset from ${schema}.pg_stat_statements_info)` : 'null::timestamptz';
   const row = await oneRow(
     ctx.q,
-    `select ${reset} as stats_reset, coalesce((select json_agg(t) from (
-       select s.queryid::text as query_id, s.query, r.rolname as user, s.calls, s.${total} as total_ms, s.${mean} as mean_ms,
-         s.rows, s.shared_blks_hit, s.shared_blks_read
-       from ${schema}.pg_stat_statements s left join pg_roles r on r.oid = s.userid
-       where s.dbid = (select oid from pg_database where datname = current_database())
-       order by s.${total} desc limit $1) t), '[]') as statements`,
+    `select ${reset} as stats_reset, coalesce((select json_agg(json_build_object('queryId', s.queryid::text,
+         'query', nullif(s.query, '<insufficient privilege>'), 'user', r.rolname, 'calls', s.calls, 'totalMs', s.${total},
+         'meanMs', s.${mean}, 'rows', s.rows, 'sharedBlocksHit', s.shared_blks_hit, 'sharedBlocksRead', s.shared_blks_read)
+         order by s.${total} desc)
+       from (select * from ${schema}.pg_stat_statements s
+             where s.dbid = (select oid from pg_database where datname = current_database())
+             order by s.${total} desc limit $1) s left join pg_roles r on r.oid = s.userid), '[]') as statements`,
     [ctx.options.limit],
   );
-  return {
-    available: true,
-    statsReset: date(row.stats_reset),
-    statements: row.statements.map((s: Record<string, unknown>) => ({
-      queryId: s.query_id ?? null,
-      query: s.query === '<insufficient privilege>' ? null : (s.query ?? null),
-      user: s.user ?? null,
-      calls: num(s.calls) ?? 0,
-      totalMs: num(s.total_ms) ?? 0,
-      meanMs: num(s.mean_ms) ?? 0,
-      rows: num(s.rows) ?? 0,
-      sharedBlocksHit: num(s.shared_blks_hit) ?? 0,
-      sharedBlocksRead: num(s.shared_blks_read) ?? 0,
-    })),
-  };
+  return { available: true, statsReset: row.stats_reset, statements: row.statements };
 }
 
 /** Top statements of this database by total execution time (at most `limit`), from pg_stat_statements when installed. */

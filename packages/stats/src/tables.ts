@@ -1,4 +1,4 @@
-import { count, date, num, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
+import { num, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
 import { StatsTimeoutError } from './errors.js';
 import type { StatsOptions } from './options.js';
 
@@ -37,59 +37,37 @@ export interface TableFacts {
  */
 export async function fetchTables(ctx: StatsContext, { indexSizes = true } = {}): Promise<TableFacts[]> {
   const ins = ctx.server.versionNum >= 130000 ? 'pg_stat_get_ins_since_vacuum(c.oid)' : '0';
+  // 14+: reltuples -1 means never vacuumed or analyzed. 13: 0 with no pages and no analyze means the same.
+  const unmeasured =
+    ctx.server.versionNum >= 140000
+      ? 'c.reltuples < 0'
+      : 'c.reltuples = 0 and c.relpages = 0 and pg_stat_get_last_analyze_time(c.oid) is null and pg_stat_get_last_autoanalyze_time(c.oid) is null';
   // The pg_stat_get_* functions by oid, not the pg_stat_all_tables views: the views also aggregate
   // every index and TOAST table, which costs a third of the time over thousands of tables. Sizes:
   // pg_table_size (heap, TOAST, FSM, VM) and pg_indexes_size stat each file once.
   const { rows } = await ctx.q.query(
-    `select n.nspname as schema, c.relname as name, c.relkind as kind,
-       pg_table_size(c.oid) as table_bytes, ${indexSizes ? 'pg_indexes_size(c.oid)' : '0'} as index_bytes,
-       c.reltuples::float8 as reltuples, c.relpages, pg_stat_get_live_tuples(c.oid) as n_live_tup,
-       pg_stat_get_dead_tuples(c.oid) as n_dead_tup, pg_stat_get_mod_since_analyze(c.oid) as n_mod_since_analyze,
-       ${ins} as n_ins, pg_stat_get_blocks_hit(c.oid) as heap_blks_hit,
-       pg_stat_get_blocks_fetched(c.oid) - pg_stat_get_blocks_hit(c.oid) as heap_blks_read,
-       pg_stat_get_last_vacuum_time(c.oid) as last_vacuum, pg_stat_get_last_autovacuum_time(c.oid) as last_autovacuum,
-       pg_stat_get_last_analyze_time(c.oid) as last_analyze, pg_stat_get_last_autoanalyze_time(c.oid) as last_autoanalyze,
-       greatest(age(c.relfrozenxid), age(t.relfrozenxid)) as xid_age,
-       greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid)) as mxid_age, c.reloptions
+    `select n.nspname as schema, c.relname as name, case c.relkind when 'm' then 'materialized view' else 'table' end as kind,
+       pg_table_size(c.oid)::float8 as "tableBytes", ${indexSizes ? 'pg_indexes_size(c.oid)' : '0'}::float8 as "indexBytes",
+       case when ${unmeasured} then null else c.reltuples::float8 end as reltuples,
+       pg_stat_get_live_tuples(c.oid)::float8 as "liveTuples", pg_stat_get_dead_tuples(c.oid)::float8 as "deadTuples",
+       pg_stat_get_mod_since_analyze(c.oid)::float8 as "modifiedSinceAnalyze", ${ins}::float8 as "insertedSinceVacuum",
+       pg_stat_get_blocks_hit(c.oid)::float8 as "heapBlocksHit",
+       (pg_stat_get_blocks_fetched(c.oid) - pg_stat_get_blocks_hit(c.oid))::float8 as "heapBlocksRead",
+       pg_stat_get_last_vacuum_time(c.oid) as "lastVacuum", pg_stat_get_last_autovacuum_time(c.oid) as "lastAutovacuum",
+       pg_stat_get_last_analyze_time(c.oid) as "lastAnalyze", pg_stat_get_last_autoanalyze_time(c.oid) as "lastAutoanalyze",
+       greatest(age(c.relfrozenxid), age(t.relfrozenxid)) as "xidAge",
+       greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid)) as "mxidAge", c.reloptions
      from pg_class c join pg_namespace n on n.oid = c.relnamespace
        left join pg_class t on t.oid = c.reltoastrelid
      where c.relkind in ('r', 'm') and ${SCHEMA_FILTER}
      order by n.nspname, c.relname`,
     schemaParams(ctx.options),
   );
-  const pg14 = ctx.server.versionNum >= 140000;
-  return rows.map((r) => {
-    const reltuples = Number(r.reltuples);
-    // 14+: -1 means never vacuumed or analyzed. 13: 0 with no pages means the same.
-    const unknown = pg14 ? reltuples < 0 : reltuples === 0 && Number(r.relpages) === 0 && !r.last_analyze && !r.last_autoanalyze;
-    return {
-      schema: r.schema,
-      name: r.name,
-      kind: r.kind === 'm' ? 'materialized view' : 'table',
-      totalBytes: count(r.table_bytes) + count(r.index_bytes),
-      tableBytes: count(r.table_bytes),
-      indexBytes: count(r.index_bytes),
-      reltuples: unknown ? null : reltuples,
-      liveTuples: count(r.n_live_tup),
-      deadTuples: count(r.n_dead_tup),
-      modifiedSinceAnalyze: count(r.n_mod_since_analyze),
-      insertedSinceVacuum: count(r.n_ins),
-      heapBlocksRead: count(r.heap_blks_read),
-      heapBlocksHit: count(r.heap_blks_hit),
-      lastVacuum: date(r.last_vacuum),
-      lastAutovacuum: date(r.last_autovacuum),
-      lastAnalyze: date(r.last_analyze),
-      lastAutoanalyze: date(r.last_autoanalyze),
-      xidAge: count(r.xid_age),
-      mxidAge: count(r.mxid_age),
-      reloptions: Object.fromEntries(
-        ((r.reloptions as string[] | null) ?? []).map((o) => {
-          const eq = o.indexOf('=');
-          return [o.slice(0, eq), o.slice(eq + 1)];
-        }),
-      ),
-    };
-  });
+  return rows.map((r) => ({
+    ...(r as TableFacts),
+    totalBytes: r.tableBytes + r.indexBytes,
+    reloptions: Object.fromEntries(((r.reloptions as string[] | null) ?? []).map((o) => o.split(/=(.*)/s).slice(0, 2))),
+  }));
 }
 
 /** Sizes of one table, in bytes: `totalBytes` = `tableBytes` (heap and TOAST) + `indexBytes`. */
