@@ -80,7 +80,8 @@ from (
             coalesce(substring(array_to_string(ci.reloptions, ' ') from 'fillfactor=([0-9]+)')::smallint, 90) as fillfactor,
             i.indkey::int2[] as indkey, generate_series(1, i.indnatts) as attpos
           from pg_index i join pg_class ci on ci.oid = i.indexrelid
-          where ci.relam = (select oid from pg_am where amname = 'btree') and ci.relpages > 0
+            join pg_class t on t.oid = i.indrelid join pg_namespace n on n.oid = t.relnamespace
+          where ci.relam = (select oid from pg_am where amname = 'btree') and ci.relpages > 0 and ${SCHEMA_FILTER}
         ) ic
         join pg_class ct on ct.oid = ic.tbloid
         left join pg_attribute a1 on ic.indkey[ic.attpos - 1] <> 0 and a1.attrelid = ic.tbloid and a1.attnum = ic.indkey[ic.attpos - 1]
@@ -88,7 +89,6 @@ from (
       ) i
       join pg_namespace n on n.oid = i.relnamespace
       left join pg_stats s on s.schemaname = n.nspname and s.tablename = i.attrelname and s.attname = i.attname
-      where ${SCHEMA_FILTER}
       group by 1, 2, 3, 4, 5, 6
     ) rows_data_stats
   ) rows_hdr_pdg_stats
