@@ -44,12 +44,14 @@ type TransactionState = 'I' | 'T' | 'E' | null;
 interface SourceShape {
   withConnection?: <T>(fn: (conn: PoolConnection) => Promise<T>) => Promise<T>;
   client?: { getTransactionStatus?: () => string | null };
+  getTransactionStatus?: () => string | null;
   transactionStatus?: () => TransactionState;
 }
 
 function transactionState(source: SourceShape): TransactionState | undefined {
   if (typeof source.transactionStatus === 'function') return source.transactionStatus();
-  const fromClient = source.client?.getTransactionStatus?.();
+  // A lease (its client), or a pg.Client itself.
+  const fromClient = source.client?.getTransactionStatus?.() ?? source.getTransactionStatus?.();
   return fromClient === undefined ? undefined : (fromClient as TransactionState);
 }
 
