@@ -10,6 +10,7 @@ import {
   type PoolConnection,
   PoolTimeoutError,
 } from '../src/index.js';
+import { recordingLogger } from './recording-logger.js';
 
 // Issue 8 §1: a database that cannot be reached or refuses us fails the acquire with the real cause
 // within the connect timeout (+100 ms is the bar), whatever minConnections is, instead of waiting out
@@ -64,26 +65,6 @@ async function proxy(mode: TcpProxy['mode'] = { kind: 'pass' }): Promise<TcpProx
   p.mode = mode;
   proxies.push(p);
   return p;
-}
-
-function recordingLogger(): { logger: Logger; lines: { level: string; obj: unknown; msg: unknown }[] } {
-  const lines: { level: string; obj: unknown; msg: unknown }[] = [];
-  const make = (): Logger => {
-    const at =
-      (level: string) =>
-      (obj: unknown, msg?: unknown): void => {
-        lines.push({ level, obj, msg });
-      };
-    return {
-      trace: at('trace'),
-      debug: at('debug'),
-      info: at('info'),
-      warn: at('warn'),
-      error: at('error'),
-      child: () => make(),
-    };
-  };
-  return { logger: make(), lines };
 }
 
 function causeOf(err: unknown): { code?: string; message: string } {

@@ -2,15 +2,8 @@ import { inspect } from 'node:util';
 import { createTestDatabase, freePort, type TestDatabase } from '@accountdb/test-db';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  ConfigError,
-  createPool,
-  DatabaseUnavailableError,
-  type Logger,
-  loadConfig,
-  type Pool,
-  type PoolConfig,
-} from '../src/index.js';
+import { ConfigError, createPool, DatabaseUnavailableError, loadConfig, type Pool, type PoolConfig } from '../src/index.js';
+import { recordingLogger } from './recording-logger.js';
 
 // Every password of the matrix is `Pre7fix<special>S3cr3t-pw`: finding either half anywhere is a leak,
 // whichever way a mistaken parse would have cut it.
@@ -28,27 +21,6 @@ beforeAll(async () => {
   closedPort = await freePort();
 });
 afterAll(() => db.drop());
-
-/** A logger that keeps every line (bindings of children included), to search them all. */
-function recordingLogger(): { logger: Logger; lines: unknown[] } {
-  const lines: unknown[] = [];
-  const make = (bindings: Record<string, unknown>): Logger => {
-    const at =
-      (level: string) =>
-      (obj: unknown, msg?: unknown): void => {
-        lines.push({ level, bindings, obj, msg });
-      };
-    return {
-      trace: at('trace'),
-      debug: at('debug'),
-      info: at('info'),
-      warn: at('warn'),
-      error: at('error'),
-      child: (more) => make({ ...bindings, ...more }),
-    };
-  };
-  return { logger: make({}), lines };
-}
 
 /** Every rendering a user may print or ship to a log aggregator. */
 function renderings(value: unknown): string[] {

@@ -11,6 +11,7 @@ import {
   type PoolHooks,
   PoolTimeoutError,
 } from '../src/index.js';
+import { recordingLogger } from './recording-logger.js';
 
 let db: TestDatabase;
 const pools: Pool[] = [];
@@ -32,27 +33,6 @@ function makePool(overrides: PoolConfigInput = {}, hooks?: PoolHooks, logger?: L
   );
   pools.push(pool);
   return pool;
-}
-
-/** A logger that records every call, to check what the pool says (and never says). */
-function recordingLogger(): { logger: Logger; lines: { level: string; obj: unknown; msg: unknown }[] } {
-  const lines: { level: string; obj: unknown; msg: unknown }[] = [];
-  const make = (): Logger => {
-    const at =
-      (level: string) =>
-      (obj: unknown, msg?: unknown): void => {
-        lines.push({ level, obj, msg });
-      };
-    return {
-      trace: at('trace'),
-      debug: at('debug'),
-      info: at('info'),
-      warn: at('warn'),
-      error: at('error'),
-      child: () => make(),
-    };
-  };
-  return { logger: make(), lines };
 }
 
 async function backendPid(pool: Pool): Promise<number> {
