@@ -13,7 +13,8 @@ const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 let fx: Fixture;
 beforeAll(async () => {
   // The test spawns the built CLI, as a user runs it.
-  if (!existsSync(CLI)) spawnSync('pnpm', ['exec', 'tsup'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: 'inherit' });
+  if (!existsSync(CLI))
+    spawnSync('pnpm', ['exec', 'tsup'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: 'inherit' });
   fx = await createFixture();
 });
 afterAll(async () => {
@@ -28,7 +29,9 @@ interface Run {
 
 /** The environment without the developer's own database settings, plus `extra`. */
 function env(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(DB_|PG|DATABASE_URL$|MIGRATIONS_DIR$)/.test(k)));
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(DB_|PG|DATABASE_URL$|MIGRATIONS_DIR$)/.test(k)),
+  );
   return { ...clean, DATABASE_URL: `${fx.db.url}?sslmode=disable`, ...extra };
 }
 
@@ -72,7 +75,9 @@ test('status exit codes: 4 pending, 0 up to date, 2 drift; up refuses drift with
   expect(JSON.parse(pending.stdout).pending).toEqual(['0001_create.sql']);
   const plan = await cli(['plan', '--dir', dir, '--table', t, '--json']);
   expect(plan.code).toBe(0);
-  expect(JSON.parse(plan.stdout).migrations).toEqual([{ file: '0001_create.sql', kind: 'versioned', transaction: true, statements: 1 }]);
+  expect(JSON.parse(plan.stdout).migrations).toEqual([
+    { file: '0001_create.sql', kind: 'versioned', transaction: true, statements: 1 },
+  ]);
   expect((await cli(['up', '--dir', dir, '--table', t])).code).toBe(0);
   expect((await cli(['status', '--dir', dir, '--table', t])).code).toBe(0);
   expect((await cli(['validate', '--dir', dir, '--table', t])).code).toBe(0);
