@@ -1,0 +1,205 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse } from 'libpg-query';
+import { MigrationFileError } from './errors.js';
+
+/** Settings a file may give in its header comments (`-- migrate:...` lines before any SQL). */
+export interface MigrationHeader {
+  /** False with `-- migrate:no-transaction`: statements run one by one, outside a transaction. */
+  readonly transaction: boolean;
+  /** `-- migrate:lock-timeout=5s` (ms, s or min; 0 = none). */
+  readonly lockTimeoutMs?: number;
+  /** `-- migrate:statement-timeout=10min` (ms, s or min; 0 = none). */
+  readonly statementTimeoutMs?: number;
+}
+
+/** One migration on disk. */
+export interface MigrationFile {
+  /** `versioned` (`NNNN_description.sql`) or `repeatable` (`R__description.sql`). */
+  readonly kind: 'versioned' | 'repeatable';
+  /** Decimal version without leading zeros; `null` for repeatable migrations. */
+  readonly version: string | null;
+  readonly description: string;
+  /** File name, e.g. `0003_add_cards.sql`. */
+  readonly file: string;
+  /** Normalized contents: BOM stripped, CRLF → LF. */
+  readonly sql: string;
+  /** sha256 (hex) of {@link sql}. */
+  readonly checksum: string;
+  readonly header: MigrationHeader;
+  /** The matching `.down.sql`, normalized, when there is one. */
+  readonly down?: { readonly file: string; readonly sql: string; readonly header: MigrationHeader };
+}
+
+const VERSIONED = /^(\d{1,18})_(.+?)(\.down)?\.sql$/s;
+const REPEATABLE = /^R__(.+)\.sql$/s;
+const MAX_DESCRIPTION = 200;
+const HEADER = /^--\s*migrate:([a-z-]+)(?:\s*=\s*(\S+))?\s*$/;
+const DURATION = /^(\d+)(ms|s|min)?$/;
+
+/** BOM stripped, CRLF (and lone CR) → LF: a checkout on Windows does not count as an edit. */
+export function normalizeSql(text: string): string {
+  return text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+}
+
+export function checksumOf(sql: string): string {
+  return createHash('sha256').update(sql, 'utf8').digest('hex');
+}
+
+/** Compare decimal version strings numerically. */
+export function compareVersions(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function checkDescription(file: string, description: string): void {
+  if (description.length > MAX_DESCRIPTION)
+    throw new MigrationFileError(file, `description longer than ${MAX_DESCRIPTION} characters`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(description)) throw new MigrationFileError(file, 'control characters in the file name');
+}
+
+/** Read the header comments: `-- migrate:no-transaction`, `-- migrate:lock-timeout=5s`, `-- migrate:statement-timeout=0`. */
+export function parseHeader(file: string, sql: string): MigrationHeader {
+  let transaction = true;
+  let lockTimeoutMs: number | undefined;
+  let statementTimeoutMs: number | undefined;
+  for (const raw of sql.split('\n')) {
+    const line = raw.trim();
+    if (line === '') continue;
+    if (!line.startsWith('--')) break;
+    const match = HEADER.exec(line);
+    if (!match) continue;
+    const [, name, value] = match;
+    const duration = () => {
+      const d = value === undefined ? null : DURATION.exec(value);
+      if (!d) throw new MigrationFileError(file, `-- migrate:${name} needs a duration such as 5s, 500ms or 2min`);
+      return Number(d[1]) * (d[2] === 's' ? 1000 : d[2] === 'min' ? 60_000 : 1);
+    };
+    if (name === 'no-transaction' && value === undefined) transaction = false;
+    else if (name === 'lock-timeout') lockTimeoutMs = duration();
+    else if (name === 'statement-timeout') statementTimeoutMs = duration();
+    else
+      throw new MigrationFileError(
+        file,
+        `unknown header "-- migrate:${name}" (known: no-transaction, lock-timeout, statement-timeout)`,
+      );
+  }
+  return {
+    transaction,
+    ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }),
+    ...(statementTimeoutMs === undefined ? {} : { statementTimeoutMs }),
+  };
+}
+
+/**
+ * Read a migrations directory. Every `*.sql` file must be `NNNN_description.sql`, `NNNN_description.down.sql`
+ * or `R__description.sql`; other files are ignored. Versions are unique (numerically: `1_a` and `0001_b` clash).
+ * Versioned files come sorted by version, then repeatables by description.
+ */
+export async function readMigrations(dir: string): Promise<MigrationFile[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    throw new MigrationFileError(dir, `cannot read the migrations directory (${(err as { code?: string }).code ?? 'error'})`);
+  }
+  const ups = new Map<string, { file: string; description: string; kind: 'versioned' | 'repeatable'; version: string | null }>();
+  const downs = new Map<string, string>();
+  for (const file of names.sort()) {
+    if (!file.endsWith('.sql')) continue;
+    const repeatable = REPEATABLE.exec(file);
+    const versioned = VERSIONED.exec(file);
+    if (repeatable) {
+      const description = repeatable[1]!;
+      checkDescription(file, description);
+      ups.set(`R:${description}`, { file, description, kind: 'repeatable', version: null });
+    } else if (versioned) {
+      const version = BigInt(versioned[1]!).toString();
+      const description = versioned[2]!;
+      checkDescription(file, description);
+      if (versioned[3]) {
+        const other = downs.get(version);
+        if (other) throw new MigrationFileError(file, `version ${version} already has a down file ${other}`);
+        downs.set(version, file);
+        continue;
+      }
+      const other = ups.get(`V:${version}`);
+      if (other) throw new MigrationFileError(file, `version ${version} is also used by ${other.file}`);
+      ups.set(`V:${version}`, { file, description, kind: 'versioned', version });
+    } else {
+      throw new MigrationFileError(
+        file,
+        'not a migration name: expected NNNN_description.sql, NNNN_description.down.sql or R__description.sql',
+      );
+    }
+  }
+  for (const [version, file] of downs) {
+    if (!ups.has(`V:${version}`)) throw new MigrationFileError(file, `down file without an up migration for version ${version}`);
+  }
+  const result: MigrationFile[] = [];
+  for (const entry of ups.values()) {
+    const sql = normalizeSql(await readFile(join(dir, entry.file), 'utf8'));
+    const downFile = entry.version === null ? undefined : downs.get(entry.version);
+    let down: MigrationFile['down'];
+    if (downFile) {
+      const downSql = normalizeSql(await readFile(join(dir, downFile), 'utf8'));
+      down = { file: downFile, sql: downSql, header: parseHeader(downFile, downSql) };
+    }
+    result.push({ ...entry, sql, checksum: checksumOf(sql), header: parseHeader(entry.file, sql), ...(down ? { down } : {}) });
+  }
+  return result.sort((a, b) =>
+    a.version !== null && b.version !== null
+      ? compareVersions(a.version, b.version)
+      : a.version !== null
+        ? -1
+        : b.version !== null
+          ? 1
+          : a.description < b.description
+            ? -1
+            : a.description > b.description
+              ? 1
+              : 0,
+  );
+}
+
+/** One statement of a file, with the line it starts on. */
+export interface Statement {
+  readonly sql: string;
+  readonly line: number;
+}
+
+/**
+ * Split SQL into statements with PostgreSQL's own grammar (libpg-query): quotes, dollar quotes, comments,
+ * `DO` blocks and `BEGIN ATOMIC` bodies stay whole. A file the grammar rejects is a {@link MigrationFileError}
+ * naming the line.
+ */
+export async function splitStatements(file: string, sql: string): Promise<Statement[]> {
+  // The parser reports byte offsets into the UTF-8 text.
+  const bytes = Buffer.from(sql, 'utf8');
+  const lineAt = (offset: number) => bytes.subarray(0, offset).toString('utf8').split('\n').length;
+  let result: Awaited<ReturnType<typeof parse>>;
+  try {
+    result = await parse(sql);
+  } catch (err) {
+    const position = (err as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition;
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new MigrationFileError(
+      file,
+      `PostgreSQL cannot parse it: ${reason}`,
+      position === undefined ? undefined : lineAt(position),
+    );
+  }
+  const statements: Statement[] = [];
+  for (const stmt of result.stmts ?? []) {
+    const start = stmt.stmt_location ?? 0;
+    const end = stmt.stmt_len === undefined || stmt.stmt_len === 0 ? bytes.length : start + stmt.stmt_len;
+    const text = bytes.subarray(start, end).toString('utf8');
+    const leading = text.length - text.trimStart().length;
+    const trimmed = text.trim();
+    if (trimmed !== '') statements.push({ sql: trimmed, line: lineAt(start + Buffer.byteLength(text.slice(0, leading))) });
+  }
+  return statements;
+}

@@ -1,0 +1,604 @@
+import {
+  backoffDelay,
+  describeCause,
+  isTransientConnectionError,
+  type Logger,
+  type Pool,
+  type PoolConnection,
+  packageLogger,
+} from '@accountdb/pool';
+import {
+  type LockHolder,
+  MigrationBlockedError,
+  MigrationDriftError,
+  MigrationError,
+  MigrationFailedError,
+  MigrationLockTimeoutError,
+  MigrationNoDownError,
+  MigrationOutOfOrderError,
+} from './errors.js';
+import { compareVersions, type MigrationFile, type MigrationHeader, readMigrations, splitStatements } from './files.js';
+import {
+  deleteHistory,
+  ensureHistory,
+  type HistoryRow,
+  type HistoryTable,
+  historyTable,
+  insertHistory,
+  markSucceeded,
+  readHistory,
+  updateChecksum,
+} from './history.js';
+import { acquireMigrationLock, lockKey, releaseMigrationLock, sleep } from './lock.js';
+import {
+  type BaselineOptions,
+  type DownOptions,
+  type MigrationOptions,
+  type MigrationProgress,
+  type Resolved,
+  type RunOptions,
+  resolveOptions,
+  type UpOptions,
+} from './options.js';
+
+/** State of one migration in {@link migrationStatus}. */
+export type MigrationState =
+  | 'applied'
+  | 'pending'
+  | 'failed'
+  | 'drifted'
+  | 'missing'
+  | 'out-of-order'
+  | 'below-baseline'
+  | 'baseline'
+  | 'outdated';
+
+/** One line of the status: a file, a history row, or both. */
+export interface MigrationStatusEntry {
+  readonly file: string;
+  readonly kind: 'versioned' | 'repeatable' | 'baseline';
+  readonly version: string | null;
+  readonly description: string;
+  readonly state: MigrationState;
+  readonly appliedAt?: Date;
+  readonly durationMs?: number;
+}
+
+/** What {@link migrationStatus} reports. */
+export interface MigrationStatus {
+  readonly entries: readonly MigrationStatusEntry[];
+  /** Files `up` would apply, in order (out-of-order ones included only when allowed). */
+  readonly pending: readonly MigrationFile[];
+  readonly failed: readonly string[];
+  /** One line per drifted or missing file. */
+  readonly drift: readonly string[];
+  readonly outOfOrder: readonly string[];
+  readonly newestApplied: string | null;
+}
+
+/** A migration applied (or reverted) by a run. */
+export interface AppliedMigration {
+  readonly file: string;
+  readonly durationMs: number;
+}
+
+// ---- analysis (pure) ----------------------------------------------------------------------------
+
+export function analyze(
+  files: readonly MigrationFile[],
+  rows: readonly HistoryRow[],
+  opts: Pick<Resolved, 'to' | 'outOfOrder'>,
+): MigrationStatus {
+  const entries: MigrationStatusEntry[] = [];
+  const drift: string[] = [];
+  const failed: string[] = [];
+  const outOfOrder: MigrationFile[] = [];
+  const pending: MigrationFile[] = [];
+  const baseline = rows.filter((r) => r.kind === 'baseline').at(-1)?.version ?? null;
+  const versioned = new Map(rows.filter((r) => r.kind === 'versioned').map((r) => [r.version!, r]));
+  const repeatable = new Map<string, HistoryRow>();
+  for (const r of rows) if (r.kind === 'repeatable' && r.success) repeatable.set(r.description, r);
+  let newest = baseline;
+  for (const r of versioned.values())
+    if (r.success && (newest === null || compareVersions(r.version!, newest) > 0)) newest = r.version;
+  const byVersion = new Map(files.filter((f) => f.version !== null).map((f) => [f.version!, f]));
+  if (baseline !== null)
+    entries.push({ file: '<< baseline >>', kind: 'baseline', version: baseline, description: 'baseline', state: 'baseline' });
+  for (const r of rows) if (!r.success) failed.push(r.script);
+  for (const [version, r] of versioned) {
+    if (!byVersion.has(version)) {
+      drift.push(`${r.script}: applied but missing from the directory`);
+      entries.push({ file: r.script, kind: 'versioned', version, description: r.description, state: 'missing' });
+    }
+  }
+  const pendingRepeatables: MigrationFile[] = [];
+  for (const f of files) {
+    const base = { file: f.file, kind: f.kind, version: f.version, description: f.description };
+    if (f.kind === 'repeatable') {
+      const r = repeatable.get(f.description);
+      const state = !r ? 'pending' : r.checksum === f.checksum ? 'applied' : 'outdated';
+      if (state !== 'applied') pendingRepeatables.push(f);
+      entries.push({ ...base, state, ...(r ? { appliedAt: r.appliedAt, durationMs: r.durationMs } : {}) });
+      continue;
+    }
+    const r = versioned.get(f.version!);
+    if (r) {
+      let state: MigrationState = r.success ? 'applied' : 'failed';
+      if (r.success && r.checksum !== f.checksum) {
+        state = 'drifted';
+        drift.push(`${f.file}: checksum changed since it was applied (${r.checksum?.slice(0, 12)} → ${f.checksum.slice(0, 12)})`);
+      }
+      entries.push({ ...base, state, appliedAt: r.appliedAt, durationMs: r.durationMs });
+    } else if (baseline !== null && compareVersions(f.version!, baseline) <= 0) {
+      entries.push({ ...base, state: 'below-baseline' });
+    } else if (opts.to !== undefined && compareVersions(f.version!, opts.to) > 0) {
+      entries.push({ ...base, state: 'pending' });
+    } else if (newest !== null && compareVersions(f.version!, newest) < 0) {
+      outOfOrder.push(f);
+      if (opts.outOfOrder) pending.push(f);
+      entries.push({ ...base, state: 'out-of-order' });
+    } else {
+      pending.push(f);
+      entries.push({ ...base, state: 'pending' });
+    }
+  }
+  return {
+    entries,
+    pending: [...pending, ...pendingRepeatables],
+    failed,
+    drift,
+    outOfOrder: outOfOrder.map((f) => f.file),
+    newestApplied: newest,
+  };
+}
+
+/** Throw what blocks a run: recorded failures, then drift, then out-of-order files (unless allowed). */
+function assertRunnable(status: MigrationStatus, outOfOrderAllowed: boolean): void {
+  if (status.failed.length > 0) throw new MigrationBlockedError(status.failed);
+  if (status.drift.length > 0) throw new MigrationDriftError(status.drift);
+  if (status.outOfOrder.length > 0 && !outOfOrderAllowed)
+    throw new MigrationOutOfOrderError(status.outOfOrder, status.newestApplied ?? '');
+}
+
+// ---- sessions -------------------------------------------------------------------------------------
+
+interface Context {
+  readonly pool: Pool;
+  readonly opts: Resolved;
+  readonly history: HistoryTable;
+  readonly log: Logger;
+  readonly progress: (p: MigrationProgress) => void;
+}
+
+function context(
+  pool: Pool,
+  options: MigrationOptions & { onProgress?: (p: MigrationProgress) => void },
+  resolved: Resolved,
+): Context {
+  const onProgress = options.onProgress;
+  return {
+    pool,
+    opts: resolved,
+    history: historyTable(resolved.schema, resolved.table),
+    log: packageLogger(options.logger, '@accountdb/migrate'),
+    progress: (p) => {
+      try {
+        onProgress?.(p);
+      } catch {
+        // A failing progress callback must not fail a migration.
+      }
+    },
+  };
+}
+
+/** Read-only: in a READ ONLY transaction that is rolled back, so nothing is written or committed. */
+async function readOnly<T>(ctx: Context, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  return ctx.pool.withConnectionRetry(async (conn) => {
+    await conn.query('BEGIN TRANSACTION READ ONLY');
+    try {
+      return await fn(conn);
+    } finally {
+      await conn.query('ROLLBACK');
+    }
+  }, retryOptions(ctx));
+}
+
+function retryOptions(ctx: Context) {
+  return ctx.opts.maxRetries === undefined ? {} : { maxRetries: ctx.opts.maxRetries };
+}
+
+/**
+ * Run `fn` on a dedicated session holding the migration lock (taken before history is read), retrying the
+ * whole session on connection failures with the pool's backoff: transactional work rolled back with the
+ * session, so a rerun picks up where the history says.
+ */
+async function locked<T>(ctx: Context, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  const key = lockKey(ctx.history);
+  const { maxRetries, retryIntervalMs, maxRetryIntervalMs } = ctx.pool.config;
+  const max = ctx.opts.maxRetries ?? maxRetries;
+  for (let attempt = 0; ; attempt++) {
+    let conn: PoolConnection | undefined;
+    try {
+      conn = await ctx.pool.acquire();
+      const lease = conn;
+      await acquireMigrationLock(lease, key, ctx.opts.migrationLockTimeoutMs, ctx.log, (waitedMs) =>
+        ctx.progress({ event: 'lock-wait', waitedMs }),
+      );
+      try {
+        await ensureHistory(lease, ctx.history);
+        return await fn(lease);
+      } finally {
+        await releaseMigrationLock(lease, key).catch(() => {});
+      }
+    } catch (err) {
+      conn?.release(err);
+      conn = undefined;
+      if (attempt >= max || !isTransientConnectionError(err)) throw err;
+      const delayMs = backoffDelay(attempt, retryIntervalMs, maxRetryIntervalMs);
+      ctx.log.warn({ attempt: attempt + 1, delayMs, error: describeCause(err) }, 'connection failed during migration; retrying');
+      ctx.progress({ event: 'retry', attempt: attempt + 1, delayMs, reason: describeCause(err) });
+      await sleep(delayMs);
+    } finally {
+      conn?.release();
+    }
+  }
+}
+
+// ---- applying one file -----------------------------------------------------------------------------
+
+interface Step {
+  readonly file: string;
+  readonly sql: string;
+  readonly header: MigrationHeader;
+  /** Inside the transaction (or after the statements, for non-transactional files): record the outcome. */
+  readonly record: (conn: PoolConnection, durationMs: number) => Promise<void>;
+  /** Non-transactional only: written before the first statement, so an interruption leaves a failed row. */
+  readonly begin?: (conn: PoolConnection) => Promise<number>;
+  readonly finish?: (conn: PoolConnection, rank: number, durationMs: number) => Promise<void>;
+}
+
+function timeouts(ctx: Context, header: MigrationHeader): [string, string] {
+  return [`${header.lockTimeoutMs ?? ctx.opts.lockTimeoutMs}ms`, `${header.statementTimeoutMs ?? ctx.opts.statementTimeoutMs}ms`];
+}
+
+async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promise<number> {
+  const [lockTimeout, statementTimeout] = timeouts(ctx, step.header);
+  if (!step.header.transaction) return applyOutsideTransaction(conn, step, lockTimeout, statementTimeout);
+  const { retryIntervalMs, maxRetryIntervalMs } = ctx.pool.config;
+  let holder: LockHolder | undefined;
+  const started = performance.now();
+  for (let attempt = 0; ; attempt++) {
+    const t0 = performance.now();
+    const watch = watchBlockers(ctx.pool, conn.processId, step.header.lockTimeoutMs ?? ctx.opts.lockTimeoutMs);
+    try {
+      await conn.query('BEGIN');
+      await conn.query("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)", [
+        lockTimeout,
+        statementTimeout,
+      ]);
+      await conn.query(step.sql);
+      const durationMs = performance.now() - t0;
+      await step.record(conn, durationMs);
+      await conn.query('COMMIT');
+      return durationMs;
+    } catch (err) {
+      if (isTransientConnectionError(err)) throw err;
+      await conn.query('ROLLBACK').catch(() => {});
+      if ((err as { code?: unknown }).code !== '55P03') throw new MigrationFailedError(step.file, false, err);
+      holder = watch.last() ?? holder;
+      if (attempt >= ctx.opts.lockRetries) {
+        throw new MigrationLockTimeoutError('table', Math.round(performance.now() - started), holder, step.file, { cause: err });
+      }
+      const delayMs = Math.max(100, backoffDelay(attempt + 1, Math.max(retryIntervalMs, 100) / 4, maxRetryIntervalMs));
+      ctx.log.warn({ file: step.file, attempt: attempt + 1, delayMs, blockingPid: holder?.pid }, 'lock_timeout; retrying');
+      ctx.progress({ event: 'retry', file: step.file, attempt: attempt + 1, delayMs, reason: 'lock_timeout' });
+      await sleep(delayMs);
+    } finally {
+      watch.stop();
+    }
+  }
+}
+
+async function applyOutsideTransaction(conn: PoolConnection, step: Step, lockTimeout: string, statementTimeout: string) {
+  const statements = await splitStatements(step.file, step.sql);
+  const rank = await step.begin!(conn);
+  const { rows } = await conn.query<{ l: string; s: string }>(
+    "SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s",
+  );
+  const t0 = performance.now();
+  try {
+    await conn.query("SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)", [
+      lockTimeout,
+      statementTimeout,
+    ]);
+    for (const statement of statements) {
+      try {
+        await conn.query(statement.sql);
+      } catch (err) {
+        if (isTransientConnectionError(err)) throw err;
+        throw new MigrationFailedError(`${step.file}:${statement.line}`, true, err);
+      }
+    }
+  } finally {
+    await conn.query("SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)", [
+      rows[0]!.l,
+      rows[0]!.s,
+    ]);
+  }
+  const durationMs = performance.now() - t0;
+  await step.finish!(conn, rank, durationMs);
+  return durationMs;
+}
+
+/**
+ * While a transactional migration runs, sample who blocks it (on another pooled connection, best effort),
+ * so a lock timeout can name the blocking pid and query.
+ */
+function watchBlockers(pool: Pool, pid: number, lockTimeoutMs: number) {
+  let seen: LockHolder | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const interval = Math.min(Math.max(Math.floor(lockTimeoutMs / 3), 20), 1000);
+  const sample = () => {
+    timer = undefined;
+    pool
+      .acquire({ timeoutMs: interval })
+      .then(async (c) => {
+        try {
+          const { rows } = await c.query<LockHolder>(
+            `SELECT a.pid, a.application_name AS "applicationName", a.backend_start AS since, left(a.query, 200) AS query
+               FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids($1)) LIMIT 1`,
+            [pid],
+          );
+          if (rows[0]) seen = rows[0];
+        } finally {
+          c.release();
+        }
+      })
+      .catch(() => {})
+      .finally(() => {
+        if (!stopped) timer = setTimeout(sample, interval);
+      });
+  };
+  if (lockTimeoutMs > 0) timer = setTimeout(sample, interval);
+  return {
+    last: () => seen,
+    stop: () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+function upStep(ctx: Context, f: MigrationFile): Step {
+  const row = (success: boolean, durationMs: number) => ({
+    version: f.version,
+    description: f.description,
+    kind: f.kind,
+    script: f.file,
+    checksum: f.checksum,
+    durationMs,
+    success,
+  });
+  return {
+    file: f.file,
+    sql: f.sql,
+    header: f.header,
+    record: async (conn, durationMs) => {
+      await insertHistory(conn, ctx.history, row(true, durationMs));
+    },
+    begin: (conn) => insertHistory(conn, ctx.history, row(false, 0)),
+    finish: (conn, rank, durationMs) => markSucceeded(conn, ctx.history, rank, durationMs),
+  };
+}
+
+async function runSteps(ctx: Context, conn: PoolConnection, steps: readonly Step[]): Promise<AppliedMigration[]> {
+  const done: AppliedMigration[] = [];
+  for (const [i, step] of steps.entries()) {
+    ctx.progress({ event: 'start', file: step.file, index: i + 1, total: steps.length });
+    ctx.log.info({ file: step.file }, 'applying migration');
+    const durationMs = Math.round(await applyStep(ctx, conn, step));
+    ctx.log.info({ file: step.file, durationMs }, 'migration applied');
+    ctx.progress({ event: 'done', file: step.file, index: i + 1, total: steps.length, durationMs });
+    done.push({ file: step.file, durationMs });
+  }
+  return done;
+}
+
+// ---- commands --------------------------------------------------------------------------------------
+
+/**
+ * Apply pending migrations (seed `run_migrations`, with its retries): under the migration lock, validate every
+ * applied checksum, refuse recorded failures and out-of-order files, then apply versioned files up to `to` and
+ * changed repeatable files, each transactional one in one transaction with its history row.
+ * Throws `ConfigError` (bad options, before any SQL), `MigrationFileError`, `MigrationBlockedError`,
+ * `MigrationDriftError`, `MigrationOutOfOrderError`, `MigrationLockTimeoutError`, `MigrationFailedError`.
+ */
+export async function runMigrations(pool: Pool, options: UpOptions): Promise<AppliedMigration[]> {
+  const opts = resolveOptions(options);
+  const files = await readMigrations(opts.dir);
+  const ctx = context(pool, options, opts);
+  return locked(ctx, async (conn) => {
+    const status = analyze(files, await readHistory(conn, ctx.history), opts);
+    assertRunnable(status, opts.outOfOrder);
+    return runSteps(
+      ctx,
+      conn,
+      status.pending.map((f) => upStep(ctx, f)),
+    );
+  });
+}
+
+/** Read-only status of every file and history row. Takes no lock, writes nothing, never throws for drift. */
+export async function migrationStatus(
+  pool: Pool,
+  options: MigrationOptions & Pick<UpOptions, 'to' | 'outOfOrder'>,
+): Promise<MigrationStatus> {
+  const opts = resolveOptions(options);
+  const files = await readMigrations(opts.dir);
+  const ctx = context(pool, options, opts);
+  return readOnly(ctx, async (conn) => analyze(files, await readHistory(conn, ctx.history), opts));
+}
+
+/** One migration `up` would run. */
+export interface PlannedMigration {
+  readonly file: string;
+  readonly kind: 'versioned' | 'repeatable';
+  readonly transaction: boolean;
+  /** Statements, as PostgreSQL's parser splits the file. */
+  readonly statements: number;
+}
+
+/** A dry run of `up`. */
+export interface MigrationPlan {
+  readonly migrations: readonly PlannedMigration[];
+  /** What would stop `up`: recorded failures, drift, out-of-order files. Empty when `up` would proceed. */
+  readonly problems: readonly string[];
+  readonly status: MigrationStatus;
+}
+
+/**
+ * What `up` would do, without doing it: takes no lock and runs its reads in a READ ONLY transaction that is
+ * rolled back. Every pending file is parsed by PostgreSQL's grammar (a parse error throws `MigrationFileError`).
+ */
+export async function planMigrations(pool: Pool, options: UpOptions): Promise<MigrationPlan> {
+  const opts = resolveOptions(options);
+  const files = await readMigrations(opts.dir);
+  const ctx = context(pool, options, opts);
+  const status = await readOnly(ctx, async (conn) => analyze(files, await readHistory(conn, ctx.history), opts));
+  const problems: string[] = [];
+  try {
+    assertRunnable(status, opts.outOfOrder);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  const migrations: PlannedMigration[] = [];
+  for (const f of status.pending) {
+    const statements = await splitStatements(f.file, f.sql);
+    migrations.push({ file: f.file, kind: f.kind, transaction: f.header.transaction, statements: statements.length });
+  }
+  return { migrations, problems, status };
+}
+
+/** Read-only check that `up` could proceed: throws `MigrationBlockedError`, `MigrationDriftError` or `MigrationOutOfOrderError`. */
+export async function validateMigrations(
+  pool: Pool,
+  options: MigrationOptions & Pick<UpOptions, 'outOfOrder'>,
+): Promise<MigrationStatus> {
+  const status = await migrationStatus(pool, options);
+  for (const f of status.pending) await splitStatements(f.file, f.sql);
+  assertRunnable(status, options.outOfOrder === true);
+  return status;
+}
+
+/**
+ * Revert the newest `steps` applied versioned migrations with their `.down.sql` files, newest first, each with
+ * the removal of its history row. Every one must have a down file (checked before any is run).
+ */
+export async function downMigrations(pool: Pool, options: DownOptions): Promise<AppliedMigration[]> {
+  const opts = resolveOptions(options);
+  const files = await readMigrations(opts.dir);
+  const ctx = context(pool, options, opts);
+  return locked(ctx, async (conn) => {
+    const rows = await readHistory(conn, ctx.history);
+    const status = analyze(files, rows, { to: undefined, outOfOrder: true });
+    if (status.failed.length > 0) throw new MigrationBlockedError(status.failed);
+    if (status.drift.length > 0) throw new MigrationDriftError(status.drift);
+    const applied = rows
+      .filter((r) => r.kind === 'versioned')
+      .sort((a, b) => compareVersions(b.version!, a.version!))
+      .slice(0, opts.steps);
+    const byVersion = new Map(files.map((f) => [f.version, f]));
+    const steps: Step[] = applied.map((r) => {
+      const down = byVersion.get(r.version)?.down;
+      if (!down) throw new MigrationNoDownError(r.script);
+      const remove = (conn: PoolConnection) => deleteHistory(conn, ctx.history, r.rank);
+      return {
+        file: down.file,
+        sql: down.sql,
+        header: down.header,
+        record: remove,
+        // A failed non-transactional down leaves the up row: the schema is half-reverted, so mark it failed.
+        begin: async (c) => {
+          await c.query(`UPDATE ${ctx.history.qualified} SET success = false WHERE installed_rank = $1`, [r.rank]);
+          return r.rank;
+        },
+        finish: (c) => remove(c),
+      };
+    });
+    return runSteps(ctx, conn, steps);
+  });
+}
+
+/** What {@link repairMigrations} changed. */
+export interface RepairResult {
+  /** Failed rows removed. */
+  readonly removedFailed: readonly string[];
+  /** Applied rows whose checksum was realigned with the file. */
+  readonly realigned: readonly string[];
+}
+
+/**
+ * Flyway's repair: remove failed rows (after you finished or undid their statements by hand) and realign the
+ * checksums of applied files with their current contents (accepting a deliberate edit). Under the migration lock.
+ */
+export async function repairMigrations(pool: Pool, options: RunOptions): Promise<RepairResult> {
+  const opts = resolveOptions(options);
+  const files = await readMigrations(opts.dir);
+  const ctx = context(pool, options, opts);
+  return locked(ctx, async (conn) => {
+    const rows = await readHistory(conn, ctx.history);
+    const byVersion = new Map(files.filter((f) => f.version !== null).map((f) => [f.version, f]));
+    const removedFailed: string[] = [];
+    const realigned: string[] = [];
+    await conn.query('BEGIN');
+    try {
+      for (const r of rows) {
+        if (!r.success) {
+          await deleteHistory(conn, ctx.history, r.rank);
+          removedFailed.push(r.script);
+          continue;
+        }
+        const f = r.kind === 'versioned' ? byVersion.get(r.version) : undefined;
+        if (f && f.checksum !== r.checksum) {
+          await updateChecksum(conn, ctx.history, r.rank, f.checksum);
+          realigned.push(f.file);
+        }
+      }
+      await conn.query('COMMIT');
+    } catch (err) {
+      await conn.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+    ctx.log.info({ removedFailed, realigned }, 'history repaired');
+    return { removedFailed, realigned };
+  });
+}
+
+/**
+ * Mark an existing database as being at `version`: files up to it are never run. Refused when the history
+ * already has versioned or baseline rows.
+ */
+export async function baselineMigrations(pool: Pool, options: BaselineOptions): Promise<void> {
+  const opts = resolveOptions(options, { version: true });
+  await readMigrations(opts.dir);
+  const ctx = context(pool, options, opts);
+  await locked(ctx, async (conn) => {
+    const rows = await readHistory(conn, ctx.history);
+    if (rows.some((r) => r.kind !== 'repeatable')) {
+      throw new MigrationError(
+        'MIGRATION_BASELINE_REFUSED',
+        'The history already has versioned migrations; baseline only a fresh history',
+      );
+    }
+    await insertHistory(conn, ctx.history, {
+      version: opts.version!,
+      description: opts.description,
+      kind: 'baseline',
+      script: '<< baseline >>',
+      checksum: null,
+      durationMs: 0,
+      success: true,
+    });
+  });
+}
