@@ -52,7 +52,7 @@ test('up applies pending files in order with their history rows; a second run ap
   const dir = await fx.dir({
     '0001_create.sql': `CREATE TABLE ${n} (id int);`,
     '0002_insert.sql': `INSERT INTO ${n} VALUES (1), (2);`,
-    [`R__view.sql`]: `CREATE OR REPLACE VIEW ${n}_v AS SELECT count(*) FROM ${n};`,
+    'R__view.sql': `CREATE OR REPLACE VIEW ${n}_v AS SELECT count(*) FROM ${n};`,
   });
   const pool = fx.pool();
   const events: MigrationProgress[] = [];
