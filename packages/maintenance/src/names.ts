@@ -94,7 +94,7 @@ export interface ResolvedRelation {
 // Unqualified names follow the search path the server would use (temp schema and pg_catalog included).
 // Permission mirrors the server: MAINTAIN privilege from 17, else owner, superuser or database owner.
 const RESOLVE_SQL = `with found as (
-  select c.oid, n.nspname, c.relname, c.relkind::text as kind, c.relowner, c.relisshared,
+  select c.oid, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname) as qualified, c.relkind::text as kind, c.relowner, c.relisshared,
          (select format('%I.%I', tn.nspname, t.relname) from pg_catalog.pg_index x
             join pg_catalog.pg_class t on t.oid = x.indrelid
             join pg_catalog.pg_namespace tn on tn.oid = t.relnamespace where x.indexrelid = c.oid) as tbl
@@ -103,7 +103,7 @@ const RESOLVE_SQL = `with found as (
    order by pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname::text)
    limit 1)
 select pg_catalog.current_setting('server_version_num')::int as version, f.oid::int8 as oid, f.nspname as schema, f.relname as name,
-       format('%I.%I', f.nspname, f.relname) as qualified, f.kind, f.tbl,
+       f.qualified, f.kind, f.tbl,
        case when f.oid is null then false
             when pg_catalog.current_setting('server_version_num')::int >= 170000 then pg_catalog.has_table_privilege(f.oid, 'MAINTAIN')
             else pg_catalog.pg_has_role(f.relowner, 'USAGE')
