@@ -1,5 +1,11 @@
 import type { AccountDbError, Logger } from '@accountdb/pool';
-import { LockNotAvailableError, MaintenanceCanceledError, MaintenanceInputError, MaintenancePermissionError, toMaintenanceError } from './errors.js';
+import {
+  LockNotAvailableError,
+  MaintenanceCanceledError,
+  MaintenanceInputError,
+  MaintenancePermissionError,
+  toMaintenanceError,
+} from './errors.js';
 import { resolveOids } from './names.js';
 import { type CleanupAction, type CleanupPlan, type CleanupStep, type PlanOptions, planCleanup, stepSql } from './plan.js';
 import type { ProgressSample } from './progress.js';
@@ -72,7 +78,12 @@ function checkPlan(plan: unknown): CleanupPlan {
   return plan as CleanupPlan;
 }
 
-const KINDS: Record<CleanupAction, readonly string[]> = { 'vacuum-freeze': ['r', 'm'], vacuum: ['r', 'm'], analyze: ['r', 'm'], reindex: ['i'] };
+const KINDS: Record<CleanupAction, readonly string[]> = {
+  'vacuum-freeze': ['r', 'm'],
+  vacuum: ['r', 'm'],
+  analyze: ['r', 'm'],
+  reindex: ['i'],
+};
 
 /**
  * Run a cleanup plan (the seed's `cleanup_database`), step by step in plan order, on one connection
@@ -85,7 +96,8 @@ export async function cleanupDatabase(db: MaintenanceTarget, options: CleanupOpt
   if (typeof options !== 'object' || options === null) throw new MaintenanceInputError('options', 'must be an object');
   const { plan: given, planOptions, dryRun = false, onProgress, ...rest } = options;
   checkRunOptions(rest);
-  if (onProgress !== undefined && typeof onProgress !== 'function') throw new MaintenanceInputError('onProgress', 'must be a function');
+  if (onProgress !== undefined && typeof onProgress !== 'function')
+    throw new MaintenanceInputError('onProgress', 'must be a function');
   if (typeof dryRun !== 'boolean') throw new MaintenanceInputError('dryRun', 'must be a boolean');
   const plan = given === undefined ? undefined : checkPlan(given);
   return withSession(db, rest, async (s) => {
@@ -105,20 +117,42 @@ export async function cleanupDatabase(db: MaintenanceTarget, options: CleanupOpt
       let result: CleanupStepResult;
       if (!found || !KINDS[step.action].includes(found.kind)) result = { step, status: 'skipped', skipReason: 'gone' };
       else if (dryRun) result = { step, status: 'planned', sql: stepSql(step.action, found.qualified) };
-      else if (rest.signal?.aborted) result = { step, status: 'skipped', skipReason: 'canceled', sql: stepSql(step.action, found.qualified) };
+      else if (rest.signal?.aborted)
+        result = { step, status: 'skipped', skipReason: 'canceled', sql: stepSql(step.action, found.qualified) };
       else {
         const sql = stepSql(step.action, found.qualified);
         emit({ type: 'step-start', index, total, step });
         if (!found.canMaintain) {
-          const error = new MaintenancePermissionError(`The current role may not maintain ${found.qualified}`, { sqlstate: '42501', relation: found.qualified });
+          const error = new MaintenancePermissionError(`The current role may not maintain ${found.qualified}`, {
+            sqlstate: '42501',
+            relation: found.qualified,
+          });
           result = { step, status: 'failed', sql, error };
         } else {
           try {
-            const r = await runStatement(s, found.qualified, sql, {
-              ...rest,
-              onProgress: (sample) => emit({ type: 'progress', index, total, step, command: sample.command, phase: sample.phase, percent: sample.percent }),
-            }, step.action !== 'analyze');
-            result = r.status === 'skipped' ? { step, status: 'skipped', skipReason: 'locked', sql, durationMs: r.durationMs } : { step, status: 'done', sql, durationMs: r.durationMs };
+            const r = await runStatement(
+              s,
+              found.qualified,
+              sql,
+              {
+                ...rest,
+                onProgress: (sample) =>
+                  emit({
+                    type: 'progress',
+                    index,
+                    total,
+                    step,
+                    command: sample.command,
+                    phase: sample.phase,
+                    percent: sample.percent,
+                  }),
+              },
+              step.action !== 'analyze',
+            );
+            result =
+              r.status === 'skipped'
+                ? { step, status: 'skipped', skipReason: 'locked', sql, durationMs: r.durationMs }
+                : { step, status: 'done', sql, durationMs: r.durationMs };
           } catch (err) {
             const error = toMaintenanceError(err, found.qualified);
             if (error instanceof LockNotAvailableError) result = { step, status: 'skipped', skipReason: 'locked', sql, error };

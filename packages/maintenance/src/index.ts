@@ -1,4 +1,10 @@
-export { type CleanupEvent, type CleanupOptions, type CleanupReport, type CleanupStepResult, cleanupDatabase } from './cleanup.js';
+export {
+  type CleanupEvent,
+  type CleanupOptions,
+  type CleanupReport,
+  type CleanupStepResult,
+  cleanupDatabase,
+} from './cleanup.js';
 export {
   LockNotAvailableError,
   MaintenanceCanceledError,

@@ -19,7 +19,8 @@ const MAX_IDENTIFIER_BYTES = 63;
 
 /** Reject what can never be a PostgreSQL identifier; the message describes the shape only. */
 function checkIdentifier(value: unknown, field: string): string {
-  if (typeof value !== 'string') throw new MaintenanceInputError(field, `must be a string (got a ${value === null ? 'null' : typeof value})`);
+  if (typeof value !== 'string')
+    throw new MaintenanceInputError(field, `must be a string (got a ${value === null ? 'null' : typeof value})`);
   if (value.length === 0) throw new MaintenanceInputError(field, 'is empty');
   if (value.includes('\0')) throw new MaintenanceInputError(field, 'contains a NUL byte');
   // The server would truncate a longer name to 63 bytes and could match another relation.
@@ -50,7 +51,10 @@ function parseParts(input: string, field: string): string[] {
       const raw = input.slice(i, dot === -1 ? input.length : dot);
       if (raw.length === 0) throw new MaintenanceInputError(field, 'has an empty part');
       if (!UNQUOTED.test(raw))
-        throw new MaintenanceInputError(field, 'has an unquoted part with characters SQL does not allow there; double-quote it or pass { schema, name }');
+        throw new MaintenanceInputError(
+          field,
+          'has an unquoted part with characters SQL does not allow there; double-quote it or pass { schema, name }',
+        );
       part = raw.replace(/[A-Z]+/g, (s) => s.toLowerCase());
       i += raw.length;
     }
@@ -72,7 +76,9 @@ export function parseRelationName(input: RelationName, field = 'table'): { schem
   if (input.length === 0) throw new MaintenanceInputError(field, 'is empty');
   const parts = parseParts(input, field);
   if (parts.length > 2) throw new MaintenanceInputError(field, `has ${parts.length} dotted parts; use name or schema.name`);
-  return parts.length === 2 ? { schema: parts[0] as string, name: parts[1] as string } : { schema: null, name: parts[0] as string };
+  return parts.length === 2
+    ? { schema: parts[0] as string, name: parts[1] as string }
+    : { schema: null, name: parts[0] as string };
 }
 
 /** A relation as the catalog knows it. `qualified` is the server's own `format('%I.%I', ...)`. */
@@ -141,7 +147,10 @@ export async function resolveRelation(
   const row = rows[0] as ResolveRow;
   if (row.oid === null) throw new RelationNotFoundError(kind);
   if (!(kind === 'table' ? TABLE_KINDS : INDEX_KINDS).includes(row.kind))
-    throw new RelationNotFoundError(kind, `name resolves to a relation that is not a ${kind === 'table' ? 'table or materialized view' : 'index'}`);
+    throw new RelationNotFoundError(
+      kind,
+      `name resolves to a relation that is not a ${kind === 'table' ? 'table or materialized view' : 'index'}`,
+    );
   return {
     oid: Number(row.oid),
     schema: row.schema,
@@ -182,6 +191,8 @@ export async function resolveOids(
   db: Queryable,
   oids: readonly number[],
 ): Promise<Map<number, { qualified: string; kind: string; canMaintain: boolean }>> {
-  const { rows } = await db.query<{ oid: string; qualified: string; kind: string; can_maintain: boolean }>(RESOLVE_OIDS_SQL, [oids]);
+  const { rows } = await db.query<{ oid: string; qualified: string; kind: string; can_maintain: boolean }>(RESOLVE_OIDS_SQL, [
+    oids,
+  ]);
   return new Map(rows.map((r) => [Number(r.oid), { qualified: r.qualified, kind: r.kind, canMaintain: r.can_maintain }]));
 }

@@ -1,6 +1,14 @@
 import { MaintenanceError, RelationNotFoundError } from './errors.js';
 import { parseRelationName, type RelationName, type ResolvedRelation, requirePrivilege, resolveRelation } from './names.js';
-import { checkRunOptions, type MaintenanceTarget, type RunOptions, runStatement, type Session, type StatementResult, withSession } from './runner.js';
+import {
+  checkRunOptions,
+  type MaintenanceTarget,
+  type RunOptions,
+  runStatement,
+  type Session,
+  type StatementResult,
+  withSession,
+} from './runner.js';
 import {
   type AnalyzeOptions,
   analyzeSql,
@@ -33,7 +41,8 @@ function split<T>(options: unknown, check: (o: unknown) => T): [T, RunOptions] {
   if (options !== undefined && (typeof options !== 'object' || options === null)) return [check(options), {}];
   const own: Record<string, unknown> = {};
   const run: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(options ?? {})) ((RUN_KEYS as readonly string[]).includes(key) ? run : own)[key] = value;
+  for (const [key, value] of Object.entries(options ?? {}))
+    ((RUN_KEYS as readonly string[]).includes(key) ? run : own)[key] = value;
   checkRunOptions(run);
   return [check(own), run as RunOptions];
 }
@@ -53,7 +62,11 @@ async function resolveFor(s: Session, table: RelationName, kind: 'table' | 'inde
  * @throws MaintenanceInputError, RelationNotFoundError, UnsupportedOptionError, MaintenancePermissionError,
  *   LockNotAvailableError, MaintenanceTimeoutError, MaintenanceCanceledError, MaintenanceInTransactionError
  */
-export async function vacuumTable(db: MaintenanceTarget, table: RelationName, options?: VacuumTableOptions): Promise<StatementResult> {
+export async function vacuumTable(
+  db: MaintenanceTarget,
+  table: RelationName,
+  options?: VacuumTableOptions,
+): Promise<StatementResult> {
   parseRelationName(table);
   const [vacuum, run] = split(options, checkVacuumOptions);
   return withSession(db, run, async (s) => {
@@ -65,7 +78,11 @@ export async function vacuumTable(db: MaintenanceTarget, table: RelationName, op
 }
 
 /** `ANALYZE` one table (the seed's `analyze_table`). Same resolution, gating and errors as {@link vacuumTable}. */
-export async function analyzeTable(db: MaintenanceTarget, table: RelationName, options?: AnalyzeTableOptions): Promise<StatementResult> {
+export async function analyzeTable(
+  db: MaintenanceTarget,
+  table: RelationName,
+  options?: AnalyzeTableOptions,
+): Promise<StatementResult> {
   parseRelationName(table);
   const [analyze, run] = split(options, checkAnalyzeOptions);
   return withSession(db, run, async (s) => {
@@ -88,7 +105,13 @@ const LEFTOVERS_SQL = `select format('%I.%I', n.nspname, c.relname) as name
  where not x.indisvalid and c.relname ~ '_cc(new|old)[0-9]*$'
    and (x.indrelid = $1 or x.indrelid = (select indrelid from pg_catalog.pg_index where indexrelid = $1))`;
 
-async function reindex(s: Session, relation: ResolvedRelation, kind: 'TABLE' | 'INDEX', options: ReindexOptions, run: RunOptions) {
+async function reindex(
+  s: Session,
+  relation: ResolvedRelation,
+  kind: 'TABLE' | 'INDEX',
+  options: ReindexOptions,
+  run: RunOptions,
+) {
   requirePrivilege(relation, 'maintain');
   const sql = reindexSql(kind, relation.qualified, options);
   if (options.concurrently === false) return runStatement(s, relation.qualified, sql, run, false);
@@ -97,7 +120,9 @@ async function reindex(s: Session, relation: ResolvedRelation, kind: 'TABLE' | '
     return await runStatement(s, relation.qualified, sql, run, true);
   } catch (err) {
     const known = new Set(before.map((r) => r.name));
-    const { rows } = await s.db.query<{ name: string }>(LEFTOVERS_SQL, [relation.oid]).catch(() => ({ rows: [] as { name: string }[] }));
+    const { rows } = await s.db
+      .query<{ name: string }>(LEFTOVERS_SQL, [relation.oid])
+      .catch(() => ({ rows: [] as { name: string }[] }));
     const leftovers = rows.map((r) => r.name).filter((name) => !known.has(name));
     let dropped = false;
     if (leftovers.length > 0 && options.dropInvalidOnFailure !== false) {
@@ -122,14 +147,22 @@ async function reindex(s: Session, relation: ResolvedRelation, kind: 'TABLE' | '
  * needs `concurrently: false`. If a concurrent run fails, the invalid indexes it left are dropped
  * (or, with `dropInvalidOnFailure: false`, kept) and listed on the error as `leftovers`.
  */
-export async function reindexTable(db: MaintenanceTarget, table: RelationName, options?: ReindexTableOptions): Promise<StatementResult> {
+export async function reindexTable(
+  db: MaintenanceTarget,
+  table: RelationName,
+  options?: ReindexTableOptions,
+): Promise<StatementResult> {
   parseRelationName(table);
   const [own, run] = split(options, checkReindexOptions);
   return withSession(db, run, async (s) => reindex(s, await resolveFor(s, table, 'table'), 'TABLE', own, run));
 }
 
 /** `REINDEX INDEX`, CONCURRENTLY by default (see {@link reindexTable}). */
-export async function reindexIndex(db: MaintenanceTarget, index: RelationName, options?: ReindexTableOptions): Promise<StatementResult> {
+export async function reindexIndex(
+  db: MaintenanceTarget,
+  index: RelationName,
+  options?: ReindexTableOptions,
+): Promise<StatementResult> {
   parseRelationName(index, 'index');
   const [own, run] = split(options, checkReindexOptions);
   return withSession(db, run, async (s) => reindex(s, await resolveFor(s, index, 'index'), 'INDEX', own, run));
@@ -140,12 +173,17 @@ export async function reindexIndex(db: MaintenanceTarget, index: RelationName, o
  * Needs the TRUNCATE privilege (checked before sending). Runs inside the caller's transaction when
  * given an RLS scope's `tx` or a lease in a transaction.
  */
-export async function truncateTable(db: MaintenanceTarget, table: RelationName, options?: TruncateTableOptions): Promise<StatementResult> {
+export async function truncateTable(
+  db: MaintenanceTarget,
+  table: RelationName,
+  options?: TruncateTableOptions,
+): Promise<StatementResult> {
   parseRelationName(table);
   const [own, run] = split(options, checkTruncateOptions);
   return withSession(db, run, async (s) => {
     const relation = await resolveFor(s, table, 'table');
-    if (relation.kind === 'm') throw new RelationNotFoundError('table', 'name resolves to a materialized view, which cannot be truncated');
+    if (relation.kind === 'm')
+      throw new RelationNotFoundError('table', 'name resolves to a materialized view, which cannot be truncated');
     requirePrivilege(relation, 'truncate');
     return runStatement(s, relation.qualified, truncateSql(relation.qualified, own), run, false);
   });

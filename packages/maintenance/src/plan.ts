@@ -158,7 +158,8 @@ function checkPlanOptions(options: unknown): PlanOptions {
 
 function tableStep(r: TableRow): CleanupStep | undefined {
   const oid = Number(r.oid);
-  const vacuumThreshold = r.vacuum_max_threshold === null ? r.vacuum_threshold : Math.min(r.vacuum_threshold, r.vacuum_max_threshold);
+  const vacuumThreshold =
+    r.vacuum_max_threshold === null ? r.vacuum_threshold : Math.min(r.vacuum_threshold, r.vacuum_max_threshold);
   const numbers = {
     deadTuples: r.dead,
     vacuumThreshold: round(vacuumThreshold),
@@ -202,7 +203,14 @@ function indexStep(r: IndexRow, minPages: number, bloatRatio: number): CleanupSt
   const oid = Number(r.oid);
   if (r.concurrent_leftover) return undefined; // a failed REINDEX CONCURRENTLY's copy: drop it, do not rebuild it
   if (!r.valid)
-    return { action: 'reindex', relation: r.relation, relationId: oid, reason: 'invalid index (a failed CREATE INDEX CONCURRENTLY): not used by queries, still maintained on writes', numbers: { pages: r.pages }, sql: stepSql('reindex', r.relation) };
+    return {
+      action: 'reindex',
+      relation: r.relation,
+      relationId: oid,
+      reason: 'invalid index (a failed CREATE INDEX CONCURRENTLY): not used by queries, still maintained on writes',
+      numbers: { pages: r.pages },
+      sql: stepSql('reindex', r.relation),
+    };
   if (r.pages < minPages || r.has_expressions || r.with_stats < r.key_columns || r.width === null) return undefined;
   const tupleBytes = 8 * Math.ceil((8 + r.width) / 8) + 4;
   const usable = ((r.block_size - 24 - 16) * r.fillfactor) / 100;
@@ -214,7 +222,12 @@ function indexStep(r: IndexRow, minPages: number, bloatRatio: number): CleanupSt
     relation: r.relation,
     relationId: oid,
     reason: `btree bloat estimated at ${Math.round(ratio * 100)}%: ${r.pages} pages where about ${expectedPages} would do`,
-    numbers: { pages: r.pages, expectedPages, bloatRatio: Math.round(ratio * 1000) / 1000, wastedBytes: (r.pages - expectedPages) * r.block_size },
+    numbers: {
+      pages: r.pages,
+      expectedPages,
+      bloatRatio: Math.round(ratio * 1000) / 1000,
+      wastedBytes: (r.pages - expectedPages) * r.block_size,
+    },
     sql: stepSql('reindex', r.relation),
   };
 }
@@ -239,8 +252,14 @@ export async function planCleanup(db: MaintenanceTarget, options?: PlanOptions):
     ...tables.rows.map(tableStep),
     ...indexes.rows.map((r) => indexStep(r, o.minIndexPages ?? 128, o.bloatRatio ?? 0.5)),
   ].filter((s): s is CleanupStep => s !== undefined);
-  const weight = (s: CleanupStep) => (s.action === 'reindex' ? (s.numbers.wastedBytes ?? 0) : (s.numbers.deadTuples ?? 0) + (s.numbers.modifiedSinceAnalyze ?? 0));
-  steps.sort((a, b) => ORDER[a.action] - ORDER[b.action] || (a.action === 'vacuum-freeze' ? (b.numbers.xidAge ?? 0) - (a.numbers.xidAge ?? 0) : weight(b) - weight(a)));
-  const serverVersion = version ?? Number((await db.query<{ v: string }>(`select pg_catalog.current_setting('server_version_num') as v`)).rows[0]?.v);
+  const weight = (s: CleanupStep) =>
+    s.action === 'reindex' ? (s.numbers.wastedBytes ?? 0) : (s.numbers.deadTuples ?? 0) + (s.numbers.modifiedSinceAnalyze ?? 0);
+  steps.sort(
+    (a, b) =>
+      ORDER[a.action] - ORDER[b.action] ||
+      (a.action === 'vacuum-freeze' ? (b.numbers.xidAge ?? 0) - (a.numbers.xidAge ?? 0) : weight(b) - weight(a)),
+  );
+  const serverVersion =
+    version ?? Number((await db.query<{ v: string }>(`select pg_catalog.current_setting('server_version_num') as v`)).rows[0]?.v);
   return { serverVersion, steps };
 }

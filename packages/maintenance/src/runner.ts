@@ -1,4 +1,4 @@
-import { type Logger, packageLogger, type PoolConnection, type Queryable } from '@accountdb/pool';
+import { type Logger, type PoolConnection, packageLogger, type Queryable } from '@accountdb/pool';
 import pg from 'pg';
 import { MaintenanceCanceledError, MaintenanceInputError, MaintenanceInTransactionError, toMaintenanceError } from './errors.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, type ProgressSample, watchProgress } from './progress.js';
@@ -92,11 +92,16 @@ export interface Session {
 /** Run `fn` on one connection from `target`; a leased connection goes back (or is destroyed if dirty). */
 export async function withSession<T>(target: MaintenanceTarget, options: RunOptions, fn: (s: Session) => Promise<T>): Promise<T> {
   const log = packageLogger(options.logger, '@accountdb/maintenance');
-  if (options.signal?.aborted) throw new MaintenanceCanceledError('Canceled by AbortSignal before anything was sent', { cause: options.signal.reason });
-  if (!isPoolLike(target)) return fn({ db: target, lease: isLease(target) ? target : undefined, pool: undefined, owned: false, log });
+  if (options.signal?.aborted)
+    throw new MaintenanceCanceledError('Canceled by AbortSignal before anything was sent', { cause: options.signal.reason });
+  if (!isPoolLike(target))
+    return fn({ db: target, lease: isLease(target) ? target : undefined, pool: undefined, owned: false, log });
   const qt = target.config?.queryTimeoutMs ?? 0;
   if (qt > 0 && !(options.statementTimeoutMs !== undefined && options.statementTimeoutMs > 0 && options.statementTimeoutMs < qt))
-    log.warn({ queryTimeoutMs: qt }, 'maintenance on a pool with queryTimeoutMs: a long VACUUM is silent on the wire and its connection will be closed; use a pool with queryTimeoutMs 0 and statementTimeoutMs per call');
+    log.warn(
+      { queryTimeoutMs: qt },
+      'maintenance on a pool with queryTimeoutMs: a long VACUUM is silent on the wire and its connection will be closed; use a pool with queryTimeoutMs 0 and statementTimeoutMs per call',
+    );
   const lease = await target.acquire();
   try {
     return await fn({ db: lease, lease, pool: target, owned: true, log });
@@ -108,7 +113,16 @@ export async function withSession<T>(target: MaintenanceTarget, options: RunOpti
 /** Ask the server to cancel `lease`'s statement, from a short-lived connection (a pooled one may not be free). */
 async function cancelBackend(lease: PoolConnection): Promise<void> {
   const { host, port, user, database, password, ssl } = lease.client;
-  const canceller = new pg.Client({ host, port, user, database, password, ssl, connectionTimeoutMillis: CANCEL_CONNECT_TIMEOUT_MS, application_name: 'accountdb-maintenance-cancel' });
+  const canceller = new pg.Client({
+    host,
+    port,
+    user,
+    database,
+    password,
+    ssl,
+    connectionTimeoutMillis: CANCEL_CONNECT_TIMEOUT_MS,
+    application_name: 'accountdb-maintenance-cancel',
+  });
   canceller.on('error', () => {});
   try {
     await canceller.connect();
@@ -136,10 +150,10 @@ async function applyTimeouts(s: Session, options: RunOptions, local: boolean): P
 }
 
 async function restoreTimeouts(s: Session, saved: Saved): Promise<void> {
-  await s.db.query(`select pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false)`, [
-    saved.lock,
-    saved.statement,
-  ]);
+  await s.db.query(
+    `select pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false)`,
+    [saved.lock, saved.statement],
+  );
 }
 
 /**
@@ -155,14 +169,21 @@ export async function runStatement(
   outsideTransaction: boolean,
 ): Promise<StatementResult> {
   const { signal, onProgress } = options;
-  if (signal?.aborted) throw new MaintenanceCanceledError('Canceled by AbortSignal before the statement was sent', { relation, cause: signal.reason });
+  if (signal?.aborted)
+    throw new MaintenanceCanceledError('Canceled by AbortSignal before the statement was sent', {
+      relation,
+      cause: signal.reason,
+    });
   // Any Queryable that is not a lease (an RLS scope's tx) counts as inside a transaction: settings are SET LOCAL.
   const local = s.lease === undefined || s.lease.client.getTransactionStatus() !== 'I';
   if (outsideTransaction && s.lease && local)
-    throw new MaintenanceInTransactionError(`${sql.split(' ')[0]} cannot run inside a transaction block; pass a pool or an idle lease`, {
-      sqlstate: '25001',
-      relation,
-    });
+    throw new MaintenanceInTransactionError(
+      `${sql.split(' ')[0]} cannot run inside a transaction block; pass a pool or an idle lease`,
+      {
+        sqlstate: '25001',
+        relation,
+      },
+    );
   const saved = await applyTimeouts(s, options, local);
   let skipped = false;
   const onNotice = (notice: { code?: string | undefined; severity?: string | undefined; message?: string | undefined }) => {
@@ -177,12 +198,20 @@ export async function runStatement(
     const lease = s.lease;
     if (canceled || !lease) return;
     canceled = true;
-    cancelling = cancelBackend(lease).catch((err: unknown) => s.log.warn({ err, relation }, 'canceling a maintenance statement failed'));
+    cancelling = cancelBackend(lease).catch((err: unknown) =>
+      s.log.warn({ err, relation }, 'canceling a maintenance statement failed'),
+    );
   };
   signal?.addEventListener('abort', onAbort, { once: true });
   const watcher =
     onProgress && s.pool && s.lease
-      ? watchProgress(s.pool, s.lease.processId, options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS, (sample) => onProgress({ ...sample, relation }), s.log)
+      ? watchProgress(
+          s.pool,
+          s.lease.processId,
+          options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS,
+          (sample) => onProgress({ ...sample, relation }),
+          s.log,
+        )
       : undefined;
   const started = performance.now();
   s.log.info({ relation, sql }, 'maintenance statement started');

@@ -87,7 +87,8 @@ function checkObject(options: unknown, field: string, keys: ReadonlySet<string>)
   if (typeof options !== 'object' || options === null || Array.isArray(options))
     throw new MaintenanceInputError(field, 'must be an object');
   for (const key of Object.keys(options))
-    if (!keys.has(key)) throw new MaintenanceInputError(field, `has an unknown option (${key.length > 40 ? 'a long key' : JSON.stringify(key)})`);
+    if (!keys.has(key))
+      throw new MaintenanceInputError(field, `has an unknown option (${key.length > 40 ? 'a long key' : JSON.stringify(key)})`);
   return options as Record<string, unknown>;
 }
 
@@ -102,7 +103,8 @@ function checkInteger(value: unknown, field: string, min: number, max: number): 
 
 function checkBufferLimit(value: unknown, field: string): void {
   checkInteger(value, field, 0, 16_777_216);
-  if (typeof value === 'number' && value > 0 && value < 128) throw new MaintenanceInputError(field, 'must be 0 or from 128 to 16777216 (kB)');
+  if (typeof value === 'number' && value > 0 && value < 128)
+    throw new MaintenanceInputError(field, 'must be 0 or from 128 to 16777216 (kB)');
 }
 
 /** Validate {@link VacuumOptions} (no server needed). Throws {@link MaintenanceInputError}. */

@@ -27,11 +27,19 @@ function checkList(value: unknown, field: string): readonly string[] | null {
 }
 
 /** Validate a {@link TableFilter}. */
-export function checkTableFilter(filter: unknown): { schemas: readonly string[] | null; include: readonly string[] | null; exclude: readonly string[] | null } {
+export function checkTableFilter(filter: unknown): {
+  schemas: readonly string[] | null;
+  include: readonly string[] | null;
+  exclude: readonly string[] | null;
+} {
   if (filter === undefined) return { schemas: null, include: null, exclude: null };
   if (typeof filter !== 'object' || filter === null) throw new MaintenanceInputError('filter', 'must be an object');
   const f = filter as TableFilter;
-  return { schemas: checkList(f.schemas, 'schemas'), include: checkList(f.include, 'include'), exclude: checkList(f.exclude, 'exclude') };
+  return {
+    schemas: checkList(f.schemas, 'schemas'),
+    include: checkList(f.include, 'include'),
+    exclude: checkList(f.exclude, 'exclude'),
+  };
 }
 
 /** The filter as SQL over `n` (pg_namespace) and `c` (pg_class) with parameters `$1..$3`; text fixed, values bound. */

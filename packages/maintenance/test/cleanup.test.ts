@@ -9,7 +9,16 @@ import {
   MaintenancePermissionError,
   planCleanup,
 } from '../src/index.js';
-import { createFixture, eventually, type Fixture, holdInTransaction, maintenanceStatements, recordingPool, runAndFlush, stat } from './fixture.js';
+import {
+  createFixture,
+  eventually,
+  type Fixture,
+  holdInTransaction,
+  maintenanceStatements,
+  recordingPool,
+  runAndFlush,
+  stat,
+} from './fixture.js';
 
 let fx: Fixture;
 beforeAll(async () => {
@@ -26,7 +35,10 @@ beforeAll(async () => {
     insert into app.bloat select generate_series(1, 50000);
     insert into victim values (1);`);
   await fx.db.admin('vacuum analyze app.churn, app.quiet, app.bloat');
-  await runAndFlush(fx.db, `delete from app.churn where id % 5 <> 0; delete from app.bloat where id % 10 <> 0; insert into app.fresh select generate_series(1, 10)`);
+  await runAndFlush(
+    fx.db,
+    `delete from app.churn where id % 5 <> 0; delete from app.bloat where id % 10 <> 0; insert into app.fresh select generate_series(1, 10)`,
+  );
   await eventually(async () => ((await stat(fx.db, 'app.churn')).dead as number) >= 4000, 'dead tuples in statistics');
   // The bloated index: its table shrank by 90%, the btree did not.
   await fx.db.admin('vacuum analyze app.bloat');
@@ -36,7 +48,12 @@ afterAll(() => fx?.close());
 const app = { schemas: ['app'] };
 
 test('getTableNames lists tables with catalog-quoted names, filtered by bound LIKE patterns', async () => {
-  expect((await getTableNames(fx.pool, app)).map((t) => t.qualified)).toEqual(['app.bloat', 'app.churn', 'app.fresh', 'app.quiet']);
+  expect((await getTableNames(fx.pool, app)).map((t) => t.qualified)).toEqual([
+    'app.bloat',
+    'app.churn',
+    'app.fresh',
+    'app.quiet',
+  ]);
   expect((await getTableNames(fx.pool, { ...app, include: ['%u%'], exclude: ['quiet'] })).map((t) => t.name)).toEqual(['churn']);
   expect((await getTableNames(fx.pool)).map((t) => t.qualified)).toContain('public.victim');
   expect(await getTableNames(fx.pool, { include: ["'; drop table victim; --"] })).toEqual([]);
@@ -58,7 +75,13 @@ test('the plan selects tables by autovacuum’s own formulas, with reasons and n
   expect(bloat).toMatchObject({ action: 'reindex', sql: 'REINDEX INDEX CONCURRENTLY app.bloat_pkey' });
   expect(bloat?.reason).toMatch(/^btree bloat estimated at \d+%/);
   expect(bloat?.numbers.bloatRatio).toBeGreaterThan(0.5);
-  expect(plan.steps.map((s) => s.action)).toEqual([...plan.steps.map((s) => s.action)].sort((a, b) => ['vacuum-freeze', 'vacuum', 'analyze', 'reindex'].indexOf(a) - ['vacuum-freeze', 'vacuum', 'analyze', 'reindex'].indexOf(b)));
+  expect(plan.steps.map((s) => s.action)).toEqual(
+    [...plan.steps.map((s) => s.action)].sort(
+      (a, b) =>
+        ['vacuum-freeze', 'vacuum', 'analyze', 'reindex'].indexOf(a) -
+        ['vacuum-freeze', 'vacuum', 'analyze', 'reindex'].indexOf(b),
+    ),
+  );
   // Near wraparound (threshold lowered so every table qualifies): VACUUM FREEZE first.
   const freeze = await planCleanup(fx.pool, { ...app, freezeAge: 0 });
   expect(freeze.steps[0]?.action).toBe('vacuum-freeze');
@@ -86,14 +109,18 @@ test('cleanupDatabase runs the plan: dead tuples fall, the bloated index shrinks
   expect(report).toMatchObject({ done: plan.steps.length, skipped: 0, failed: 0 });
   expect((await stat(fx.db, 'app.churn')).dead).toBeLessThan(deadBefore);
   expect((await stat(fx.db, 'app.fresh')).last_analyze).not.toBeNull();
-  expect(Number((await fx.db.admin(`select pg_relation_size('app.bloat_pkey')::int8 as b`)).rows[0].b)).toBeLessThan(Number(indexBefore));
+  expect(Number((await fx.db.admin(`select pg_relation_size('app.bloat_pkey')::int8 as b`)).rows[0].b)).toBeLessThan(
+    Number(indexBefore),
+  );
   const kinds = events.filter((e) => e.type !== 'progress').map((e) => `${e.type}:${e.index}`);
   expect(kinds).toEqual(plan.steps.flatMap((_, i) => [`step-start:${i}`, `step-end:${i}`]));
 });
 
 test('a locked table is skipped, a failing step does not stop the others, and a plan’s own SQL and names are never sent', async () => {
   const role = await fx.db.createRestrictedRole();
-  await fx.db.admin(`grant usage on schema app to ${role.user}; alter table app.quiet owner to ${role.user}; alter table app.fresh owner to ${role.user}`);
+  await fx.db.admin(
+    `grant usage on schema app to ${role.user}; alter table app.quiet owner to ${role.user}; alter table app.fresh owner to ${role.user}`,
+  );
   const oid = async (t: string) => Number((await fx.db.admin('select $1::regclass::oid::int8 as o', [t])).rows[0].o);
   const step = async (relation: string, action: 'vacuum' | 'analyze') => ({
     action,
@@ -128,7 +155,7 @@ test('a locked table is skipped, a failing step does not stop the others, and a 
     await pool.close({ force: true });
   }
   expect((await fx.db.admin('select count(*)::int as n from victim')).rows[0].n).toBe(1);
-  await expect(cleanupDatabase(fx.pool, { plan: { steps: [{ action: 'drop', relationId: 1 }] } as never })).rejects.toBeInstanceOf(
-    MaintenanceInputError,
-  );
+  await expect(
+    cleanupDatabase(fx.pool, { plan: { steps: [{ action: 'drop', relationId: 1 }] } as never }),
+  ).rejects.toBeInstanceOf(MaintenanceInputError);
 });

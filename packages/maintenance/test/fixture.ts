@@ -1,4 +1,11 @@
-import { type CreatePoolOptions, createPool, type Pool, type PoolConnection, type Queryable, type QueryConfig } from '@accountdb/pool';
+import {
+  type CreatePoolOptions,
+  createPool,
+  type Pool,
+  type PoolConnection,
+  type Queryable,
+  type QueryConfig,
+} from '@accountdb/pool';
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import pg from 'pg';
 

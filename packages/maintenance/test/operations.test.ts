@@ -13,7 +13,15 @@ import {
   type VacuumOptions,
   vacuumTable,
 } from '../src/index.js';
-import { createFixture, type Fixture, holdInTransaction, maintenanceStatements, recordingPool, relfilenode, stat } from './fixture.js';
+import {
+  createFixture,
+  type Fixture,
+  holdInTransaction,
+  maintenanceStatements,
+  recordingPool,
+  relfilenode,
+  stat,
+} from './fixture.js';
 
 let fx: Fixture;
 beforeAll(async () => {
@@ -93,7 +101,9 @@ test('REINDEX rebuilds: CONCURRENTLY by default, blocking only when asked; both 
   expect(r2.sql).toBe('REINDEX TABLE public.items');
   expect(await relfilenode(fx.db, 'items_pkey')).not.toBe(pkey);
   expect(await relfilenode(fx.db, 'items_body')).not.toBe(afterConcurrent);
-  const { rows } = await fx.db.admin(`select count(*)::int as n from pg_index where indrelid = 'items'::regclass and not indisvalid`);
+  const { rows } = await fx.db.admin(
+    `select count(*)::int as n from pg_index where indrelid = 'items'::regclass and not indisvalid`,
+  );
   expect(rows[0].n).toBe(0);
 });
 
@@ -129,14 +139,17 @@ test('a table locked by another session: SKIP_LOCKED skips it, lock_timeout fail
   }
   // The lease went back with the pool's own settings restored.
   const { rows } = await fx.pool.query(`select current_setting('lock_timeout') as lock`);
-  expect(rows[0].lock).toBe('0');
+  expect(rows[0]?.lock).toBe('0');
 });
 
 test('a failed REINDEX CONCURRENTLY does not leave an invalid index behind: it is dropped, or reported when asked to keep it', async () => {
   await fx.db.admin('create table other (id int); insert into other values (1)');
   const invalid = async () =>
-    (await fx.db.admin(`select c.relname from pg_index x join pg_class c on c.oid = x.indexrelid where x.indrelid = 'items'::regclass and not x.indisvalid`))
-      .rows.map((r) => r.relname as string);
+    (
+      await fx.db.admin(
+        `select c.relname from pg_index x join pg_class c on c.oid = x.indexrelid where x.indrelid = 'items'::regclass and not x.indisvalid`,
+      )
+    ).rows.map((r) => r.relname as string);
   // An older snapshot makes REINDEX CONCURRENTLY wait after building the new index; lock_timeout ends that wait.
   for (const dropInvalidOnFailure of [true, false]) {
     const holder = await holdInTransaction(fx.db, ['set transaction isolation level repeatable read', 'select * from other']);
@@ -166,7 +179,7 @@ test('VACUUM and REINDEX CONCURRENTLY refuse a lease inside a transaction before
     expect(lease.client.getTransactionStatus()).toBe('T');
     await lease.query('rollback');
     // SET LOCAL inside the transaction: nothing leaks past it.
-    expect((await lease.query(`select current_setting('lock_timeout') as l`)).rows[0].l).toBe('0');
+    expect((await lease.query(`select current_setting('lock_timeout') as l`)).rows[0]?.l).toBe('0');
   } finally {
     lease.release();
   }
