@@ -94,8 +94,12 @@ export async function withSession<T>(target: MaintenanceTarget, options: RunOpti
   const log = packageLogger(options.logger, '@accountdb/maintenance');
   if (options.signal?.aborted)
     throw new MaintenanceCanceledError('Canceled by AbortSignal before anything was sent', { cause: options.signal.reason });
+  // Driver errors from lookups and settings come out typed too (AccountDbErrors pass through as they are).
+  const typed = (err: unknown): never => {
+    throw toMaintenanceError(err, undefined);
+  };
   if (!isPoolLike(target))
-    return fn({ db: target, lease: isLease(target) ? target : undefined, pool: undefined, owned: false, log });
+    return fn({ db: target, lease: isLease(target) ? target : undefined, pool: undefined, owned: false, log }).catch(typed);
   const qt = target.config?.queryTimeoutMs ?? 0;
   if (qt > 0 && !(options.statementTimeoutMs !== undefined && options.statementTimeoutMs > 0 && options.statementTimeoutMs < qt))
     log.warn(
@@ -104,7 +108,7 @@ export async function withSession<T>(target: MaintenanceTarget, options: RunOpti
     );
   const lease = await target.acquire();
   try {
-    return await fn({ db: lease, lease, pool: target, owned: true, log });
+    return await fn({ db: lease, lease, pool: target, owned: true, log }).catch(typed);
   } finally {
     lease.release();
   }
