@@ -1,0 +1,265 @@
+import { MaintenanceInputError } from './errors.js';
+import type { MaintenanceTarget } from './runner.js';
+import { requireServer } from './statements.js';
+import { checkTableFilter, TABLE_FILTER_SQL, type TableFilter } from './tables.js';
+
+/** What a plan step does, in the order a plan runs them. */
+export type CleanupAction = 'vacuum-freeze' | 'vacuum' | 'analyze' | 'reindex';
+
+/** One planned action: what, on which relation, why, and the numbers behind the why. */
+export interface CleanupStep {
+  readonly action: CleanupAction;
+  /** Quoted, schema-qualified name from the catalog (an index for `reindex`). */
+  readonly relation: string;
+  /** The relation's OID; execution goes by OID and re-reads the name from the catalog. */
+  readonly relationId: number;
+  /** Human-readable reason, e.g. `1200 dead tuples > autovacuum threshold 150 (50 + 0.2 × 500 rows)`. */
+  readonly reason: string;
+  /** The inputs of the reason (tuples, thresholds, ages, pages). */
+  readonly numbers: Readonly<Record<string, number | null>>;
+  /** The statement execution will send (rebuilt from the catalog at run time). */
+  readonly sql: string;
+}
+
+/** A cleanup plan: steps in execution order. Pure data; safe to show, serialize and pass back. */
+export interface CleanupPlan {
+  readonly serverVersion: number;
+  readonly steps: readonly CleanupStep[];
+}
+
+/** Options of {@link planCleanup}. */
+export interface PlanOptions extends TableFilter {
+  /** Freeze tables whose `age(relfrozenxid)` exceeds this. Default: `vacuum_freeze_table_age` (150M by default). */
+  readonly freezeAge?: number;
+  /** Only indexes of at least this many pages are checked for bloat. Default 128 (1 MiB). */
+  readonly minIndexPages?: number;
+  /** Estimated wasted fraction of a btree index from which it is rebuilt, 0-1 exclusive. Default 0.5. */
+  readonly bloatRatio?: number;
+}
+
+/** The statement a step runs; the name is the catalog's quoted form, everything else fixed. */
+export function stepSql(action: CleanupAction, qualified: string): string {
+  switch (action) {
+    case 'vacuum-freeze':
+      return `VACUUM (FREEZE TRUE, ANALYZE TRUE, SKIP_LOCKED TRUE) ${qualified}`;
+    case 'vacuum':
+      return `VACUUM (ANALYZE TRUE, SKIP_LOCKED TRUE) ${qualified}`;
+    case 'analyze':
+      return `ANALYZE (SKIP_LOCKED TRUE) ${qualified}`;
+    case 'reindex':
+      return `REINDEX INDEX CONCURRENTLY ${qualified}`;
+  }
+}
+
+// Autovacuum's own trigger formulas, with per-table reloptions over the server settings:
+// dead > threshold + scale × reltuples (capped by autovacuum_vacuum_max_threshold on 18+), the
+// insert variant (13+), and changes since analyze > analyze threshold + scale × reltuples.
+const TABLES_SQL = `select c.oid::int8 as oid, format('%I.%I', n.nspname, c.relname) as relation,
+       coalesce(s.n_dead_tup, 0)::float8 as dead, coalesce(s.n_ins_since_vacuum, 0)::float8 as inserted,
+       coalesce(s.n_mod_since_analyze, 0)::float8 as modified, coalesce(s.n_live_tup, 0)::float8 as live,
+       greatest(c.reltuples, 0)::float8 as reltuples, age(c.relfrozenxid)::float8 as xid_age,
+       (s.last_analyze is null and s.last_autoanalyze is null) as never_analyzed,
+       coalesce(ro.vt, pg_catalog.current_setting('autovacuum_vacuum_threshold')::float8)
+         + coalesce(ro.vs, pg_catalog.current_setting('autovacuum_vacuum_scale_factor')::float8) * greatest(c.reltuples, 0) as vacuum_threshold,
+       nullif(coalesce(ro.vm, pg_catalog.current_setting('autovacuum_vacuum_max_threshold', true)::float8), -1) as vacuum_max_threshold,
+       nullif(coalesce(ro.it, pg_catalog.current_setting('autovacuum_vacuum_insert_threshold')::float8), -1)
+         + coalesce(ro.isf, pg_catalog.current_setting('autovacuum_vacuum_insert_scale_factor')::float8) * greatest(c.reltuples, 0) as insert_threshold,
+       coalesce(ro.at, pg_catalog.current_setting('autovacuum_analyze_threshold')::float8)
+         + coalesce(ro.asf, pg_catalog.current_setting('autovacuum_analyze_scale_factor')::float8) * greatest(c.reltuples, 0) as analyze_threshold,
+       coalesce($4::float8, pg_catalog.current_setting('vacuum_freeze_table_age')::float8) as freeze_age,
+       coalesce(ro.fm, pg_catalog.current_setting('autovacuum_freeze_max_age')::float8) as freeze_max_age,
+       pg_catalog.current_setting('server_version_num')::int as version
+  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  left join pg_catalog.pg_stat_all_tables s on s.relid = c.oid
+  left join lateral (select
+       max(option_value) filter (where option_name = 'autovacuum_vacuum_threshold')::float8 as vt,
+       max(option_value) filter (where option_name = 'autovacuum_vacuum_scale_factor')::float8 as vs,
+       max(option_value) filter (where option_name = 'autovacuum_vacuum_max_threshold')::float8 as vm,
+       max(option_value) filter (where option_name = 'autovacuum_vacuum_insert_threshold')::float8 as it,
+       max(option_value) filter (where option_name = 'autovacuum_vacuum_insert_scale_factor')::float8 as isf,
+       max(option_value) filter (where option_name = 'autovacuum_analyze_threshold')::float8 as at,
+       max(option_value) filter (where option_name = 'autovacuum_analyze_scale_factor')::float8 as asf,
+       max(option_value) filter (where option_name = 'autovacuum_freeze_max_age')::float8 as fm
+     from pg_catalog.pg_options_to_table(c.reloptions)) ro on true
+ where c.relkind in ('r', 'm') and c.relpersistence <> 't' and ${TABLE_FILTER_SQL}`;
+
+// A btree estimate in the manner of the well-known ioguix query, simplified: each leaf tuple takes
+// MAXALIGN(8-byte header + average key width from pg_stats) + a 4-byte line pointer, pages are
+// filled to fillfactor (default 90). Indexes with expressions or without column statistics are skipped.
+const INDEXES_SQL = `select ci.oid::int8 as oid, format('%I.%I', ni.nspname, ci.relname) as relation, x.indisvalid as valid,
+       ci.relname ~ '_cc(new|old)[0-9]*$' as concurrent_leftover,
+       ci.relpages::float8 as pages, greatest(ci.reltuples, 0)::float8 as tuples,
+       0 = any(x.indkey::int2[]) as has_expressions, x.indnkeyatts + 0 as key_columns,
+       (select count(*) from pg_catalog.pg_attribute a join pg_catalog.pg_stats st
+          on st.schemaname = n.nspname and st.tablename = c.relname and st.attname = a.attname and not st.inherited
+         where a.attrelid = x.indrelid and a.attnum = any(x.indkey::int2[]))::int as with_stats,
+       (select sum(st.avg_width) from pg_catalog.pg_attribute a join pg_catalog.pg_stats st
+          on st.schemaname = n.nspname and st.tablename = c.relname and st.attname = a.attname and not st.inherited
+         where a.attrelid = x.indrelid and a.attnum = any(x.indkey::int2[]))::float8 as width,
+       coalesce((select option_value::float8 from pg_catalog.pg_options_to_table(ci.reloptions) where option_name = 'fillfactor'), 90) as fillfactor,
+       pg_catalog.current_setting('block_size')::float8 as block_size
+  from pg_catalog.pg_index x
+  join pg_catalog.pg_class ci on ci.oid = x.indexrelid
+  join pg_catalog.pg_namespace ni on ni.oid = ci.relnamespace
+  join pg_catalog.pg_am am on am.oid = ci.relam and am.amname = 'btree'
+  join pg_catalog.pg_class c on c.oid = x.indrelid
+  join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+ where c.relkind in ('r', 'm') and c.relpersistence <> 't' and ${TABLE_FILTER_SQL}`;
+
+interface TableRow {
+  oid: string;
+  relation: string;
+  dead: number;
+  inserted: number;
+  modified: number;
+  live: number;
+  reltuples: number;
+  xid_age: number;
+  never_analyzed: boolean;
+  vacuum_threshold: number;
+  vacuum_max_threshold: number | null;
+  insert_threshold: number | null;
+  analyze_threshold: number;
+  freeze_age: number;
+  freeze_max_age: number;
+  version: number;
+}
+
+interface IndexRow {
+  oid: string;
+  relation: string;
+  valid: boolean;
+  concurrent_leftover: boolean;
+  pages: number;
+  tuples: number;
+  has_expressions: boolean;
+  key_columns: number;
+  with_stats: number;
+  width: number | null;
+  fillfactor: number;
+  block_size: number;
+}
+
+const ORDER: Record<CleanupAction, number> = { 'vacuum-freeze': 0, vacuum: 1, analyze: 2, reindex: 3 };
+const round = (n: number) => Math.round(n);
+
+function checkPlanOptions(options: unknown): PlanOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw new MaintenanceInputError('plan options', 'must be an object');
+  const o = options as PlanOptions;
+  if (o.freezeAge !== undefined && (!Number.isInteger(o.freezeAge) || o.freezeAge < 0 || o.freezeAge > 2 ** 31))
+    throw new MaintenanceInputError('freezeAge', 'must be an integer from 0 to 2^31');
+  if (o.minIndexPages !== undefined && (!Number.isInteger(o.minIndexPages) || o.minIndexPages < 1))
+    throw new MaintenanceInputError('minIndexPages', 'must be an integer >= 1');
+  if (o.bloatRatio !== undefined && (typeof o.bloatRatio !== 'number' || !(o.bloatRatio > 0 && o.bloatRatio < 1)))
+    throw new MaintenanceInputError('bloatRatio', 'must be a number between 0 and 1 (exclusive)');
+  return o;
+}
+
+function tableStep(r: TableRow): CleanupStep | undefined {
+  const oid = Number(r.oid);
+  const vacuumThreshold =
+    r.vacuum_max_threshold === null ? r.vacuum_threshold : Math.min(r.vacuum_threshold, r.vacuum_max_threshold);
+  const numbers = {
+    deadTuples: r.dead,
+    vacuumThreshold: round(vacuumThreshold),
+    insertsSinceVacuum: r.inserted,
+    insertThreshold: r.insert_threshold === null ? null : round(r.insert_threshold),
+    modifiedSinceAnalyze: r.modified,
+    analyzeThreshold: round(r.analyze_threshold),
+    reltuples: round(r.reltuples),
+    xidAge: r.xid_age,
+    freezeAge: r.freeze_age,
+    freezeMaxAge: r.freeze_max_age,
+  };
+  const reasons: string[] = [];
+  let action: CleanupAction | undefined;
+  if (r.xid_age > r.freeze_age) {
+    action = 'vacuum-freeze';
+    reasons.push(
+      `transaction ID age ${r.xid_age} > ${r.freeze_age}; autovacuum forces an anti-wraparound vacuum at ${r.freeze_max_age}, the server stops at 2^31`,
+    );
+  }
+  if (r.dead > vacuumThreshold) {
+    action ??= 'vacuum';
+    reasons.push(`${r.dead} dead tuples > autovacuum threshold ${round(vacuumThreshold)} (for ${round(r.reltuples)} rows)`);
+  }
+  if (r.insert_threshold !== null && r.inserted > r.insert_threshold) {
+    action ??= 'vacuum';
+    reasons.push(`${r.inserted} inserts since the last vacuum > autovacuum insert threshold ${round(r.insert_threshold)}`);
+  }
+  if (r.never_analyzed && (r.live > 0 || r.reltuples > 0 || r.modified > 0)) {
+    action ??= 'analyze';
+    reasons.push('never analyzed');
+  } else if (r.modified > r.analyze_threshold) {
+    action ??= 'analyze';
+    reasons.push(`${r.modified} rows changed since the last analyze > autoanalyze threshold ${round(r.analyze_threshold)}`);
+  }
+  if (!action) return undefined;
+  return { action, relation: r.relation, relationId: oid, reason: reasons.join('; '), numbers, sql: stepSql(action, r.relation) };
+}
+
+function indexStep(r: IndexRow, minPages: number, bloatRatio: number): CleanupStep | undefined {
+  const oid = Number(r.oid);
+  if (r.concurrent_leftover) return undefined; // a failed REINDEX CONCURRENTLY's copy: drop it, do not rebuild it
+  if (!r.valid)
+    return {
+      action: 'reindex',
+      relation: r.relation,
+      relationId: oid,
+      reason: 'invalid index (a failed CREATE INDEX CONCURRENTLY): not used by queries, still maintained on writes',
+      numbers: { pages: r.pages },
+      sql: stepSql('reindex', r.relation),
+    };
+  if (r.pages < minPages || r.has_expressions || r.with_stats < r.key_columns || r.width === null) return undefined;
+  const tupleBytes = 8 * Math.ceil((8 + r.width) / 8) + 4;
+  const usable = ((r.block_size - 24 - 16) * r.fillfactor) / 100;
+  const expectedPages = Math.ceil((r.tuples * tupleBytes) / usable) + 1;
+  const ratio = 1 - expectedPages / r.pages;
+  if (ratio < bloatRatio) return undefined;
+  return {
+    action: 'reindex',
+    relation: r.relation,
+    relationId: oid,
+    reason: `btree bloat estimated at ${Math.round(ratio * 100)}%: ${r.pages} pages where about ${expectedPages} would do`,
+    numbers: {
+      pages: r.pages,
+      expectedPages,
+      bloatRatio: Math.round(ratio * 1000) / 1000,
+      wastedBytes: (r.pages - expectedPages) * r.block_size,
+    },
+    sql: stepSql('reindex', r.relation),
+  };
+}
+
+/**
+ * Plan a cleanup from the catalog and statistics in two statements, whatever the number of tables:
+ * VACUUM FREEZE for tables past `freezeAge`; VACUUM (with ANALYZE) where dead tuples or inserts pass
+ * autovacuum's own thresholds (per-table reloptions honoured); ANALYZE for tables never analyzed or
+ * changed past the autoanalyze threshold; REINDEX CONCURRENTLY for invalid or bloated btree indexes.
+ * Nothing locking or destructive (FULL, TRUNCATE, blocking REINDEX) is ever planned. Steps come in
+ * execution order: freeze first, then by dead tuples, then analyze, then indexes by wasted bytes.
+ */
+export async function planCleanup(db: MaintenanceTarget, options?: PlanOptions): Promise<CleanupPlan> {
+  const o = checkPlanOptions(options);
+  const f = checkTableFilter(o);
+  const params = [f.schemas, f.include, f.exclude];
+  const tables = await db.query<TableRow>(TABLES_SQL, [...params, o.freezeAge ?? null]);
+  const version = tables.rows[0]?.version;
+  if (version !== undefined) requireServer(version);
+  const indexes = await db.query<IndexRow>(INDEXES_SQL, params);
+  const steps = [
+    ...tables.rows.map(tableStep),
+    ...indexes.rows.map((r) => indexStep(r, o.minIndexPages ?? 128, o.bloatRatio ?? 0.5)),
+  ].filter((s): s is CleanupStep => s !== undefined);
+  const weight = (s: CleanupStep) =>
+    s.action === 'reindex' ? (s.numbers.wastedBytes ?? 0) : (s.numbers.deadTuples ?? 0) + (s.numbers.modifiedSinceAnalyze ?? 0);
+  steps.sort(
+    (a, b) =>
+      ORDER[a.action] - ORDER[b.action] ||
+      (a.action === 'vacuum-freeze' ? (b.numbers.xidAge ?? 0) - (a.numbers.xidAge ?? 0) : weight(b) - weight(a)),
+  );
+  const serverVersion =
+    version ?? Number((await db.query<{ v: string }>(`select pg_catalog.current_setting('server_version_num') as v`)).rows[0]?.v);
+  return { serverVersion, steps };
+}
