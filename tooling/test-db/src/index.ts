@@ -1,6 +1,12 @@
 export { freePort, resolvePgBinDir } from '@accountdb/local-postgres';
 export { PgBouncer, type PgBouncerOptions, type PgBouncerUser, resolvePgBouncerBinary } from './pgbouncer.js';
-export { PostgresServer, type PostgresServerOptions } from './postgres-server.js';
+export {
+  DEBIAN_PG15_BIN_DIR,
+  hasBaseBackup,
+  PostgresServer,
+  type PostgresServerOptions,
+  type StandbyOptions,
+} from './postgres-server.js';
 export { type AdminServer, type ServerSource, sharedAdminServer, startAdminServer } from './source.js';
 export { type ProxyMode, TcpProxy } from './tcp-proxy.js';
 export { createTestCertificates, type TestCertificateOptions, type TestCertificates } from './test-certificates.js';

