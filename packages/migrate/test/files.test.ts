@@ -82,7 +82,8 @@ describe('readMigrations', () => {
 
   test('hostile names: quotes, unicode and 200 characters are accepted; the rest is refused cleanly', async () => {
     const long = 'x'.repeat(200);
-    await withDir({ [`1_it's "quoted" ünïcødé; DROP TABLE x.sql`]: 'SELECT 1;', [`2_${long}.sql`]: 'SELECT 2;' }, async (dir) => {
+    const hostile = `1_it's "quoted" ünïcødé; DROP TABLE x.sql`;
+    await withDir({ [hostile]: 'SELECT 1;', [`2_${long}.sql`]: 'SELECT 2;' }, async (dir) => {
       const files = await readMigrations(dir);
       expect(files.map((f) => f.description)).toEqual([`it's "quoted" ünïcødé; DROP TABLE x`, long]);
     });
