@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import { sendCancelRequest } from './cancel.js';
 import { describeTarget, type HostPort, type PoolConfig, type PoolConfigInput, resolvePoolConfig } from './config.js';
 import {
   AccountDbError,
@@ -76,8 +77,18 @@ export interface Queryable {
 export interface PoolConnection extends Queryable {
   /** The driver client, for features beyond `query` (COPY, LISTEN, cursors). Do not `end()` it. */
   readonly client: PgClient;
-  /** Backend process id (for `pg_cancel_backend` and logs). */
+  /** Backend process id (for logs and `pg_stat_activity`). */
   readonly processId: number;
+  /**
+   * Ask the server to cancel whatever this connection is running, with the protocol's CancelRequest
+   * (a short-lived connection to the same host that carries only the backend's key: no login, no
+   * connection slot, and it reaches the right backend through PgBouncer). Resolves once the server has
+   * taken the request, within `connectionTimeoutMs`; it does not wait for the statement to stop (its
+   * query then fails with SQLSTATE 57014). Harmless on an idle connection. Rejects with
+   * `DatabaseUnavailableError` when the server cannot be reached in time. Await it before the next
+   * statement on this connection, or a late cancel may hit that one.
+   */
+  cancel(): Promise<void>;
   /**
    * Give the connection back. It is destroyed instead of reused when it is broken, not idle
    * (inside or after a failed transaction), or `error` is a connection-level error. A plain SQL
@@ -206,13 +217,13 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
    */
   async acquire(options: AcquireOptions = {}): Promise<PoolConnection> {
     const conn = await this.#acquire(options);
-    return new Lease(conn, this.#releaseFn, this.#log);
+    return new Lease(conn, this.#owner, this.#log);
   }
 
   /** Run `fn` with a leased connection and always release it (seed `get_db_connection`). Errors propagate. */
   async withConnection<T>(fn: (conn: PoolConnection) => Promise<T> | T, options: AcquireOptions = {}): Promise<T> {
     // #acquire directly: going through acquire() costs one more async frame per call.
-    const lease = new Lease(await this.#acquire(options), this.#releaseFn, this.#log);
+    const lease = new Lease(await this.#acquire(options), this.#owner, this.#log);
     try {
       const result = await fn(lease);
       lease.release();
@@ -413,7 +424,14 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     conn.leakTimer.unref();
   }
 
-  readonly #releaseFn: ReleaseFn = (conn, error, destroy) => this.#release(conn, error, destroy);
+  /** What a lease may ask of its pool. */
+  readonly #owner: LeaseOwner = {
+    release: (conn, error, destroy) => this.#release(conn, error, destroy),
+    cancel: async (conn) => {
+      const tls = isEncrypted(conn.client) ? await tlsOptions(this.config) : false;
+      await sendCancelRequest({ host: conn.host, ...cancelKeyOf(conn.client), tls }, this.config.connectionTimeoutMs);
+    },
+  };
 
   #release(conn: Connection, error?: unknown, destroy = false): void {
     const now = performance.now();
@@ -832,20 +850,24 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   }
 }
 
-/** The lease handed to callers: a thin, release-once view of one pooled connection. */
-type ReleaseFn = (conn: Connection, error?: unknown, destroy?: boolean) => void;
+/** The pool's side of a lease: take the connection back, cancel what it runs. */
+interface LeaseOwner {
+  release(conn: Connection, error?: unknown, destroy?: boolean): void;
+  cancel(conn: Connection): Promise<void>;
+}
 
+/** The lease handed to callers: a thin, release-once view of one pooled connection. */
 class Lease implements PoolConnection {
   #conn: Connection | undefined;
-  readonly #release: ReleaseFn;
+  readonly #owner: LeaseOwner;
   readonly #log: Logger;
   readonly processId: number;
 
-  constructor(conn: Connection, release: ReleaseFn, log: Logger) {
+  constructor(conn: Connection, owner: LeaseOwner, log: Logger) {
     this.#conn = conn;
-    this.#release = release;
+    this.#owner = owner;
     this.#log = log;
-    this.processId = (conn.client as unknown as { processID: number }).processID;
+    this.processId = cancelKeyOf(conn.client).processId;
   }
 
   get client(): PgClient {
@@ -874,6 +896,10 @@ class Lease implements PoolConnection {
     }
   }
 
+  async cancel(): Promise<void> {
+    await this.#owner.cancel(this.#live());
+  }
+
   setPipelining(enabled: boolean): void {
     setClientPipelining(this.#live().client, enabled);
   }
@@ -885,20 +911,31 @@ class Lease implements PoolConnection {
       return;
     }
     this.#conn = undefined;
-    this.#release(conn, error);
+    this.#owner.release(conn, error);
   }
 
   destroy(): void {
     const conn = this.#conn;
     if (!conn) return;
     this.#conn = undefined;
-    this.#release(conn, undefined, true);
+    this.#owner.release(conn, undefined, true);
   }
 }
 
 /** pg 8.23 reads `client.pipeline` each time it sends; the pool is the one place that touches it. */
 function setClientPipelining(client: PgClient, enabled: boolean): void {
   (client as unknown as { pipeline: boolean }).pipeline = enabled;
+}
+
+/** The key pg keeps from the server's BackendKeyData (protocol 3.0: a 32-bit secret). */
+function cancelKeyOf(client: PgClient): { processId: number; secretKey: number } {
+  const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+  return { processId: processID, secretKey };
+}
+
+/** Whether pg upgraded this connection to TLS (its socket is then a TLSSocket). */
+function isEncrypted(client: PgClient): boolean {
+  return (connectionOf(client).stream as Socket & { encrypted?: boolean }).encrypted === true;
 }
 
 /** pg's own flag: false while a query runs or a ReadyForQuery is still due. */

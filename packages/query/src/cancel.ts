@@ -1,11 +1,9 @@
 import type { PoolConnection } from '@accountdb/pool';
-import pg from 'pg';
 import { canceledBeforeStart, destroyLease } from './connection.js';
 import { type CancelContext, QueryArgumentError, QueryCanceledError, StatementTimeoutError, toSqlError } from './errors.js';
 
 /** How long a canceled statement may take to stop before its connection is destroyed instead. */
 export const CANCEL_GRACE_MS = 5_000;
-const CANCEL_CONNECT_TIMEOUT_MS = 5_000;
 
 /** Per-statement cancellation: `timeoutMs` and/or `signal`. */
 export interface CancelOptions {
@@ -24,30 +22,12 @@ export function validateCancelOptions(options: CancelOptions): void {
 }
 
 /**
- * Ask the server to cancel whatever `lease`'s backend is running, from a short-lived connection with
- * the lease's own host, port, role and database (a pooled one might not be free). A role may always
- * cancel its own backends.
+ * Ask the server to cancel whatever `lease`'s backend is running: the pool's protocol-level
+ * CancelRequest, which needs no free connection slot and no login, and reaches the right backend
+ * through PgBouncer. Bounded by the pool's `connectionTimeoutMs`.
  */
-export async function cancelBackend(lease: PoolConnection): Promise<void> {
-  const { host, port, user, database, password, ssl } = lease.client;
-  const canceller = new pg.Client({
-    host,
-    port,
-    user,
-    database,
-    password,
-    ssl,
-    connectionTimeoutMillis: CANCEL_CONNECT_TIMEOUT_MS,
-    query_timeout: CANCEL_CONNECT_TIMEOUT_MS,
-    application_name: 'accountdb-cancel',
-  });
-  canceller.on('error', () => {});
-  try {
-    await canceller.connect();
-    await canceller.query('select pg_catalog.pg_cancel_backend($1)', [lease.processId]);
-  } finally {
-    await canceller.end().catch(() => {});
-  }
+export function cancelBackend(lease: PoolConnection): Promise<void> {
+  return lease.cancel();
 }
 
 type Outcome<T> = { value: T } | { error: unknown } | 'stuck';
