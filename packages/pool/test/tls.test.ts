@@ -1,4 +1,5 @@
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { join, relative } from 'node:path';
 import { inspect } from 'node:util';
 import {
@@ -355,5 +356,72 @@ describe('configuration', () => {
     const config = loadConfig({ HOME: home, PGSSLMODE: 'require' });
     expect(config).toMatchObject({ sslmode: 'require' });
     expect(config.sslrootcert ?? config.sslcert ?? config.sslkey).toBeUndefined();
+  });
+});
+
+describe('lease.cancel() on a TLS connection', () => {
+  /** A pass-through proxy that records the first 8 bytes each client connection sends. */
+  async function recordingProxy(): Promise<{ port: number; heads: string[]; close(): Promise<void> }> {
+    const heads: string[] = [];
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = connect(server.port, server.host);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('error', () => {});
+        s.on('close', () => sockets.delete(s));
+      }
+      let first = true;
+      client.on('data', (chunk) => {
+        if (first) heads.push(chunk.subarray(0, 8).toString('hex'));
+        first = false;
+        upstream.write(chunk);
+      });
+      upstream.on('data', (chunk) => client.write(chunk));
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const address = proxy.address();
+    return {
+      port: typeof address === 'object' && address ? address.port : 0,
+      heads,
+      close: async () => {
+        for (const s of sockets) s.destroy();
+        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      },
+    };
+  }
+
+  test('the CancelRequest goes over TLS (SSLRequest first) and cancels the statement', async () => {
+    const proxy = await recordingProxy();
+    try {
+      const pool = makePool({ host: '127.0.0.1', port: proxy.port, sslmode: 'require', maxConnections: 2 });
+      const lease = await pool.acquire();
+      expect((await lease.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()')).rows[0]?.ssl).toBe(
+        true,
+      );
+      const running = lease.query('select pg_sleep(60)').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const { rows } = await pool.query<{ state: string }>('select state from pg_stat_activity where pid = $1', [
+          lease.processId,
+        ]);
+        if (rows[0]?.state === 'active') break;
+        if (Date.now() > deadline) throw new Error('the statement never became active');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await lease.cancel();
+      expect(((await running) as { code?: unknown }).code).toBe('57014');
+      lease.release();
+      // Two pool connections and the cancel: each began with SSLRequest (length 8, code 80877103);
+      // no CancelRequest (length 16, code 80877102) crossed the network in clear.
+      expect(proxy.heads).toEqual(['0000000804d2162f', '0000000804d2162f', '0000000804d2162f']);
+    } finally {
+      await proxy.close();
+    }
   });
 });
