@@ -1,5 +1,4 @@
 import { type Logger, type PoolConnection, packageLogger, type Queryable } from '@accountdb/pool';
-import pg from 'pg';
 import { MaintenanceCanceledError, MaintenanceInputError, MaintenanceInTransactionError, toMaintenanceError } from './errors.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, type ProgressSample, watchProgress } from './progress.js';
 
@@ -23,7 +22,7 @@ export interface RunOptions {
    * after that long: run maintenance on its own pool with `queryTimeoutMs: 0`, bounded by this instead.
    */
   readonly statementTimeoutMs?: number;
-  /** Cancels the running statement on the server (`pg_cancel_backend` from a short-lived connection). */
+  /** Cancels the running statement on the server (the protocol's CancelRequest: no login, no connection slot). */
   readonly signal?: AbortSignal;
   /** Progress from the `pg_stat_progress_*` views, read on a second pooled connection (pool targets only). */
   readonly onProgress?: (sample: ProgressSample & { readonly relation: string }) => void;
@@ -46,7 +45,6 @@ export interface StatementResult {
 
 const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
 const MAX_TIMEOUT_MS = 2_147_483_647;
-const CANCEL_CONNECT_TIMEOUT_MS = 5_000;
 
 interface PoolLike extends Queryable {
   acquire(): Promise<PoolConnection>;
@@ -111,28 +109,6 @@ export async function withSession<T>(target: MaintenanceTarget, options: RunOpti
     return await fn({ db: lease, lease, pool: target, owned: true, log }).catch(typed);
   } finally {
     lease.release();
-  }
-}
-
-/** Ask the server to cancel `lease`'s statement, from a short-lived connection (a pooled one may not be free). */
-async function cancelBackend(lease: PoolConnection): Promise<void> {
-  const { host, port, user, database, password, ssl } = lease.client;
-  const canceller = new pg.Client({
-    host,
-    port,
-    user,
-    database,
-    password,
-    ssl,
-    connectionTimeoutMillis: CANCEL_CONNECT_TIMEOUT_MS,
-    application_name: 'accountdb-maintenance-cancel',
-  });
-  canceller.on('error', () => {});
-  try {
-    await canceller.connect();
-    await canceller.query('select pg_catalog.pg_cancel_backend($1)', [lease.processId]);
-  } finally {
-    await canceller.end().catch(() => {});
   }
 }
 
@@ -202,9 +178,9 @@ export async function runStatement(
     const lease = s.lease;
     if (canceled || !lease) return;
     canceled = true;
-    cancelling = cancelBackend(lease).catch((err: unknown) =>
-      s.log.warn({ err, relation }, 'canceling a maintenance statement failed'),
-    );
+    cancelling = lease
+      .cancel()
+      .catch((err: unknown) => s.log.warn({ err, relation }, 'canceling a maintenance statement failed'));
   };
   signal?.addEventListener('abort', onAbort, { once: true });
   const watcher =
