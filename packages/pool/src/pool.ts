@@ -72,7 +72,10 @@ export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
 }
 
-/** A leased connection. Release it exactly once; a second release is a no-op with a warning. */
+/**
+ * A leased connection. Releasing is idempotent (pgx: "safe to call multiple times"): a second
+ * `release()`, or a `release()` after `destroy()`, does nothing.
+ */
 export interface PoolConnection extends Queryable {
   /** The driver client, for features beyond `query` (COPY, LISTEN, cursors). Do not `end()` it. */
   readonly client: PgClient;
@@ -206,13 +209,13 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
    */
   async acquire(options: AcquireOptions = {}): Promise<PoolConnection> {
     const conn = await this.#acquire(options);
-    return new Lease(conn, this.#releaseFn, this.#log);
+    return new Lease(conn, this.#releaseFn);
   }
 
   /** Run `fn` with a leased connection and always release it (seed `get_db_connection`). Errors propagate. */
   async withConnection<T>(fn: (conn: PoolConnection) => Promise<T> | T, options: AcquireOptions = {}): Promise<T> {
     // #acquire directly: going through acquire() costs one more async frame per call.
-    const lease = new Lease(await this.#acquire(options), this.#releaseFn, this.#log);
+    const lease = new Lease(await this.#acquire(options), this.#releaseFn);
     try {
       const result = await fn(lease);
       lease.release();
@@ -832,19 +835,17 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   }
 }
 
-/** The lease handed to callers: a thin, release-once view of one pooled connection. */
+/** The lease handed to callers: a thin view of one pooled connection that lets go of it once. */
 type ReleaseFn = (conn: Connection, error?: unknown, destroy?: boolean) => void;
 
 class Lease implements PoolConnection {
   #conn: Connection | undefined;
   readonly #release: ReleaseFn;
-  readonly #log: Logger;
   readonly processId: number;
 
-  constructor(conn: Connection, release: ReleaseFn, log: Logger) {
+  constructor(conn: Connection, release: ReleaseFn) {
     this.#conn = conn;
     this.#release = release;
-    this.#log = log;
     this.processId = (conn.client as unknown as { processID: number }).processID;
   }
 
@@ -879,11 +880,9 @@ class Lease implements PoolConnection {
   }
 
   release(error?: unknown): void {
+    // Idempotent: once released or destroyed, the connection is no longer ours to give back.
     const conn = this.#conn;
-    if (!conn) {
-      this.#log.warn({ stack: new Error('second release').stack }, 'connection released twice; the second release was ignored');
-      return;
-    }
+    if (!conn) return;
     this.#conn = undefined;
     this.#release(conn, error);
   }
