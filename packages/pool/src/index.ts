@@ -10,6 +10,7 @@ export {
   type SslMode,
   type TargetSessionAttrs,
 } from './config.js';
+export { type Database, isDatabase, isPoolConnection, isTransactionScope, type TransactionScope } from './database.js';
 export {
   AccountDbError,
   type AccountDbErrorOptions,

@@ -73,7 +73,10 @@ export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
 }
 
-/** A leased connection. Release it exactly once; a second release is a no-op with a warning. */
+/**
+ * A leased connection. Releasing is idempotent (pgx: "safe to call multiple times"): a second
+ * `release()`, or a `release()` after `destroy()`, does nothing.
+ */
 export interface PoolConnection extends Queryable {
   /** The driver client, for features beyond `query` (COPY, LISTEN, cursors). Do not `end()` it. */
   readonly client: PgClient;
@@ -217,13 +220,13 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
    */
   async acquire(options: AcquireOptions = {}): Promise<PoolConnection> {
     const conn = await this.#acquire(options);
-    return new Lease(conn, this.#owner, this.#log);
+    return new Lease(conn, this.#owner);
   }
 
   /** Run `fn` with a leased connection and always release it (seed `get_db_connection`). Errors propagate. */
   async withConnection<T>(fn: (conn: PoolConnection) => Promise<T> | T, options: AcquireOptions = {}): Promise<T> {
     // #acquire directly: going through acquire() costs one more async frame per call.
-    const lease = new Lease(await this.#acquire(options), this.#owner, this.#log);
+    const lease = new Lease(await this.#acquire(options), this.#owner);
     try {
       const result = await fn(lease);
       lease.release();
@@ -860,13 +863,11 @@ interface LeaseOwner {
 class Lease implements PoolConnection {
   #conn: Connection | undefined;
   readonly #owner: LeaseOwner;
-  readonly #log: Logger;
   readonly processId: number;
 
-  constructor(conn: Connection, owner: LeaseOwner, log: Logger) {
+  constructor(conn: Connection, owner: LeaseOwner) {
     this.#conn = conn;
     this.#owner = owner;
-    this.#log = log;
     this.processId = cancelKeyOf(conn.client).processId;
   }
 
@@ -905,11 +906,9 @@ class Lease implements PoolConnection {
   }
 
   release(error?: unknown): void {
+    // Idempotent: once released or destroyed, the connection is no longer ours to give back.
     const conn = this.#conn;
-    if (!conn) {
-      this.#log.warn({ stack: new Error('second release').stack }, 'connection released twice; the second release was ignored');
-      return;
-    }
+    if (!conn) return;
     this.#conn = undefined;
     this.#owner.release(conn, error);
   }

@@ -1,32 +1,24 @@
-import { AcquireAbortedError, type Pool, type PoolConnection } from '@accountdb/pool';
+import {
+  AcquireAbortedError,
+  type Database,
+  isDatabase,
+  isPoolConnection,
+  isTransactionScope,
+  type Pool,
+  type PoolConnection,
+} from '@accountdb/pool';
 import { QueryArgumentError, QueryCanceledError } from './errors.js';
 
-/** Where a statement runs: a pool (a connection is leased per call) or a connection you leased. */
-export type Database = Pool | PoolConnection;
-
-/** Leases we destroyed ourselves (failed cancel or rollback): they must not also be released. */
-const destroyed = new WeakSet<PoolConnection>();
-
-/** A lease has `release`; a pool has `acquire`. Structural, so no pg or pool internals are involved. */
-export function isLease(db: Database): db is PoolConnection {
-  return typeof (db as PoolConnection).release === 'function';
-}
+export type { Database };
 
 export function assertDatabase(db: unknown): asserts db is Database {
-  const d = db as Partial<Pool & PoolConnection> | null;
-  if (
-    typeof d !== 'object' ||
-    d === null ||
-    typeof d.query !== 'function' ||
-    (typeof d.release !== 'function' && typeof d.acquire !== 'function')
-  ) {
-    throw new QueryArgumentError('db must be a Pool or a PoolConnection from @accountdb/pool');
+  if (!isDatabase(db)) {
+    throw new QueryArgumentError("db must be a Pool, a PoolConnection, or a transaction scope (an RLS scope's tx)");
   }
 }
 
 /** Close a lease instead of returning it: its state is unknown (a cancel or ROLLBACK did not complete). */
 export function destroyLease(lease: PoolConnection): void {
-  destroyed.add(lease);
   lease.destroy();
 }
 
@@ -40,40 +32,43 @@ export function canceledBeforeStart(cause?: unknown): QueryCanceledError {
   );
 }
 
-/** Lease a connection from `pool`; an aborted `signal` (before or while waiting) is a `QueryCanceledError`. */
-export async function acquireLease(pool: Pool, signal: AbortSignal | undefined): Promise<PoolConnection> {
-  if (signal?.aborted) throw canceledBeforeStart(signal.reason);
-  try {
-    return await pool.acquire(signal ? { signal } : {});
-  } catch (err) {
-    if (err instanceof AcquireAbortedError) throw canceledBeforeStart(err);
-    throw err;
-  }
-}
-
-/** Give a lease back (with the error, so the pool can drop a broken connection) unless we destroyed it. */
-export function releaseLease(lease: PoolConnection, error?: unknown): void {
-  if (!destroyed.has(lease)) lease.release(error);
-}
-
 /**
- * Run `fn` on `db` itself when it is a lease, else on a connection leased for the call and released
- * afterwards (with the error, so the pool can drop a broken connection).
+ * Run `fn` on a connection: `db` itself when it is a lease, the scope's connection (inside its
+ * transaction) when it is a transaction scope, else one leased with `pool.withConnection` for the
+ * call. An aborted `signal`, before or while waiting for a pooled connection, is a `QueryCanceledError`.
  */
-export async function withLease<T>(
+export function withLease<T>(
   db: Database,
   signal: AbortSignal | undefined,
   fn: (lease: PoolConnection) => Promise<T>,
 ): Promise<T> {
-  if (isLease(db)) return fn(db);
-  const lease = await acquireLease(db, signal);
-  let result: T;
-  try {
-    result = await fn(lease);
-  } catch (err) {
-    releaseLease(lease, err);
-    throw err;
-  }
-  releaseLease(lease);
-  return result;
+  if (isPoolConnection(db)) return fn(db);
+  if (signal?.aborted) return Promise.reject(canceledBeforeStart(signal.reason));
+  if (isTransactionScope(db)) return db.withConnection(fn);
+  return (db as Pool).withConnection(fn, signal ? { signal } : {}).catch((err: unknown) => {
+    throw err instanceof AcquireAbortedError ? canceledBeforeStart(err) : err;
+  });
+}
+
+/**
+ * Hold a connection across an iteration (a cursor): resolves with it once it is ours, and `done`
+ * hands it back — released (with the error, so the pool can drop a broken connection) when it was
+ * leased for the iteration, given back to the scope when it is a scope's. Call `done` exactly once.
+ */
+export function holdLease(
+  db: Database,
+  signal: AbortSignal | undefined,
+): Promise<{ lease: PoolConnection; done: (error?: unknown) => void }> {
+  if (isPoolConnection(db)) return Promise.resolve({ lease: db, done: () => {} });
+  return new Promise((resolve, reject) => {
+    let done: (error?: unknown) => void = () => {};
+    const finished = new Promise<void>((resolveFinished, rejectFinished) => {
+      done = (error) => (error === undefined ? resolveFinished() : rejectFinished(error));
+    });
+    // After `resolve`, a rejection here is `done(error)` coming back: already the caller's to handle.
+    withLease(db, signal, (lease) => {
+      resolve({ lease, done });
+      return finished;
+    }).catch(reject);
+  });
 }

@@ -86,13 +86,17 @@ export function run(db: Database, p: Prepared): Promise<unknown> {
 }
 
 /**
- * Run one statement (seed `execute_query`) on a pool or a leased connection, with bound parameters.
+ * Run one statement (seed `execute_query`) on a pool, a leased connection or a transaction scope (an
+ * RLS scope's `tx`: the statement runs inside the scope, as the scope's user), with bound parameters.
  * Returns, by `fetch`: `'all'` (default) every row; `'one'` the first row or `undefined`; `'many'` the
  * first `count` rows; `'none'` the affected-row count.
  *
  * Throws a {@link SqlError} subclass for server errors (`UniqueViolationError`, ...),
  * `StatementTimeoutError` / `QueryCanceledError` when `timeoutMs` / `signal` canceled it on the server,
- * and `QueryArgumentError` for bad arguments before any SQL runs. A `sql` fragment carries its own
+ * and `QueryArgumentError` for bad arguments before any SQL runs. Inside a transaction (a scope, or a
+ * lease in one) a canceled statement leaves that transaction failed, as any failed statement does:
+ * the scope then rolls back and throws — unless the statement ran in a `transaction(tx, …)` savepoint,
+ * which rolls back alone. A `sql` fragment carries its own
  * values, so options may follow it directly: `execute(db, sql`...`, { fetch: 'one' })`.
  */
 export function execute<R extends Row = Row>(

@@ -2,7 +2,7 @@ import type { PoolConnection } from '@accountdb/pool';
 import type pg from 'pg';
 import Cursor from 'pg-cursor';
 import { runCancellable, validateCancelOptions } from './cancel.js';
-import { acquireLease, assertDatabase, canceledBeforeStart, type Database, isLease, releaseLease } from './connection.js';
+import { assertDatabase, canceledBeforeStart, type Database, holdLease } from './connection.js';
 import { QueryArgumentError, toSqlError } from './errors.js';
 import { type Query, toStatement } from './statement.js';
 
@@ -51,8 +51,7 @@ async function* iterate<R extends pg.QueryResultRow>(
   batchSize: number,
   signal: AbortSignal | undefined,
 ): AsyncGenerator<R, void, undefined> {
-  const owned = !isLease(db);
-  const lease = isLease(db) ? db : await acquireLease(db, signal);
+  const { lease, done } = await holdLease(db, signal);
   let failure: unknown;
   try {
     // pg-cursor is the driver's own companion: a named portal read with Execute(n) + Flush, so no
@@ -89,7 +88,7 @@ async function* iterate<R extends pg.QueryResultRow>(
     failure = err;
     throw err;
   } finally {
-    if (owned) releaseLease(lease, failure);
+    done(failure);
   }
 }
 
@@ -97,6 +96,9 @@ async function* iterate<R extends pg.QueryResultRow>(
  * Rows of `query` as an async iterable over a server-side portal (seed `get_cursor`): at most
  * `batchSize` rows are in memory at a time. On a pool it leases a connection for the iteration;
  * breaking out of the loop, finishing it or an error closes the portal and releases the connection.
+ * On a lease or inside a transaction scope (an RLS scope's `tx`) the portal is on that connection,
+ * inside its transaction: the scope does not end before the loop does, and the connection runs
+ * nothing else while the loop is open (a statement issued inside the loop waits for it — run it after).
  * Arguments are checked now (typed errors before any SQL); the statement starts at the first `next()`.
  *
  * @example for await (const row of stream(pool, sql`select * from events where day = ${day}`)) handle(row);

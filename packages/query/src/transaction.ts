@@ -1,7 +1,14 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { backoffDelay, type PgClient, type PoolConnection } from '@accountdb/pool';
+import {
+  backoffDelay,
+  isPoolConnection,
+  isTransactionScope,
+  type Pool,
+  type PoolConnection,
+  type TransactionScope,
+} from '@accountdb/pool';
 import { cancelBackend, validateCancelOptions } from './cancel.js';
-import { assertDatabase, canceledBeforeStart, type Database, destroyLease, isLease, withLease } from './connection.js';
+import { assertDatabase, canceledBeforeStart, type Database, destroyLease, withLease } from './connection.js';
 import {
   DeadlockDetectedError,
   QueryArgumentError,
@@ -46,8 +53,11 @@ const DEFAULT_MAX_RETRIES = 5;
 const RETRY_BASE_MS = 20;
 const RETRY_CAP_MS = 1_000;
 
-/** Savepoint depth per connection, so nested transactions get distinct savepoint names. */
-const savepointDepth = new WeakMap<PgClient, number>();
+/** Savepoint depth per connection (its pg client) or per transaction scope, so nested savepoints get distinct names. */
+const savepointDepth = new WeakMap<object, number>();
+
+/** What a transaction inside a transaction runs on: a lease already in one, or a transaction scope. */
+type Enclosing = PoolConnection | TransactionScope;
 
 function beginStatement(options: TransactionOptions): string {
   const { isolation, readOnly, deferrable, maxRetries } = options;
@@ -70,12 +80,15 @@ function beginStatement(options: TransactionOptions): string {
   return text;
 }
 
-/** Roll back; if even that fails the connection's state is unknown, so it is destroyed. */
-async function rollback(lease: PoolConnection, statement = 'ROLLBACK'): Promise<void> {
+/**
+ * Roll back; if even that fails the connection's state is unknown, so a lease is destroyed. A scope's
+ * connection is not ours to destroy: its transaction is failed, and the scope's owner ends it.
+ */
+async function rollback(db: Enclosing, statement = 'ROLLBACK'): Promise<void> {
   try {
-    await lease.query(statement);
+    await db.query(statement);
   } catch {
-    destroyLease(lease);
+    if (isPoolConnection(db)) destroyLease(db);
   }
 }
 
@@ -140,24 +153,28 @@ function abortedError(signal: AbortSignal, cause?: unknown): QueryCanceledError 
   );
 }
 
-async function nested<T>(lease: PoolConnection, fn: (tx: PoolConnection) => Promise<T> | T): Promise<T> {
-  const client = lease.client;
-  const depth = (savepointDepth.get(client) ?? 0) + 1;
+/**
+ * A SAVEPOINT on `db`, with `fn` given `db` itself. A scope's statements go through the scope's own
+ * `query` (never its `withConnection`, which would make `fn`'s statements on the scope wait for `fn`).
+ */
+async function nested<T, D extends Enclosing>(db: D, fn: (tx: D) => Promise<T> | T): Promise<T> {
+  const key = isPoolConnection(db) ? db.client : db;
+  const depth = (savepointDepth.get(key) ?? 0) + 1;
   // Our own counter, never input: safe to put in the statement.
   const name = `accountdb_sp_${depth}`;
-  await lease.query(`SAVEPOINT ${name}`).catch((err: unknown) => {
+  await db.query(`SAVEPOINT ${name}`).catch((err: unknown) => {
     throw toSqlError(err);
   });
-  savepointDepth.set(client, depth);
+  savepointDepth.set(key, depth);
   try {
-    const result = await fn(lease);
-    await lease.query(`RELEASE SAVEPOINT ${name}`);
+    const result = await fn(db);
+    await db.query(`RELEASE SAVEPOINT ${name}`);
     return result;
   } catch (err) {
-    await rollback(lease, `ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`);
+    await rollback(db, `ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`);
     throw toSqlError(err);
   } finally {
-    savepointDepth.set(client, depth - 1);
+    savepointDepth.set(key, depth - 1);
   }
 }
 
@@ -175,22 +192,53 @@ function isRetryable(err: unknown): boolean {
  * `tx` is the leased connection: pass it to `execute`, `stream`, or `transaction` again — a
  * `transaction` on a connection already inside one uses a SAVEPOINT (rolled back alone on error, no
  * retry, no options). Do not release `tx`, and run nested transactions one at a time.
+ *
+ * On a transaction scope (an RLS scope's `tx`, already a transaction) it is always a SAVEPOINT, and
+ * `fn` gets the scope itself: an error inside rolls back to the savepoint only and the scope goes on.
+ * Isolation, read-only and deferrable cannot apply there (the scope's transaction has started):
+ * passing them throws `QueryArgumentError` before any SQL — give them to the scope instead
+ * (`withUserContext`'s options). `maxRetries` does not apply to a savepoint (a serialization failure
+ * fails the whole enclosing transaction; retry that).
  */
-export async function transaction<T>(
-  db: Database,
+export function transaction<T>(
+  db: Pool | PoolConnection,
   fn: (tx: PoolConnection) => Promise<T> | T,
-  options: TransactionOptions = {},
+  options?: TransactionOptions,
+): Promise<T>;
+export function transaction<T, S extends TransactionScope>(
+  db: S,
+  fn: (tx: S) => Promise<T> | T,
+  options?: TransactionOptions,
+): Promise<T>;
+export function transaction<T>(
+  db: Database,
+  fn: (tx: PoolConnection | TransactionScope) => Promise<T> | T,
+  options?: TransactionOptions,
+): Promise<T>;
+export function transaction<T>(db: Database, fn: (tx: never) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
+  return runTransaction(db, fn as (tx: PoolConnection | TransactionScope) => Promise<T> | T, options);
+}
+
+async function runTransaction<T>(
+  db: Database,
+  fn: (tx: PoolConnection | TransactionScope) => Promise<T> | T,
+  options: TransactionOptions,
 ): Promise<T> {
   assertDatabase(db);
   if (typeof fn !== 'function') throw new QueryArgumentError('fn must be a function');
   const begin = beginStatement(options);
   validateCancelOptions({ signal: options.signal });
-  if (isLease(db) && db.client.getTransactionStatus() !== 'I') {
+  const scope = isTransactionScope(db);
+  if (scope || (isPoolConnection(db) && db.client.getTransactionStatus() !== 'I')) {
     if (begin !== 'BEGIN') {
-      throw new QueryArgumentError('isolation, readOnly and deferrable cannot be set on a nested transaction (a savepoint)');
+      throw new QueryArgumentError(
+        scope
+          ? "isolation, readOnly and deferrable cannot be set inside a transaction scope (it is already a transaction; set them in the scope's own options)"
+          : 'isolation, readOnly and deferrable cannot be set on a nested transaction (a savepoint)',
+      );
     }
     if (options.signal?.aborted) throw canceledBeforeStart(options.signal.reason);
-    return nested(db, fn);
+    return nested(db as Enclosing, fn);
   }
   const { signal } = options;
   const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
@@ -211,7 +259,8 @@ export type ExecuteInTransactionOptions = ExecuteOptions & TransactionOptions;
 
 /**
  * One statement in its own transaction (seed `execute_query_with_transaction`): {@link execute}'s
- * fetch modes and cancellation plus {@link transaction}'s isolation and retry.
+ * fetch modes and cancellation plus {@link transaction}'s isolation and retry. Inside a transaction
+ * scope (or on a lease already in a transaction) it is a SAVEPOINT, with {@link transaction}'s rules.
  */
 export function executeInTransaction<R extends Row = Row>(
   db: Database,
@@ -254,5 +303,5 @@ export async function executeInTransaction(
 ): Promise<unknown> {
   const prepared = prepare(db, query, paramsOrOptions, maybeOptions);
   const { isolation, readOnly, deferrable, maxRetries, signal } = prepared.options as ExecuteInTransactionOptions;
-  return transaction(db, (tx) => run(tx, prepared), { isolation, readOnly, deferrable, maxRetries, signal });
+  return runTransaction(db as Database, (tx) => run(tx, prepared), { isolation, readOnly, deferrable, maxRetries, signal });
 }

@@ -158,10 +158,14 @@ export class Rls {
     const begin = beginStatement(options);
     if (typeof fn !== 'function') throw new RlsContextError('fn', 'must be a function');
     const lease = await pool.acquire();
-    const first = async (text: string | QueryConfig, values: unknown[] | undefined): Promise<QueryResult> => {
+    const first = async (
+      text: string | QueryConfig | undefined,
+      values: unknown[] | undefined,
+    ): Promise<QueryResult | undefined> => {
       // A named first statement travels unnamed in the opening flight (the name only asks for
-      // reuse); later statements go through pg, which prepares named ones itself.
-      const statement = asBatchStatement(text, values, true);
+      // reuse); later statements go through pg, which prepares named ones itself. No text: the
+      // scope's connection was asked for (`tx.withConnection`), so open the transaction alone.
+      const statement = text === undefined ? undefined : asBatchStatement(text, values, true);
       const outcome = await this.#send(lease, checked, 2, (prepared) => [
         { text: begin },
         this.#setStatement(checked, prepared),
@@ -170,7 +174,8 @@ export class Rls {
       if (!outcome.ok && outcome.index === -1) throw outcome.error;
       if (!outcome.ok && outcome.index < 2) throw setupFailed(outcome.error);
       if (!outcome.ok) throw outcome.error;
-      return statement ? (outcome.results[2] as QueryResult) : lease.query(text, values);
+      if (statement) return outcome.results[2] as QueryResult;
+      return text === undefined ? undefined : lease.query(text, values);
     };
     const tx = new ScopedTransaction(lease, first, checked.userId, checked.role);
     let result: T;

@@ -1,4 +1,4 @@
-import { AccountDbError, type PoolConnection, type QueryConfig, type QueryResult } from '@accountdb/pool';
+import { AccountDbError, type PoolConnection, type QueryConfig, type QueryResult, type TransactionScope } from '@accountdb/pool';
 import type pg from 'pg';
 
 /** PostgreSQL's transaction status from the last ReadyForQuery: idle, in a transaction, or in a failed one. */
@@ -8,10 +8,19 @@ export type TransactionStatus = 'I' | 'T' | 'E';
  * What `fn` receives inside {@link Rls.withUserContext}: a query facade over the scope's connection.
  * It cannot release, destroy or end the connection, and refuses queries once the scope is over.
  * Statements run one at a time in call order (concurrent calls queue, as on one connection they must).
+ *
+ * It is a `TransactionScope` of `@accountdb/pool`, so `@accountdb/query`'s `execute`, `stream`,
+ * `transaction` (a SAVEPOINT here) and `executeInTransaction` accept it.
  */
-export interface RlsTransaction {
+export interface RlsTransaction extends TransactionScope {
   /** Run a statement inside the user's transaction. Values are bound parameters. */
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
+  /**
+   * Run `fn` with the scope's connection, inside the user's transaction (BEGIN and the context go
+   * out first if no statement has yet). Later statements and the scope's end wait for `fn`. For
+   * helpers that need the connection itself (cursors, cancel); do not release or destroy it.
+   */
+  withConnection<T>(fn: (conn: PoolConnection) => Promise<T> | T): Promise<T>;
   /** The validated user id, as set in the user-id setting. */
   readonly userId: string;
   /** The application role, as set in the role setting. */
@@ -22,8 +31,14 @@ export interface RlsTransaction {
   transactionStatus(): TransactionStatus | null;
 }
 
-/** Sends the scope's first statement together with BEGIN and the context; see `Rls.withUserContext`. */
-export type FirstStatement = (text: string | QueryConfig, values: unknown[] | undefined) => Promise<QueryResult>;
+/**
+ * Sends the scope's first statement together with BEGIN and the context (only those two when `text` is
+ * undefined); see `Rls.withUserContext`.
+ */
+export type FirstStatement = (
+  text: string | QueryConfig | undefined,
+  values: unknown[] | undefined,
+) => Promise<QueryResult | undefined>;
 
 /** The facade handed to `fn`; `close()` and `settled()` are ours, not the caller's. */
 export class ScopedTransaction implements RlsTransaction {
@@ -56,14 +71,26 @@ export class ScopedTransaction implements RlsTransaction {
     text: string | QueryConfig,
     values?: unknown[],
   ): Promise<QueryResult<R>> {
+    const first = !this.#started;
+    return this.#enqueue(() => (first ? this.#first(text, values) : this.#lease.query(text, values))) as Promise<QueryResult<R>>;
+  }
+
+  withConnection<T>(fn: (conn: PoolConnection) => Promise<T> | T): Promise<T> {
+    const first = !this.#started;
+    return this.#enqueue(async () => {
+      if (first) await this.#first(undefined, undefined);
+      return fn(this.#lease);
+    });
+  }
+
+  /** Run `work` after everything issued before it; the chain (and so `close()`) waits for it. */
+  #enqueue<T>(work: () => Promise<T> | T): Promise<T> {
     if (!this.#open)
       return Promise.reject(
         new AccountDbError('RLS_SCOPE_CLOSED', 'This user-context transaction is over; queries must run inside the callback'),
       );
-    const first = !this.#started;
     this.#started = true;
-    const run = () => (first ? this.#first(text, values) : this.#lease.query(text, values));
-    const result = this.#chain.then(run, run) as Promise<QueryResult<R>>;
+    const result = this.#chain.then(work, work);
     this.#chain = result.catch(() => {});
     return result;
   }
