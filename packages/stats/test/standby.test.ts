@@ -1,6 +1,6 @@
 import type { Pool } from '@accountdb/pool';
 import { DEBIAN_PG15_BIN_DIR, hasBaseBackup, PostgresServer } from '@accountdb/test-db';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { getReplication } from '../src/index.js';
 import { poolFor } from './helpers.js';
@@ -18,18 +18,9 @@ describe.skipIf(!hasBaseBackup(binDir))(`getReplication with a streaming standby
   let onPrimary: pg.Client;
   let onStandby: pg.Client;
 
-  const fields = (s: PostgresServer) => ({
-    host: s.host,
-    port: s.port,
-    database: 'postgres',
-    user: s.user,
-    password: s.password,
-  });
   async function client(s: PostgresServer): Promise<pg.Client> {
-    const c = new pg.Client({ connectionString: s.url() });
-    c.on('error', () => {});
+    const c = await s.connect();
     clients.push(c);
-    await c.connect();
     return c;
   }
 
@@ -37,8 +28,8 @@ describe.skipIf(!hasBaseBackup(binDir))(`getReplication with a streaming standby
     primary = await PostgresServer.create({ binDir });
     // Report replay progress every second rather than every 10 (the default) so polls settle sooner.
     standby = await PostgresServer.createStandby(primary, { slot: SLOT, settings: { wal_receiver_status_interval: 1 } });
-    primaryPool = poolFor(fields(primary));
-    standbyPool = poolFor(fields(standby));
+    primaryPool = poolFor(primary.fields());
+    standbyPool = poolFor(standby.fields());
     onPrimary = await client(primary);
     onStandby = await client(standby);
     await onPrimary.query('create table t (id int generated always as identity primary key)');

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, type OsUser, postgresOsUser, resolvePgBinDir, stopServerProcess } from '@accountdb/local-postgres';
 import pg from 'pg';
+import type { ConnectionFields } from './test-database.js';
 
 export interface PostgresServerOptions {
   /** Directory holding `initdb` and `postgres`. Default: {@link resolvePgBinDir}. */
@@ -189,6 +190,19 @@ export class PostgresServer {
   /** Superuser URL for database `db`. */
   url(db = 'postgres'): string {
     return `postgres://${this.user}:${this.#password}@${this.host}:${this.port}/${db}`;
+  }
+
+  /** Superuser connection fields for database `db`, in the shape a pool config accepts. */
+  fields(db = 'postgres'): ConnectionFields {
+    return { host: this.host, port: this.port, database: db, user: this.user, password: this.#password };
+  }
+
+  /** A connected superuser client on database `db` (its `error` events are swallowed: tests stop servers under it). */
+  async connect(db = 'postgres'): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: this.url(db) });
+    client.on('error', () => {});
+    await client.connect();
+    return client;
   }
 
   get binDir(): string {
