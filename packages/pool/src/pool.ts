@@ -112,6 +112,8 @@ interface Connection {
   readonly id: number;
   readonly client: PgClient;
   readonly host: HostPort;
+  /** Backend process id, read once when the connection is adopted (every lease reports it). */
+  readonly processId: number;
   readonly createdAt: number;
   readonly expiresAt: number;
   lastUsedAt: number;
@@ -757,6 +759,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       id: this.#nextId++,
       client,
       host,
+      processId: cancelKeyOf(client).processId,
       createdAt: now,
       expiresAt,
       lastUsedAt: now,
@@ -868,7 +871,7 @@ class Lease implements PoolConnection {
   constructor(conn: Connection, owner: LeaseOwner) {
     this.#conn = conn;
     this.#owner = owner;
-    this.processId = cancelKeyOf(conn.client).processId;
+    this.processId = conn.processId;
   }
 
   get client(): PgClient {
