@@ -34,7 +34,7 @@ export async function queryPerformanceChecks(
 }
 
 function probeError(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
+  const code = (error as { sqlstate?: unknown } | null)?.sqlstate;
   const sqlstate = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
   return sqlstate ? `probe query failed with SQLSTATE ${sqlstate}` : describeError(error);
 }

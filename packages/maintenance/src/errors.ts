@@ -129,10 +129,10 @@ const BY_SQLSTATE: Record<string, typeof MaintenanceError> = {
  */
 export function toMaintenanceError(err: unknown, relation: string | undefined, canceled = false): AccountDbError {
   if (err instanceof MaintenanceError) return err;
-  if (AccountDbError.is(err)) return err;
-  const sqlstate = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined;
+  const sqlstate = (err as { sqlstate?: unknown } | null)?.sqlstate;
+  if (AccountDbError.is(err) && typeof sqlstate !== 'string') return err;
   const message = err instanceof Error ? err.message : String(err);
-  let ErrorClass = (sqlstate && BY_SQLSTATE[sqlstate]) || MaintenanceError;
+  let ErrorClass = (typeof sqlstate === 'string' && BY_SQLSTATE[sqlstate]) || MaintenanceError;
   if (sqlstate === '57014') ErrorClass = canceled ? MaintenanceCanceledError : MaintenanceTimeoutError;
-  return new ErrorClass(message, { sqlstate, relation, cause: err });
+  return new ErrorClass(message, { sqlstate: typeof sqlstate === 'string' ? sqlstate : undefined, relation, cause: err });
 }

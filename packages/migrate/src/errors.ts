@@ -147,6 +147,6 @@ export class MigrationNoDownError extends MigrationError {
 
 function describe(cause: unknown): string {
   if (!(cause instanceof Error)) return String(cause);
-  const code = (cause as { code?: unknown }).code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? `${cause.message} (SQLSTATE ${code})` : cause.message;
+  const sqlstate = (cause as { sqlstate?: unknown }).sqlstate;
+  return typeof sqlstate === 'string' ? `${cause.message} (SQLSTATE ${sqlstate})` : cause.message;
 }

@@ -284,7 +284,7 @@ async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promis
     } catch (err) {
       if (isTransientConnectionError(err)) throw err;
       await conn.query('ROLLBACK').catch(() => {});
-      if ((err as { code?: unknown }).code !== '55P03') throw new MigrationFailedError(step.file, false, err);
+      if ((err as { sqlstate?: unknown }).sqlstate !== '55P03') throw new MigrationFailedError(step.file, false, err);
       holder = watch.last() ?? holder;
       if (attempt >= ctx.opts.lockRetries) {
         throw new MigrationLockTimeoutError('table', Math.round(performance.now() - started), holder, step.file, { cause: err });

@@ -1,4 +1,5 @@
-import type { Pool, PoolConnection, Queryable } from './pool.js';
+import type { PoolConnection, Queryable } from './lease.js';
+import type { Pool } from './pool.js';
 
 /**
  * A transaction that someone else opened and will end, lending its connection to helpers: an RLS

@@ -1,5 +1,16 @@
 const BRAND = Symbol.for('@accountdb/error');
 
+/** Every `code` the pool's own errors carry (database failures: `DatabaseErrorCode`). */
+export type PoolErrorCode =
+  | 'CONFIG_INVALID'
+  | 'POOL_TIMEOUT'
+  | 'DATABASE_UNAVAILABLE'
+  | 'POOL_CLOSED'
+  | 'ACQUIRE_ABORTED'
+  | 'HOOK_FAILED'
+  | 'LEASE_RELEASED'
+  | 'INVALID_QUERY';
+
 /** Options every AccountDB error accepts. */
 export interface AccountDbErrorOptions {
   cause?: unknown;
@@ -49,31 +60,36 @@ export class ConfigError extends AccountDbError {
   }
 }
 
+/** The numbers a {@link PoolTimeoutError} reports. */
+export interface PoolTimeoutDetails {
+  /** How long this acquire waited, ms. */
+  readonly waitedMs: number;
+  /** Other acquires still waiting. */
+  readonly waiting: number;
+  /** `maxConnections`. */
+  readonly max: number;
+  /** Connections leased out. */
+  readonly active: number;
+  /** Connections being opened when the wait ended (a slow or hanging connect, not exhaustion). */
+  readonly connecting: number;
+}
+
 /**
  * No connection became available within the acquire timeout. `connecting` and `active` say why: a full
  * pool (`active === max`: exhaustion, the database may be fine), or connects in flight that did not
  * finish in time (the database is slow to accept connections). `cause` is the last connect failure
  * since the pool last connected successfully, if any (as HikariCP attaches its last connection failure).
  */
-export class PoolTimeoutError extends AccountDbError {
+export class PoolTimeoutError extends AccountDbError implements PoolTimeoutDetails {
   declare readonly code: 'POOL_TIMEOUT';
+  readonly waitedMs: number;
+  readonly waiting: number;
+  readonly max: number;
+  readonly active: number;
+  readonly connecting: number;
 
-  /**
-   * @param waitedMs how long this acquire waited
-   * @param waiting other acquires still waiting
-   * @param max `maxConnections`
-   * @param active connections leased out
-   * @param connecting connections being opened when the wait ended (a slow or hanging connect, not exhaustion)
-   * @param options `cause`: the last connect failure, if one happened since the last successful connect
-   */
-  constructor(
-    readonly waitedMs: number,
-    readonly waiting: number,
-    readonly max: number,
-    readonly active: number,
-    readonly connecting = 0,
-    options: AccountDbErrorOptions = {},
-  ) {
+  constructor(details: PoolTimeoutDetails, options: AccountDbErrorOptions = {}) {
+    const { waitedMs, waiting, max, active, connecting } = details;
     const counts = `${active}/${max} in use, ${connecting} connecting, ${waiting} waiting`;
     const lastFailure = options.cause === undefined ? '' : ` The last connect attempt failed: ${describeCause(options.cause)}`;
     let message: string;
@@ -93,6 +109,11 @@ export class PoolTimeoutError extends AccountDbError {
         'none was being opened when the wait ended.';
     }
     super('POOL_TIMEOUT', message + lastFailure, options);
+    this.waitedMs = waitedMs;
+    this.waiting = waiting;
+    this.max = max;
+    this.active = active;
+    this.connecting = connecting;
   }
 }
 
@@ -116,34 +137,6 @@ export class DatabaseUnavailableError extends AccountDbError {
   }
 }
 
-/**
- * A connection stopped answering: a query waited longer than `queryTimeoutMs` with no reply from the
- * server (a silent network: a dead link, a dropped NAT entry, a moved IP). The connection was closed,
- * never reused. Whether the statement ran on the server is unknown, so retry only idempotent work.
- */
-export class ConnectionLostError extends AccountDbError {
-  declare readonly code: 'CONNECTION_LOST';
-
-  /**
-   * @param reason why the connection counts as lost (`timeout`: silent past `timeoutMs`)
-   * @param timeoutMs the bound that ran out
-   * @param host the server's host
-   * @param port the server's port
-   */
-  constructor(
-    readonly reason: 'timeout',
-    readonly timeoutMs: number,
-    readonly host: string,
-    readonly port: number,
-  ) {
-    super(
-      'CONNECTION_LOST',
-      `No reply from PostgreSQL at ${host}:${port} for ${timeoutMs} ms while waiting on a query (queryTimeoutMs); ` +
-        'the connection was closed. The statement may or may not have run on the server.',
-    );
-  }
-}
-
 /** The pool was closed (or is closing) and takes no new work. */
 export class PoolClosedError extends AccountDbError {
   declare readonly code: 'POOL_CLOSED';
@@ -159,6 +152,24 @@ export class AcquireAbortedError extends AccountDbError {
 
   constructor(reason: unknown) {
     super('ACQUIRE_ABORTED', 'Acquiring a connection was aborted', { cause: reason });
+  }
+}
+
+/** A lease was used after `release()` or `destroy()`: the connection is no longer the caller's. */
+export class LeaseReleasedError extends AccountDbError {
+  declare readonly code: 'LEASE_RELEASED';
+
+  constructor() {
+    super('LEASE_RELEASED', 'This connection was already released to the pool');
+  }
+}
+
+/** A statement was refused before anything was sent (a Submittable given to `pool.query`, values beside a Submittable). */
+export class InvalidQueryError extends AccountDbError {
+  declare readonly code: 'INVALID_QUERY';
+
+  constructor(reason: string) {
+    super('INVALID_QUERY', `Invalid query: ${reason}`);
   }
 }
 

@@ -1,28 +1,36 @@
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
+import type pg from 'pg';
 import { sendCancelRequest } from './cancel.js';
-import { describeTarget, type HostPort, type PoolConfig, type PoolConfigInput, resolvePoolConfig } from './config.js';
+import { describeTarget, type PoolConfig, type PoolConfigInput, resolvePoolConfig } from './config.js';
+import { Connector, type OpenedClient } from './connector.js';
+import { ConnectionLostError } from './database-errors.js';
+import { cancelKeyOf, endClient, isEncrypted, isReadyForQuery, type PgClient } from './driver.js';
 import {
-  AccountDbError,
   AcquireAbortedError,
-  ConnectionLostError,
   DatabaseUnavailableError,
   describeCause,
   HookError,
+  InvalidQueryError,
   PoolClosedError,
   PoolTimeoutError,
 } from './errors.js';
+import {
+  type Connection,
+  hasOpenSubmittable,
+  isSubmittable,
+  Lease,
+  type LeaseOwner,
+  type PoolConnection,
+  type Queryable,
+  type QueryConfig,
+  type QueryResult,
+  runStatement,
+} from './lease.js';
 import { type Logger, packageLogger } from './logger.js';
-import { backoffDelay, isConnectRefusal, isTransientConnectionError, sleep } from './retry.js';
+import { backoffDelay, isConnectRefusal, isTransientConnectionError, sleep, withTimeout } from './retry.js';
 import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';
-import { explainTlsFailure, tlsOptions } from './tls.js';
-
-/** The driver's client. Hooks receive it; leases expose it for driver-level features (COPY, LISTEN). */
-export type PgClient = pg.Client;
-export type QueryResult<R extends pg.QueryResultRow = pg.QueryResultRow> = pg.QueryResult<R>;
-export type QueryConfig = pg.QueryConfig;
+import { tlsOptions } from './tls.js';
 
 /**
  * Async lifecycle hooks. A hook that throws destroys the connection it was given and surfaces a
@@ -68,65 +76,6 @@ export interface CloseOptions {
   force?: boolean;
 }
 
-/** Anything that runs a query: a {@link Pool} or a {@link PoolConnection}. */
-export interface Queryable {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
-}
-
-/**
- * A leased connection. Releasing is idempotent (pgx: "safe to call multiple times"): a second
- * `release()`, or a `release()` after `destroy()`, does nothing.
- */
-export interface PoolConnection extends Queryable {
-  /** The driver client, for features beyond `query` (COPY, LISTEN, cursors). Do not `end()` it. */
-  readonly client: PgClient;
-  /** Backend process id (for logs and `pg_stat_activity`). */
-  readonly processId: number;
-  /**
-   * Ask the server to cancel whatever this connection is running, with the protocol's CancelRequest
-   * (a short-lived connection to the same host that carries only the backend's key: no login, no
-   * connection slot, and it reaches the right backend through PgBouncer). Resolves once the server has
-   * taken the request, within `connectionTimeoutMs`; it does not wait for the statement to stop (its
-   * query then fails with SQLSTATE 57014). Harmless on an idle connection. Rejects with
-   * `DatabaseUnavailableError` when the server cannot be reached in time. Await it before the next
-   * statement on this connection, or a late cancel may hit that one.
-   */
-  cancel(): Promise<void>;
-  /**
-   * Give the connection back. It is destroyed instead of reused when it is broken, not idle
-   * (inside or after a failed transaction), or `error` is a connection-level error. A plain SQL
-   * error does not destroy a healthy connection.
-   */
-  release(error?: unknown): void;
-  /** Close this connection instead of returning it. */
-  destroy(): void;
-  /**
-   * Pipelining (pg's `pipeline` mode): while on, each query is written to the server at once instead
-   * of after the previous one completes, so several statements share one round trip. Portal-based
-   * queries (cursors) are refused while it is on. Turned off again automatically on release.
-   */
-  setPipelining(enabled: boolean): void;
-}
-
-interface Connection {
-  readonly id: number;
-  readonly client: PgClient;
-  readonly host: HostPort;
-  /** Backend process id, read once when the connection is adopted (every lease reports it). */
-  readonly processId: number;
-  readonly createdAt: number;
-  readonly expiresAt: number;
-  lastUsedAt: number;
-  acquiredAt: number;
-  broken: boolean;
-  /** Closed because the server stayed silent past `queryTimeoutMs` while a query waited. */
-  timedOut: boolean;
-  inflight: number;
-  leakTimer: NodeJS.Timeout | undefined;
-  /** Sets the silence bound on this connection's socket (see {@link watchSilence}). */
-  readonly boundSilence: (ms: number) => void;
-}
-
 interface Waiter {
   resolve(conn: Connection): void;
   reject(err: unknown): void;
@@ -159,7 +108,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   readonly #idle: Connection[] = [];
   readonly #waiters: Waiter[] = [];
   readonly #stats = new StatsRecorder();
-  readonly #noSsl = new Set<string>();
+  readonly #connector: Connector;
   #pending = 0;
   #nextId = 1;
   #closed = false;
@@ -183,6 +132,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     this.config = resolvePoolConfig(config);
     this.#log = packageLogger(options.logger, '@accountdb/pool');
     this.#hooks = options.hooks ?? {};
+    this.#connector = new Connector(this.config, () => this.#stats.connectFailures++);
     const c = this.config;
     const period = Math.max(50, Math.min(1000, (c.idleTimeoutMs || 2000) / 2, (c.maxLifetimeMs || 2000) / 2));
     this.#housekeeper = setInterval(() => this.#housekeep(), period);
@@ -265,23 +215,25 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     }
   }
 
-  /** Run one statement on a pooled connection. */
+  /**
+   * Run one statement on a pooled connection. Failures are typed (`toDatabaseError`): a `SqlError`
+   * subclass, or `ConnectionLostError` when the session ended under it. A Submittable (a cursor or
+   * stream) needs a connection held across reads: it is refused here; pass it to a lease's `query`.
+   */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string | QueryConfig,
     values?: unknown[],
   ): Promise<QueryResult<R>> {
+    if (isSubmittable(text))
+      throw new InvalidQueryError('pool.query cannot hold a connection for a cursor or stream; acquire one and use lease.query');
     const conn = await this.#acquire({});
     let result: QueryResult<R>;
     try {
-      conn.inflight++;
-      result = await conn.client.query<R>(text as string, values);
+      result = await runStatement<R>(conn, text, values);
     } catch (err) {
-      conn.inflight--;
-      if (isFatal(err)) conn.broken = true;
       this.#release(conn, err);
       throw err;
     }
-    conn.inflight--;
     this.#release(conn);
     return result;
   }
@@ -290,11 +242,10 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     if (this.#closed) throw new PoolClosedError();
     const started = performance.now();
     const timeoutMs = options.timeoutMs ?? this.config.acquireTimeoutMs;
+    // Bounded by the deadline: each pass either hands out a connection, or destroyed one that failed
+    // its check (or its beforeAcquire hook), and the next wait only has the time that is left.
     for (;;) {
-      let conn = this.#idle.pop();
-      if (conn === undefined) {
-        conn = await this.#wait(started, timeoutMs, options.signal);
-      }
+      const conn = this.#idle.pop() ?? (await this.#wait(started, started + timeoutMs - performance.now(), options.signal));
       if (this.#needsCheck(conn) && !(await this.#checkout(conn))) continue;
       const now = performance.now();
       conn.acquiredAt = now;
@@ -305,7 +256,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     }
   }
 
-  #wait(started: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<Connection> {
+  #wait(started: number, remainingMs: number, signal: AbortSignal | undefined): Promise<Connection> {
     if (signal?.aborted) return Promise.reject(new AcquireAbortedError(signal.reason));
     return new Promise<Connection>((resolve, reject) => {
       const onAbort = signal
@@ -325,7 +276,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
           reject(err);
         },
         started,
-        deadline: started + timeoutMs,
+        deadline: performance.now() + Math.max(0, remainingMs),
         cleanup: () => {
           if (onAbort) signal?.removeEventListener('abort', onAbort);
         },
@@ -364,11 +315,13 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       const lastFailure = this.#lastConnectFailure;
       waiter.reject(
         new PoolTimeoutError(
-          Math.round(now - waiter.started),
-          this.#waiters.length,
-          this.config.maxConnections,
-          active,
-          this.#pending,
+          {
+            waitedMs: Math.round(now - waiter.started),
+            waiting: this.#waiters.length,
+            max: this.config.maxConnections,
+            active,
+            connecting: this.#pending,
+          },
           lastFailure ? { cause: lastFailure.error } : {},
         ),
       );
@@ -448,6 +401,16 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     this.#stats.recordHold(heldMs);
     conn.lastUsedAt = now;
     if (this.listenerCount('release') > 0) this.emit('release', { id: conn.id, heldMs });
+    if (conn.submitted !== undefined) {
+      const open = hasOpenSubmittable(conn);
+      conn.submitted = undefined;
+      if (open) {
+        // A cursor still open is a portal the next borrower would inherit: destroy it, do not wait for it.
+        this.#log.warn({ id: conn.id }, 'connection released with a cursor or stream still open; destroyed');
+        this.#destroy(conn, 'notIdle');
+        return;
+      }
+    }
     if (!destroy && !conn.broken && conn.inflight === 0 && !isReadyForQuery(conn.client)) {
       // pg settles a failed query on ErrorResponse, before ReadyForQuery brings the real transaction
       // status; decide once it has arrived (normally the same socket read).
@@ -470,7 +433,6 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   }
 
   #settle(conn: Connection, error: unknown, destroy = false): void {
-    setClientPipelining(conn.client, false);
     const reason = destroy ? 'released' : this.#dirtyReason(conn, error);
     if (reason) {
       this.#destroy(conn, reason);
@@ -630,127 +592,25 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     );
   }
 
-  /** Open a connection to the first acceptable host (libpq `target_session_attrs` semantics). */
+  /** A session from the connector, adopted, through `onConnect`, with the query silence bound set. */
   async #open(): Promise<Connection> {
-    const { hosts, targetSessionAttrs } = this.config;
-    const passes = targetSessionAttrs === 'prefer-standby' ? (['standby', 'any'] as const) : ([targetSessionAttrs] as const);
-    let lastError: unknown;
-    let lastHost = hosts[0] as HostPort;
-    for (const want of passes) {
-      for (const host of hosts) {
-        lastHost = host;
-        let client: PgClient;
-        let boundSilence: (ms: number) => void;
-        try {
-          client = await this.#connect(host);
-          // Until the connection is handed out, a silent server gets the connect timeout, not the query bound.
-          boundSilence = watchSilence(client, host);
-          boundSilence(this.config.connectionTimeoutMs);
-        } catch (err) {
-          this.#stats.connectFailures++;
-          lastError = err;
-          continue;
-        }
-        if (want !== 'any') {
-          let accepted = false;
-          try {
-            accepted = await this.#hostAccepts(client, want);
-            lastError = new Error(`server is not ${want}`);
-          } catch (err) {
-            lastError = err;
-          }
-          if (!accepted) {
-            await endClient(client, this.config.connectionTimeoutMs);
-            continue;
-          }
-        }
-        const conn = this.#adopt(client, host, boundSilence);
-        if (this.#hooks.onConnect) {
-          try {
-            await this.#hooks.onConnect(client);
-          } catch (err) {
-            this.#destroy(conn, 'hook');
-            throw new HookError('onConnect', err);
-          }
-        }
-        boundSilence(this.config.queryTimeoutMs);
-        this.#stats.connects++;
-        if (this.listenerCount('connect') > 0) this.emit('connect', { id: conn.id, host: host.host, port: host.port });
-        return conn;
+    const opened = await this.#connector.open();
+    const conn = this.#adopt(opened);
+    if (this.#hooks.onConnect) {
+      try {
+        await this.#hooks.onConnect(opened.client);
+      } catch (err) {
+        this.#destroy(conn, 'hook');
+        throw new HookError('onConnect', err);
       }
     }
-    throw new DatabaseUnavailableError(lastHost.host, lastHost.port, lastError, describeTarget(this.config));
+    opened.boundSilence(this.config.queryTimeoutMs);
+    this.#stats.connects++;
+    if (this.listenerCount('connect') > 0) this.emit('connect', { id: conn.id, host: opened.host.host, port: opened.host.port });
+    return conn;
   }
 
-  async #hostAccepts(client: PgClient, want: string): Promise<boolean> {
-    const { rows } = await client.query<{ standby: boolean; ro: boolean }>(
-      "select pg_is_in_recovery() as standby, current_setting('transaction_read_only') = 'on' as ro",
-    );
-    const row = rows[0];
-    if (!row) return false;
-    switch (want) {
-      case 'read-write':
-        return !row.ro;
-      case 'read-only':
-        return row.ro;
-      case 'primary':
-        return !row.standby;
-      case 'standby':
-        return row.standby;
-      default:
-        return true;
-    }
-  }
-
-  async #connect(host: HostPort): Promise<PgClient> {
-    const mode = this.config.sslmode;
-    const key = `${host.host}:${host.port}`;
-    const tryTls =
-      mode === 'require' || mode === 'verify-ca' || mode === 'verify-full' || (mode === 'prefer' && !this.#noSsl.has(key));
-    if (!tryTls) return this.#connectOnce(host, false);
-    try {
-      return await this.#connectOnce(host, true);
-    } catch (err) {
-      // libpq `prefer`: fall back to plain TCP when the server has no TLS, and remember that.
-      if (mode === 'prefer' && /does not support SSL/i.test(describeCause(err))) {
-        this.#noSsl.add(key);
-        return this.#connectOnce(host, false);
-      }
-      throw err;
-    }
-  }
-
-  async #connectOnce(host: HostPort, tls: boolean): Promise<PgClient> {
-    const c = this.config;
-    const ssl = tls ? await tlsOptions(c) : false;
-    const client = new pg.Client({
-      host: host.host,
-      port: host.port,
-      user: c.user,
-      password: c.password,
-      database: c.database,
-      ssl,
-      keepAlive: c.keepAlive,
-      keepAliveInitialDelayMillis: c.keepAliveIdleMs,
-      connectionTimeoutMillis: c.connectionTimeoutMs,
-      ...(c.applicationName !== undefined ? { application_name: c.applicationName } : {}),
-      ...(c.statementTimeoutMs !== undefined ? { statement_timeout: c.statementTimeoutMs } : {}),
-    });
-    // Until adopted, errors surface through connect()'s rejection; swallow the duplicate event.
-    client.on('error', () => {});
-    try {
-      await client.connect();
-    } catch (err) {
-      // Not awaited: after a TLS alert from the server (say, our client certificate refused) pg's end()
-      // can stay pending, and this connect would hang until the acquire timeout; endClient closes the
-      // socket outright if it does.
-      void endClient(client, c.connectionTimeoutMs);
-      throw explainTlsFailure(err, c);
-    }
-    return client;
-  }
-
-  #adopt(client: PgClient, host: HostPort, boundSilence: (ms: number) => void): Connection {
+  #adopt({ client, host, boundSilence }: OpenedClient): Connection {
     const now = performance.now();
     const lifetime = this.config.maxLifetimeMs;
     // Up to 10% jitter so connections opened together do not all expire together (HikariCP does 2.5%).
@@ -767,6 +627,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       broken: false,
       timedOut: false,
       inflight: 0,
+      submitted: undefined,
       leakTimer: undefined,
       boundSilence,
     };
@@ -854,163 +715,6 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     })();
     return this.#closing;
   }
-}
-
-/** The pool's side of a lease: take the connection back, cancel what it runs. */
-interface LeaseOwner {
-  release(conn: Connection, error?: unknown, destroy?: boolean): void;
-  cancel(conn: Connection): Promise<void>;
-}
-
-/** The lease handed to callers: a thin, release-once view of one pooled connection. */
-class Lease implements PoolConnection {
-  #conn: Connection | undefined;
-  readonly #owner: LeaseOwner;
-  readonly processId: number;
-
-  constructor(conn: Connection, owner: LeaseOwner) {
-    this.#conn = conn;
-    this.#owner = owner;
-    this.processId = conn.processId;
-  }
-
-  get client(): PgClient {
-    return this.#live().client;
-  }
-
-  #live(): Connection {
-    if (!this.#conn) throw new AccountDbError('LEASE_RELEASED', 'This connection was already released to the pool');
-    return this.#conn;
-  }
-
-  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    text: string | QueryConfig,
-    values?: unknown[],
-  ): Promise<QueryResult<R>> {
-    const conn = this.#live();
-    conn.inflight++;
-    try {
-      return await conn.client.query<R>(text as string, values);
-    } catch (err) {
-      // The server may report a FATAL error before the socket closes; don't let it go back idle meanwhile.
-      if (isFatal(err)) conn.broken = true;
-      throw err;
-    } finally {
-      conn.inflight--;
-    }
-  }
-
-  async cancel(): Promise<void> {
-    await this.#owner.cancel(this.#live());
-  }
-
-  setPipelining(enabled: boolean): void {
-    setClientPipelining(this.#live().client, enabled);
-  }
-
-  release(error?: unknown): void {
-    // Idempotent: once released or destroyed, the connection is no longer ours to give back.
-    const conn = this.#conn;
-    if (!conn) return;
-    this.#conn = undefined;
-    this.#owner.release(conn, error);
-  }
-
-  destroy(): void {
-    const conn = this.#conn;
-    if (!conn) return;
-    this.#conn = undefined;
-    this.#owner.release(conn, undefined, true);
-  }
-}
-
-/** pg 8.23 reads `client.pipeline` each time it sends; the pool is the one place that touches it. */
-function setClientPipelining(client: PgClient, enabled: boolean): void {
-  (client as unknown as { pipeline: boolean }).pipeline = enabled;
-}
-
-/** The key pg keeps from the server's BackendKeyData (protocol 3.0: a 32-bit secret). */
-function cancelKeyOf(client: PgClient): { processId: number; secretKey: number } {
-  const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
-  return { processId: processID, secretKey };
-}
-
-/** Whether pg upgraded this connection to TLS (its socket is then a TLSSocket). */
-function isEncrypted(client: PgClient): boolean {
-  return (connectionOf(client).stream as Socket & { encrypted?: boolean }).encrypted === true;
-}
-
-/** pg's own flag: false while a query runs or a ReadyForQuery is still due. */
-function isReadyForQuery(client: PgClient): boolean {
-  return (client as unknown as { readyForQuery?: boolean }).readyForQuery !== false;
-}
-
-/** The session is gone or going: FATAL/PANIC from the server, or a transient connection failure. */
-function isFatal(err: unknown): boolean {
-  const severity = (err as { severity?: unknown } | null)?.severity;
-  return severity === 'FATAL' || severity === 'PANIC' || isTransientConnectionError(err);
-}
-
-/** pg's connection object: the socket it reads and the protocol messages it emits, one event each. */
-interface PgConnectionInternals {
-  stream: Socket;
-  on(event: 'portalSuspended' | 'copyInResponse', listener: () => void): void;
-}
-
-function connectionOf(client: PgClient): PgConnectionInternals {
-  return (client as unknown as { connection: PgConnectionInternals }).connection;
-}
-
-/**
- * Close `client`'s socket when the server sends nothing for the bound while a request waits on it:
- * TCP alone notices a silent peer only after minutes (retransmissions) or hours (keepalive). Uses the
- * socket's own inactivity timer, which Node re-arms on every read and write, so a query pays nothing.
- * Silence is ignored when it is our turn: the connection is idle (ReadyForQuery), a portal is suspended
- * waiting for the next fetch, or the server waits for COPY data. The socket is destroyed with a
- * {@link ConnectionLostError}, which pg hands to the waiting query as its error. Returns the setter of
- * the bound (0 = off).
- */
-function watchSilence(client: PgClient, host: HostPort): (ms: number) => void {
-  const connection = connectionOf(client);
-  const socket = connection.stream;
-  let bound = 0;
-  // bytesWritten when the server last handed the turn to us; unchanged since → we are the silent side.
-  let ourTurnAt = -1;
-  const ourTurn = () => {
-    ourTurnAt = socket.bytesWritten;
-  };
-  connection.on('portalSuspended', ourTurn);
-  connection.on('copyInResponse', ourTurn);
-  socket.on('timeout', () => {
-    if (bound === 0 || socket.destroyed || isReadyForQuery(client) || socket.bytesWritten === ourTurnAt) return;
-    socket.destroy(new ConnectionLostError('timeout', bound, host.host, host.port));
-  });
-  return (ms) => {
-    bound = ms;
-    socket.setTimeout(ms);
-  };
-}
-
-/**
- * End a client politely (Terminate), and close its socket outright if that does not finish within
- * `ms`: on a silent network the polite close never completes and would hold the socket open.
- */
-function endClient(client: PgClient, ms: number): Promise<void> {
-  const socket = connectionOf(client).stream as Socket | undefined;
-  const timer = setTimeout(() => socket?.destroy(), ms);
-  timer.unref();
-  return client
-    .end()
-    .catch(() => {})
-    .finally(() => clearTimeout(timer));
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Create a pool (seed `create_connection_pool`). Connections open lazily, plus `minConnections` in the background. */

@@ -1,4 +1,5 @@
-import { ConnectionLostError, DatabaseUnavailableError, HookError, PoolTimeoutError } from './errors.js';
+import { ConnectionLostError } from './database-errors.js';
+import { DatabaseUnavailableError, HookError, PoolTimeoutError } from './errors.js';
 import { isCertificateFailure } from './tls.js';
 
 /** Node socket error codes that mean the network or server went away, not that our SQL was wrong. */
@@ -20,8 +21,10 @@ const TRANSIENT_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '53400'
 /** Authentication/authorisation failures: retrying cannot help and may lock the account. */
 const AUTH_SQLSTATES = new Set(['28P01', '28000']);
 
+/** The SQLSTATE (ours keep it in `sqlstate`) or the socket error code. */
 function codeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
+  const e = err as { code?: unknown; sqlstate?: unknown } | null;
+  const code = typeof e?.sqlstate === 'string' ? e.sqlstate : e?.code;
   return typeof code === 'string' ? code : undefined;
 }
 
@@ -93,4 +96,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** `promise`, or a rejection naming `what` once `ms` pass first. The timer never outlives the race. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -61,7 +61,7 @@ describe('lease.cancel()', () => {
     await waitFor(async () => (await stateOf(lease.processId)) === 'active');
     await lease.cancel();
     const err = await running;
-    expect((err as { code?: unknown }).code).toBe('57014');
+    expect(err).toMatchObject({ code: 'QUERY_CANCELED', sqlstate: '57014' });
     await waitFor(async () => (await stateOf(lease.processId)) === 'idle');
     expect((await lease.query<{ n: number }>('select 3 as n')).rows[0]?.n).toBe(3);
     expect(lease.client.getTransactionStatus()).toBe('I');

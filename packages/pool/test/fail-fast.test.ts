@@ -264,22 +264,25 @@ describe('PoolTimeoutError tells the truth', () => {
   );
 
   test('message variants: exhausted, connects in flight, neither; the last connect failure as cause', () => {
-    const exhausted = new PoolTimeoutError(10_000, 3, 10, 10, 0);
+    const exhausted = new PoolTimeoutError({ waitedMs: 10_000, waiting: 3, max: 10, active: 10, connecting: 0 });
     expect(exhausted.message).toMatch(/^Pool exhausted: waited 10000 ms/);
     expect(exhausted.message).toContain('10/10 in use, 0 connecting, 3 waiting');
     expect(exhausted.message).not.toMatch(/slow to accept/);
     expect(exhausted.cause).toBeUndefined();
 
-    const slow = new PoolTimeoutError(10_000, 0, 10, 2, 1);
+    const slow = new PoolTimeoutError({ waitedMs: 10_000, waiting: 0, max: 10, active: 2, connecting: 1 });
     expect(slow.message).toMatch(/waiting for a new connection to open \(2\/10 in use, 1 connecting, 0 waiting\)/);
     expect(slow.message).toMatch(/slow to accept connections/);
 
-    const neither = new PoolTimeoutError(10_000, 1, 10, 2, 0);
+    const neither = new PoolTimeoutError({ waitedMs: 10_000, waiting: 1, max: 10, active: 2, connecting: 0 });
     expect(neither.message).toContain('2/10 in use, 0 connecting, 1 waiting');
     expect(neither.message).toMatch(/none was being opened/);
     expect(neither.message).not.toMatch(/slow to accept|exhausted/);
 
-    const withCause = new PoolTimeoutError(10_000, 0, 10, 0, 1, { cause: refused });
+    const withCause = new PoolTimeoutError(
+      { waitedMs: 10_000, waiting: 0, max: 10, active: 0, connecting: 1 },
+      { cause: refused },
+    );
     expect(withCause.cause).toBe(refused);
     expect(withCause.message).toMatch(/The last connect attempt failed: .*password authentication failed.*28P01/);
   });

@@ -116,7 +116,7 @@ describe('server down', () => {
         calls++;
         await c.query('select * from missing_table');
       }),
-    ).rejects.toMatchObject({ code: '42P01' });
+    ).rejects.toMatchObject({ code: 'UNDEFINED_TABLE', sqlstate: '42P01' });
     expect(calls).toBe(1);
   });
 

@@ -34,7 +34,9 @@ describe('isTransientConnectionError', () => {
   });
 
   test('pool exhaustion and plain errors are not', () => {
-    expect(isTransientConnectionError(new PoolTimeoutError(10, 1, 1, 1))).toBe(false);
+    expect(isTransientConnectionError(new PoolTimeoutError({ waitedMs: 10, waiting: 1, max: 1, active: 1, connecting: 0 }))).toBe(
+      false,
+    );
     expect(isTransientConnectionError(new TypeError('bug'))).toBe(false);
     expect(isTransientConnectionError(undefined)).toBe(false);
   });

@@ -415,7 +415,7 @@ describe('lease.cancel() on a TLS connection', () => {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await lease.cancel();
-      expect(((await running) as { code?: unknown }).code).toBe('57014');
+      expect(await running).toMatchObject({ code: 'QUERY_CANCELED', sqlstate: '57014' });
       lease.release();
       // Two pool connections and the cancel: each began with SSLRequest (length 8, code 80877103);
       // no CancelRequest (length 16, code 80877102) crossed the network in clear.

@@ -1,6 +1,7 @@
 import type { PoolConnection } from '@accountdb/pool';
+import { toDatabaseError } from '@accountdb/pool';
 import { canceledBeforeStart, destroyLease } from './connection.js';
-import { type CancelContext, QueryArgumentError, QueryCanceledError, StatementTimeoutError, toSqlError } from './errors.js';
+import { type CancelContext, QueryArgumentError, QueryCanceledError, StatementTimeoutError } from './errors.js';
 
 /** How long a canceled statement may take to stop before its connection is destroyed instead. */
 export const CANCEL_GRACE_MS = 5_000;
@@ -35,7 +36,7 @@ type Outcome<T> = { value: T } | { error: unknown } | 'stuck';
 /**
  * Run one statement on `lease` so that a timeout or an aborted signal cancels it on the server.
  * Afterwards the connection is idle and reusable, or, if the statement did not stop within
- * {@link CANCEL_GRACE_MS}, destroyed. Errors come out through {@link toSqlError}.
+ * {@link CANCEL_GRACE_MS}, destroyed. Errors come out through `toDatabaseError` (`@accountdb/pool`).
  */
 export async function runCancellable<T>(lease: PoolConnection, options: CancelOptions, run: () => Promise<T>): Promise<T> {
   const { signal, timeoutMs } = options;
@@ -77,10 +78,10 @@ export async function runCancellable<T>(lease: PoolConnection, options: CancelOp
     destroyLease(lease);
     const message = `${canceled?.reason === 'timeout' ? `Statement exceeded timeoutMs ${timeoutMs} ms` : 'Statement canceled by AbortSignal'} and did not stop within ${CANCEL_GRACE_MS} ms; its connection was destroyed`;
     const ErrorClass = canceled?.reason === 'timeout' ? StatementTimeoutError : QueryCanceledError;
-    throw new ErrorClass(canceled?.reason === 'timeout' ? 'STATEMENT_TIMEOUT' : 'QUERY_CANCELED', message, { sqlstate: '57014' });
+    throw new ErrorClass(message);
   }
   // Wait for the cancel to land so it cannot hit the next statement on this connection.
   if (cancelling) await cancelling;
-  if ('error' in outcome) throw toSqlError(outcome.error, canceled);
+  if ('error' in outcome) throw toDatabaseError(outcome.error, { canceled });
   return outcome.value;
 }

@@ -23,13 +23,7 @@ export function destroyLease(lease: PoolConnection): void {
 }
 
 export function canceledBeforeStart(cause?: unknown): QueryCanceledError {
-  return new QueryCanceledError(
-    'QUERY_CANCELED',
-    'Statement canceled by AbortSignal before it was sent',
-    { sqlstate: '57014' },
-    undefined,
-    cause,
-  );
+  return new QueryCanceledError('Statement canceled by AbortSignal before it was sent', undefined, { cause });
 }
 
 /**

@@ -1,7 +1,8 @@
+import { toDatabaseError } from '@accountdb/pool';
 import type pg from 'pg';
 import { type CancelOptions, runCancellable, validateCancelOptions } from './cancel.js';
 import { assertDatabase, type Database, withLease } from './connection.js';
-import { QueryArgumentError, toSqlError } from './errors.js';
+import { QueryArgumentError } from './errors.js';
 import type { SqlFragment } from './sql.js';
 import { type Query, toStatement } from './statement.js';
 import { readRows, validateCount } from './stream.js';
@@ -69,7 +70,7 @@ function shape(result: pg.QueryResult | pg.QueryResult[], fetch: FetchMode): unk
 }
 
 const rethrowMapped = (err: unknown): never => {
-  throw toSqlError(err);
+  throw toDatabaseError(err);
 };
 
 /** @internal Run a validated statement. Plain `.then` on the hot path: no extra async frames per query. */

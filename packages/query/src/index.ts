@@ -17,7 +17,7 @@ export {
   type SqlErrorFields,
   SqlSyntaxError,
   StatementTimeoutError,
-  toSqlError,
+  TransactionRolledBackError,
   UndefinedColumnError,
   UndefinedTableError,
   UniqueViolationError,

@@ -1,5 +1,6 @@
 import type { Queryable } from '@accountdb/pool';
-import { toSqlError, UndefinedTableError } from './errors.js';
+import { toDatabaseError } from '@accountdb/pool';
+import { UndefinedTableError } from './errors.js';
 import { parseColumnName, parseTableName, type TableName } from './names.js';
 
 /** Relation kinds that have columns and can be queried like a table. */
@@ -103,7 +104,7 @@ async function run<R extends Record<string, unknown>>(db: Queryable, text: strin
   try {
     return (await db.query<R>(text, values)).rows;
   } catch (err) {
-    throw toSqlError(err);
+    throw toDatabaseError(err);
   }
 }
 
@@ -202,7 +203,7 @@ export async function getTableInfo(db: Queryable, name: TableName): Promise<Tabl
   if (!row) {
     const shown =
       parsed.schema === null ? JSON.stringify(parsed.name) : `${JSON.stringify(parsed.schema)}.${JSON.stringify(parsed.name)}`;
-    throw new UndefinedTableError('UNDEFINED_TABLE', `Table ${shown} does not exist or is not visible`, {
+    throw new UndefinedTableError(`Table ${shown} does not exist or is not visible`, {
       sqlstate: '42P01',
       schema: parsed.schema ?? undefined,
       table: parsed.name,

@@ -1,9 +1,10 @@
 import type { PoolConnection } from '@accountdb/pool';
+import { toDatabaseError } from '@accountdb/pool';
 import type pg from 'pg';
 import Cursor from 'pg-cursor';
 import { runCancellable, validateCancelOptions } from './cancel.js';
 import { assertDatabase, canceledBeforeStart, type Database, holdLease } from './connection.js';
-import { QueryArgumentError, toSqlError } from './errors.js';
+import { QueryArgumentError } from './errors.js';
 import { type Query, toStatement } from './statement.js';
 
 /** Options of {@link stream}. */
@@ -62,7 +63,7 @@ async function* iterate<R extends pg.QueryResultRow>(
       ? () => runCancellable(lease, { signal }, () => cursor.read(batchSize))
       : () =>
           cursor.read(batchSize).catch((err: unknown) => {
-            throw toSqlError(err);
+            throw toDatabaseError(err);
           });
     try {
       for (;;) {

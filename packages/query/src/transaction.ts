@@ -6,6 +6,7 @@ import {
   type Pool,
   type PoolConnection,
   type TransactionScope,
+  toDatabaseError,
 } from '@accountdb/pool';
 import { cancelBackend, validateCancelOptions } from './cancel.js';
 import { assertDatabase, canceledBeforeStart, type Database, destroyLease, withLease } from './connection.js';
@@ -14,8 +15,7 @@ import {
   QueryArgumentError,
   QueryCanceledError,
   SerializationFailureError,
-  SqlError,
-  toSqlError,
+  TransactionRolledBackError,
 } from './errors.js';
 import { type ExecuteOptions, prepare, type Row, run } from './execute.js';
 import type { SqlFragment } from './sql.js';
@@ -112,7 +112,7 @@ async function once<T>(
   };
   await lease.query(begin).catch(async (err: unknown) => {
     await stopListening();
-    throw toSqlError(err);
+    throw toDatabaseError(err);
   });
   let result: T;
   try {
@@ -121,7 +121,7 @@ async function once<T>(
   } catch (err) {
     await stopListening();
     await rollback(lease);
-    throw signal?.aborted && !(err instanceof QueryCanceledError) ? abortedError(signal, err) : toSqlError(err);
+    throw signal?.aborted && !(err instanceof QueryCanceledError) ? abortedError(signal, err) : toDatabaseError(err);
   }
   await stopListening();
   let tag: string;
@@ -129,14 +129,12 @@ async function once<T>(
     tag = (await lease.query('COMMIT')).command;
   } catch (err) {
     if (lease.client.getTransactionStatus() !== 'I') await rollback(lease);
-    throw toSqlError(err);
+    throw toDatabaseError(err);
   }
   // COMMIT of a transaction in which a statement failed (and fn swallowed the error) is a ROLLBACK.
   if (tag === 'ROLLBACK') {
-    throw new SqlError(
-      'TRANSACTION_ROLLED_BACK',
+    throw new TransactionRolledBackError(
       'The transaction was rolled back, not committed: a statement inside it failed and the error was caught',
-      { sqlstate: '25P02' },
     );
   }
   return result;
@@ -144,13 +142,9 @@ async function once<T>(
 
 /** The transaction was abandoned because `signal` aborted (`cause`: what `fn` threw meanwhile, if anything). */
 function abortedError(signal: AbortSignal, cause?: unknown): QueryCanceledError {
-  return new QueryCanceledError(
-    'QUERY_CANCELED',
-    'Transaction abandoned by AbortSignal; it was rolled back',
-    { sqlstate: '57014' },
-    undefined,
-    cause ?? signal.reason,
-  );
+  return new QueryCanceledError('Transaction abandoned by AbortSignal; it was rolled back', undefined, {
+    cause: cause ?? signal.reason,
+  });
 }
 
 /**
@@ -163,7 +157,7 @@ async function nested<T, D extends Enclosing>(db: D, fn: (tx: D) => Promise<T> |
   // Our own counter, never input: safe to put in the statement.
   const name = `accountdb_sp_${depth}`;
   await db.query(`SAVEPOINT ${name}`).catch((err: unknown) => {
-    throw toSqlError(err);
+    throw toDatabaseError(err);
   });
   savepointDepth.set(key, depth);
   try {
@@ -172,7 +166,7 @@ async function nested<T, D extends Enclosing>(db: D, fn: (tx: D) => Promise<T> |
     return result;
   } catch (err) {
     await rollback(db, `ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`);
-    throw toSqlError(err);
+    throw toDatabaseError(err);
   } finally {
     savepointDepth.set(key, depth - 1);
   }

@@ -1,4 +1,4 @@
-import { AccountDbError } from '@accountdb/pool';
+import { AccountDbError, ConnectionLostError, DataExceptionError, toDatabaseError } from '@accountdb/pool';
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
@@ -12,10 +12,9 @@ import {
   NotNullViolationError,
   QueryCanceledError,
   SerializationFailureError,
-  SqlError,
+  type SqlError,
   SqlSyntaxError,
   StatementTimeoutError,
-  toSqlError,
   transaction,
   UndefinedColumnError,
   UndefinedTableError,
@@ -149,7 +148,7 @@ test('40001 serialization failure and 40P01 deadlock surface typed when retries 
     await b.query('update counters set n = n + 1 where id = 2');
     await a.query('commit');
     const err = await rejectionOf(b.query('commit'));
-    expectClean(toSqlError(err), SerializationFailureError, '40001');
+    expectClean(err, SerializationFailureError, '40001');
   } finally {
     for (const c of [a, b]) {
       await c.query('rollback').catch(() => {});
@@ -212,27 +211,34 @@ test('57014: server statement_timeout -> StatementTimeoutError, pg_cancel_backen
 
 test('data exceptions: the offending input is masked in the message', async () => {
   const err = await rejectionOf(execute(pool, 'select $1::int', [SECRET]));
-  const e = expectClean(err, SqlError, '22P02');
-  expect(e.code).toBe('SQL_ERROR');
+  const e = expectClean(err, DataExceptionError, '22P02');
+  expect(e.code).toBe('DATA_EXCEPTION');
   expect(e.message).toMatch(/invalid input syntax for type integer/);
   const range = await rejectionOf(execute(pool, 'select $1::int', ['98765432101234']));
   expect((range as SqlError).message).not.toContain('98765432101234');
 });
 
-test('toSqlError passes through non-database errors and connection-level SQLSTATEs unchanged', () => {
+test("pool's toDatabaseError: non-database errors unchanged, a session ended by the server is a lost connection", () => {
   const plain = new Error('boom');
-  expect(toSqlError(plain)).toBe(plain);
+  expect(toDatabaseError(plain)).toBe(plain);
   const shutdown = Object.assign(new Error('terminating connection due to administrator command'), {
     code: '57P01',
     severity: 'FATAL',
   });
-  expect(toSqlError(shutdown)).toBe(shutdown);
+  expect(toDatabaseError(shutdown)).toMatchObject({
+    code: 'CONNECTION_LOST',
+    reason: 'terminated',
+    sqlstate: '57P01',
+    retrySafe: true,
+  });
+  expect(toDatabaseError(shutdown, { committing: true })).toMatchObject({ retrySafe: false });
+  expect(toDatabaseError(shutdown)).toBeInstanceOf(ConnectionLostError);
   const net = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-  expect(toSqlError(net)).toBe(net);
-  expect(toSqlError('not an error')).toBe('not an error');
+  expect(toDatabaseError(net)).toBe(net);
+  expect(toDatabaseError('not an error')).toBe('not an error');
   const errno = Object.assign(new Error('operation not permitted'), { code: 'EPERM' });
-  expect(toSqlError(errno)).toBe(errno);
-  const mapped = toSqlError(Object.assign(new Error('x'), { code: '23505', severity: 'ERROR', constraint: 'c' }));
+  expect(toDatabaseError(errno)).toBe(errno);
+  const mapped = toDatabaseError(Object.assign(new Error('x'), { code: '23505', severity: 'ERROR', constraint: 'c' }));
   expect(mapped).toBeInstanceOf(UniqueViolationError);
-  expect(toSqlError(mapped)).toBe(mapped);
+  expect(toDatabaseError(mapped)).toBe(mapped);
 });

@@ -1,3 +1,4 @@
+import { toDatabaseError } from '@accountdb/pool';
 import pg from 'pg';
 import { encodeBatch } from './protocol.js';
 
@@ -40,15 +41,18 @@ export function forgetPrepared(client: pg.Client, name: string): void {
 
 /** 26000: no such prepared statement; 42P05: it already exists — both mean the server side is not ours to track. */
 export function isPreparedStatementError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === '26000' || code === '42P05';
+  const sqlstate = (error as { sqlstate?: unknown } | null)?.sqlstate;
+  return sqlstate === '26000' || sqlstate === '42P05';
 }
 
 /**
  * How a batch ended: every result, or the index of the statement that failed and why. Index -1:
- * a value could not be serialised and nothing was sent.
+ * a value could not be serialised and nothing was sent. `error` is typed by `toDatabaseError`;
+ * `raw` is the driver's error, for our own markers (never shown: it may quote values).
  */
-export type BatchOutcome = { ok: true; results: (pg.QueryResult | undefined)[] } | { ok: false; index: number; error: unknown };
+export type BatchOutcome =
+  | { ok: true; results: (pg.QueryResult | undefined)[] }
+  | { ok: false; index: number; error: unknown; raw: unknown };
 
 /** What pg's Result does beyond its typed surface (parseRow/addRow are how pg.Query fills it). */
 interface FillableResult extends pg.QueryResult {
@@ -152,11 +156,12 @@ export class StatementBatch implements pg.Submittable {
 
   /** A server error (the rest of the batch is skipped) or a connection error; pg stops routing to us. */
   handleError(error: unknown): void {
-    this.#settle({ ok: false, index: this.#unsent ? -1 : this.#index, error });
+    this.#settle({ ok: false, index: this.#unsent ? -1 : this.#index, error: toDatabaseError(error), raw: error });
   }
 
   handleReadyForQuery(): void {
-    if (this.#rowError !== undefined) this.#settle({ ok: false, index: this.#statements.length, error: this.#rowError });
+    if (this.#rowError !== undefined)
+      this.#settle({ ok: false, index: this.#statements.length, error: this.#rowError, raw: this.#rowError });
     else this.#settle({ ok: true, results: this.#results });
   }
 

@@ -25,7 +25,7 @@ export type RlsScopeFailure =
   | 'roleChanged'
   | 'commitFailed'
   | 'rollbackFailed'
-  /** After the scope the connection was not idle (`getTransactionStatus() !== 'I'`). */
+  /** After the scope the connection was not idle (`getTransactionStatus() !== 'I'`), or a cursor given to `tx.query` was still open. */
   | 'notIdle';
 
 /**
@@ -39,6 +39,15 @@ export class RlsScopeError extends AccountDbError {
   constructor(reason: RlsScopeFailure, message: string, options: { cause?: unknown } = {}) {
     super('RLS_SCOPE_FAILED', message, options);
     this.reason = reason;
+  }
+}
+
+/** A statement was issued on a scope's `tx` after the scope ended. */
+export class RlsScopeClosedError extends AccountDbError {
+  declare readonly code: 'RLS_SCOPE_CLOSED';
+
+  constructor() {
+    super('RLS_SCOPE_CLOSED', 'This user-context transaction is over; queries must run inside the callback');
   }
 }
 

@@ -6,7 +6,7 @@ export {
   type TableRlsStatus,
   type UserConnectionInfo,
 } from './catalog.js';
-export { RlsContextError, RlsScopeError, type RlsScopeFailure, UnsafeLoginRoleError } from './errors.js';
+export { RlsContextError, RlsScopeClosedError, RlsScopeError, type RlsScopeFailure, UnsafeLoginRoleError } from './errors.js';
 export type { RlsOptions, ScopeOptions, UserContext, UserIdKind, UserIdValidator } from './options.js';
 export { type ConnectionSource, type CreateRlsOptions, createRls, Rls } from './rls.js';
 export {

@@ -72,18 +72,27 @@ const END_CONTEXT = `select case
   else pg_catalog.set_config($1, '', false) || pg_catalog.set_config($2, '', false)
 end as cleared`;
 
+// After the caller's statement in rls.query's implicit transaction: blank both settings at session
+// level (and put the role back), so a statement that wrote the context with set_config(…, false) or
+// switched the role leaves nothing for the next borrower. Zero rows, like SET_CONTEXT.
+const CLEAR_CONTEXT = `select where (pg_catalog.set_config($1, '', false) || pg_catalog.set_config($2, '', false)
+  || pg_catalog.set_config('role', 'none', false)) is null`;
+
 const SET_NAME = 'accountdb_rls_set_v2';
 const SET_ROLE_NAME = 'accountdb_rls_set_role_v2';
 const END_NAME = 'accountdb_rls_end';
+const CLEAR_NAME = 'accountdb_rls_clear';
 
 // Both sets are parsed together whatever a request needs, so they exist on a connection all or none.
 const PREPARED_PLAIN: readonly PreparedStatement[] = [
   { name: SET_NAME, text: SET_CONTEXT },
   { name: END_NAME, text: END_CONTEXT },
+  { name: CLEAR_NAME, text: CLEAR_CONTEXT },
 ];
 const PREPARED_WITH_ROLE: readonly PreparedStatement[] = [
   { name: SET_ROLE_NAME, text: SET_CONTEXT_AND_ROLE },
   { name: END_NAME, text: END_CONTEXT },
+  { name: CLEAR_NAME, text: CLEAR_CONTEXT },
 ];
 
 const BATCHABLE_KEYS = new Set(['text', 'values', 'rowMode', 'types']);
@@ -183,7 +192,8 @@ export class Rls {
       result = await fn(tx);
     } catch (err) {
       await tx.close();
-      if (tx.started) await this.#rollbackAndRelease(lease);
+      if (lease.busy) this.#destroyBusy(lease);
+      else if (tx.started) await this.#rollbackAndRelease(lease);
       else lease.release();
       throw err;
     }
@@ -192,8 +202,10 @@ export class Rls {
       lease.release();
       return result;
     }
+    // A cursor still open would hold COMMIT behind it forever: never wait on it.
+    if (lease.busy) throw this.#destroyBusy(lease);
     const outcome = await this.#send(lease, checked, 0, (prepared) => this.#endStatements(checked, prepared));
-    if (!outcome.ok) throw await this.#endFailure(lease, outcome.error);
+    if (!outcome.ok) throw await this.#endFailure(lease, outcome);
     const failed = this.#finish(lease, outcome.results[1]);
     if (failed) throw await failed;
     return result;
@@ -237,8 +249,8 @@ export class Rls {
       const set = this.#setStatement(checked, prepared);
       const caller = prepared && callerNamed && callerPrepared ? { ...statement, name: callerPrepared.name } : statement;
       // Implicit transaction: the context dies at Sync and one statement cannot end the transaction
-      // and go on, so the closing check (a third statement, ~10% of a lookup's cost) is left out.
-      if (!explicit) return [set, caller];
+      // and go on, so the closing check is left out; only the session-level blanking follows.
+      if (!explicit) return [set, caller, this.#clearStatement(prepared)];
       const [end, commit] = this.#endStatements(checked, prepared) as [BatchStatement, BatchStatement];
       return [{ text: begin }, set, caller, end, commit];
     };
@@ -261,7 +273,7 @@ export class Rls {
     }
     if (outcome.index < main) throw await this.#failAfterRollback(lease, 'setupFailed', setupFailed(outcome.error));
     if (outcome.index === main) {
-      if (callerNamed && callerPrepared && (outcome.error as { code?: unknown } | null)?.code === '0A000') {
+      if (callerNamed && callerPrepared && (outcome.error as { sqlstate?: unknown } | null)?.sqlstate === '0A000') {
         // "cached plan must not change result type": a table under the prepared statement changed
         // shape, and the statement stays broken where it was parsed. Nothing ran (the server checks
         // before executing, and the transaction rolled back): drop the statement and run once more,
@@ -280,12 +292,12 @@ export class Rls {
       else lease.release();
       throw outcome.error;
     }
-    if (outcome.index >= (explicit ? 5 : 2)) {
+    if (outcome.index >= (explicit ? 5 : 3)) {
       // A type parser failed on a row of the statement; the transaction completed.
       await this.#rollbackAndRelease(lease);
       throw outcome.error;
     }
-    throw await this.#endFailure(lease, outcome.error);
+    throw await this.#endFailure(lease, outcome);
   }
 
   /**
@@ -354,6 +366,15 @@ export class Rls {
         };
   }
 
+  #clearStatement(prepared: boolean): BatchStatement {
+    return {
+      text: CLEAR_CONTEXT,
+      values: [this.userIdSetting, this.roleSetting],
+      discardRows: true,
+      name: prepared ? CLEAR_NAME : undefined,
+    };
+  }
+
   #endStatements(context: CheckedContext, prepared: boolean): BatchStatement[] {
     const values = [this.userIdSetting, this.roleSetting, context.userId, context.role, context.databaseRole ?? 'none'];
     return [{ text: END_CONTEXT, values, discardRows: true, name: prepared ? END_NAME : undefined }, { text: 'COMMIT' }];
@@ -373,8 +394,9 @@ export class Rls {
   }
 
   /** The closing check or COMMIT failed: say why, roll back whatever is open, destroy the connection. */
-  #endFailure(lease: PoolConnection, error: unknown): Promise<RlsScopeError> {
-    const text = error instanceof Error ? error.message : '';
+  #endFailure(lease: PoolConnection, { error, raw }: { error: unknown; raw: unknown }): Promise<RlsScopeError> {
+    // Our markers are in the driver's message (the typed error masks quoted text).
+    const text = raw instanceof Error ? raw.message : '';
     if (text.includes(ENDED_INSIDE))
       return this.#failAfterRollback(
         lease,
@@ -390,6 +412,20 @@ export class Rls {
       'The transaction failed (an error inside the scope aborted it, or COMMIT failed) and was rolled back; nothing was committed',
       error,
     );
+  }
+
+  /**
+   * A cursor or stream given to `tx.query` is still open: closing the connection rolls the transaction
+   * back on the server (PgBouncer too ends the server transaction when its client goes).
+   */
+  #destroyBusy(lease: PoolConnection): RlsScopeError {
+    lease.destroy();
+    const error = new RlsScopeError(
+      'notIdle',
+      'A cursor or stream given to tx.query was still open when the callback ended; close it (or read it to the end) inside the callback. The transaction was rolled back and the connection destroyed',
+    );
+    this.#log.warn({ processId: lease.processId, reason: 'notIdle' }, error.message);
+    return error;
   }
 
   /** ROLLBACK (which also waits out any reply still in flight), then reuse the connection only if idle. */

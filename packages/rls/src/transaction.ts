@@ -1,5 +1,13 @@
-import { AccountDbError, type PoolConnection, type QueryConfig, type QueryResult, type TransactionScope } from '@accountdb/pool';
+import {
+  isSubmittable,
+  type PoolConnection,
+  type QueryConfig,
+  type QueryResult,
+  type Submittable,
+  type TransactionScope,
+} from '@accountdb/pool';
 import type pg from 'pg';
+import { RlsScopeClosedError } from './errors.js';
 
 /** PostgreSQL's transaction status from the last ReadyForQuery: idle, in a transaction, or in a failed one. */
 export type TransactionStatus = 'I' | 'T' | 'E';
@@ -13,6 +21,13 @@ export type TransactionStatus = 'I' | 'T' | 'E';
  * `transaction` (a SAVEPOINT here) and `executeInTransaction` accept it.
  */
 export interface RlsTransaction extends TransactionScope {
+  /**
+   * A cursor or stream (`pg-cursor`, `pg-query-stream`, what Kysely's `.stream()` passes) runs inside
+   * the user's transaction, after the statements issued before it, and is returned as is. Close it (or
+   * read it to the end) inside the callback: a scope that ends with one still open rolls back, destroys
+   * its connection and throws `RlsScopeError` (`reason: 'notIdle'`); it never waits on the cursor.
+   */
+  query<S extends Submittable>(submittable: S): S;
   /** Run a statement inside the user's transaction. Values are bound parameters. */
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
   /**
@@ -67,11 +82,27 @@ export class ScopedTransaction implements RlsTransaction {
     return this.#started;
   }
 
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    text: string | QueryConfig,
+  query<S extends Submittable>(submittable: S): S;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
+  query<R extends pg.QueryResultRow>(
+    text: string | QueryConfig | Submittable,
     values?: unknown[],
-  ): Promise<QueryResult<R>> {
+  ): Promise<QueryResult<R>> | Submittable {
     const first = !this.#started;
+    if (isSubmittable(text)) {
+      if (!this.#open) throw scopeClosed();
+      // Submitted in call order; a cursor read before then waits in its own queue. Submitted even when
+      // opening the transaction failed, so the driver fails it (or runs it without the context, seeing
+      // nothing) instead of leaving its reads waiting forever.
+      void this.#enqueue(async () => {
+        try {
+          if (first) await this.#first(undefined, undefined);
+        } finally {
+          this.#lease.query(text);
+        }
+      }).catch(() => {});
+      return text;
+    }
     return this.#enqueue(() => (first ? this.#first(text, values) : this.#lease.query(text, values))) as Promise<QueryResult<R>>;
   }
 
@@ -85,10 +116,7 @@ export class ScopedTransaction implements RlsTransaction {
 
   /** Run `work` after everything issued before it; the chain (and so `close()`) waits for it. */
   #enqueue<T>(work: () => Promise<T> | T): Promise<T> {
-    if (!this.#open)
-      return Promise.reject(
-        new AccountDbError('RLS_SCOPE_CLOSED', 'This user-context transaction is over; queries must run inside the callback'),
-      );
+    if (!this.#open) return Promise.reject(scopeClosed());
     this.#started = true;
     const result = this.#chain.then(work, work);
     this.#chain = result.catch(() => {});
@@ -105,4 +133,8 @@ export class ScopedTransaction implements RlsTransaction {
     this.#open = false;
     return this.#chain;
   }
+}
+
+function scopeClosed(): RlsScopeClosedError {
+  return new RlsScopeClosedError();
 }

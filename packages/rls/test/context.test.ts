@@ -1,4 +1,4 @@
-import { AccountDbError, type Pool } from '@accountdb/pool';
+import { AccountDbError, type Pool, type QueryConfig } from '@accountdb/pool';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createRls, getUserConnectionInfo, RlsScopeError, type RlsTransaction } from '../src/index.js';
 import { createFixture, type Fixture, rowsOf, viaPgBouncer } from './fixture.js';
@@ -76,7 +76,7 @@ describe('the next borrower sees no context and the login role after', () => {
       rls.withUserContext(pool, { userId: 5, role: 'user' }, async (tx) => {
         await tx.query('select 1 / 0');
       }),
-    ).rejects.toMatchObject({ code: '22012' });
+    ).rejects.toMatchObject({ code: 'DATA_EXCEPTION', sqlstate: '22012' });
     await expectClean();
   });
 
@@ -184,7 +184,10 @@ describe('the next borrower sees no context and the login role after', () => {
     expect(rows).toHaveLength(rowsOf(9));
     expect(rows.every((r) => r.user_id === 9)).toBe(true);
     await expectClean();
-    await expect(rls.query(pool, { userId: 9, role: 'user' }, 'select 1 / 0')).rejects.toMatchObject({ code: '22012' });
+    await expect(rls.query(pool, { userId: 9, role: 'user' }, 'select 1 / 0')).rejects.toMatchObject({
+      code: 'DATA_EXCEPTION',
+      sqlstate: '22012',
+    });
     await expectClean();
     // COMMIT as the one statement ends the implicit transaction early: nothing runs after it, and the
     // local context is gone with it.
@@ -232,8 +235,11 @@ describe('prepared context statements (default) straight to PostgreSQL', () => {
     for (let i = 1; i <= 3; i++) expect(await count(i)).toBe(rowsOf(i));
     const names = async () =>
       (await direct.query<{ name: string }>('select name from pg_prepared_statements order by 1')).rows.map((r) => r.name);
-    expect(await names()).toEqual(['accountdb_rls_end', 'accountdb_rls_set_v2']);
-    await expect(prepared.query(direct, { userId: 1, role: 'user' }, 'select 1 / 0')).rejects.toMatchObject({ code: '22012' });
+    expect(await names()).toEqual(['accountdb_rls_clear', 'accountdb_rls_end', 'accountdb_rls_set_v2']);
+    await expect(prepared.query(direct, { userId: 1, role: 'user' }, 'select 1 / 0')).rejects.toMatchObject({
+      code: 'DATA_EXCEPTION',
+      sqlstate: '22012',
+    });
     expect(await count(4)).toBe(rowsOf(4));
     expect(await count(5, 'reader')).toBe(rowsOf(5));
     await expect(
@@ -297,13 +303,17 @@ describe('the transaction facade', () => {
           readOnly: true,
         },
       ),
-    ).rejects.toMatchObject({ code: '25006' });
+    ).rejects.toMatchObject({ code: 'SQL_ERROR', sqlstate: '25006' });
     await expectClean();
   });
 
   test('query configs: rowMode and types travel in the first flight; a named statement falls back to its own trip', async () => {
     const first = await rls.withUserContext(pool, { userId: 13, role: 'user' }, async (tx) => {
-      const arrays = await tx.query({ text: 'select user_id, $1::int as k from notes', values: [5], rowMode: 'array' } as never);
+      const arrays = await tx.query({
+        text: 'select user_id, $1::int as k from notes',
+        values: [5],
+        rowMode: 'array',
+      } as QueryConfig);
       const named = await tx.query({ name: 'rls_named_test', text: 'select count(*)::int as n from notes' });
       return { arrays: arrays.rows, named: named.rows[0] };
     });
@@ -330,7 +340,7 @@ describe('the transaction facade', () => {
     await expectClean();
     await expect(
       rls.withUserContext(pool, { userId: 3, role: 'user' }, (tx) =>
-        tx.query({ text: 'select user_id from notes', types } as never),
+        tx.query({ text: 'select user_id from notes', types } as QueryConfig),
       ),
     ).rejects.toThrow('parser boom');
     await expectClean();

@@ -124,7 +124,7 @@ test(`concurrency fuzz: ${USERS} users, ${SCOPES} scopes, ${CONCURRENCY} workers
       if (failure < 0.25) violation(`scope #${n}: injected failure ${failure.toFixed(3)} did not surface`);
       else outcomes.ok++;
     } catch (err) {
-      const code = (err as { code?: string }).code;
+      const code = (err as { sqlstate?: string }).sqlstate;
       if (failure < 0.1 && (err as Error).message === 'injected') outcomes.thrown++;
       else if (failure >= 0.1 && failure < 0.17 && code === '22012') outcomes.sqlError++;
       else if (failure >= 0.17 && failure < 0.22 && code === '42501') outcomes.rejectedWrite++;

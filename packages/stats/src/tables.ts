@@ -161,7 +161,7 @@ async function exactRowCounts(ctx: StatsContext): Promise<TableRowCount[]> {
     }));
   } catch (err) {
     await ctx.q.query(ctx.inTransaction ? close : 'rollback').catch(() => {});
-    if ((err as { code?: unknown }).code === '57014') throw new StatsTimeoutError(timeout, err);
+    if ((err as { sqlstate?: unknown }).sqlstate === '57014') throw new StatsTimeoutError(timeout, err);
     throw err;
   }
 }

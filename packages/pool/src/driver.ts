@@ -1,0 +1,88 @@
+/**
+ * Every use of `pg` beyond its typed surface, in one place: the cancel key, the query queue, the socket,
+ * ReadyForQuery, protocol events, and what a batch needs to fill pg's own Result objects. Checked
+ * against pg 8.23; a pg upgrade is reviewed here and nowhere else.
+ */
+import type { Socket } from 'node:net';
+import type pg from 'pg';
+import type { HostPort } from './config.js';
+import { ConnectionLostError } from './database-errors.js';
+
+/** The driver's client. Hooks receive it; leases expose it for driver-level features (COPY, LISTEN). */
+export type PgClient = pg.Client;
+
+/** The key pg keeps from the server's BackendKeyData (protocol 3.0: a 32-bit secret). */
+export function cancelKeyOf(client: PgClient): { processId: number; secretKey: number } {
+  const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+  return { processId: processID, secretKey };
+}
+
+/** Whether pg upgraded this connection to TLS (its socket is then a TLSSocket). */
+export function isEncrypted(client: PgClient): boolean {
+  return (connectionOf(client).stream as Socket & { encrypted?: boolean }).encrypted === true;
+}
+
+/** Whether `query` (a Submittable) is still queued on `client` or is the query it runs (pg clears it at ErrorResponse or ReadyForQuery). */
+export function isPending(client: PgClient, query: unknown): boolean {
+  const c = client as unknown as { _activeQuery: unknown; _queryQueue: unknown[] };
+  return c._activeQuery === query || c._queryQueue.includes(query);
+}
+
+/** pg's own flag: false while a query runs or a ReadyForQuery is still due. */
+export function isReadyForQuery(client: PgClient): boolean {
+  return (client as unknown as { readyForQuery?: boolean }).readyForQuery !== false;
+}
+
+/** pg's connection object: the socket it reads and the protocol messages it emits, one event each. */
+interface PgConnectionInternals {
+  stream: Socket;
+  on(event: 'portalSuspended' | 'copyInResponse', listener: () => void): void;
+}
+
+function connectionOf(client: PgClient): PgConnectionInternals {
+  return (client as unknown as { connection: PgConnectionInternals }).connection;
+}
+
+/**
+ * Close `client`'s socket when the server sends nothing for the bound while a request waits on it:
+ * TCP alone notices a silent peer only after minutes (retransmissions) or hours (keepalive). Uses the
+ * socket's own inactivity timer, which Node re-arms on every read and write, so a query pays nothing.
+ * Silence is ignored when it is our turn: the connection is idle (ReadyForQuery), a portal is suspended
+ * waiting for the next fetch, or the server waits for COPY data. The socket is destroyed with a
+ * {@link ConnectionLostError}, which pg hands to the waiting query as its error. Returns the setter of
+ * the bound (0 = off).
+ */
+export function watchSilence(client: PgClient, host: HostPort): (ms: number) => void {
+  const connection = connectionOf(client);
+  const socket = connection.stream;
+  let bound = 0;
+  // bytesWritten when the server last handed the turn to us; unchanged since → we are the silent side.
+  let ourTurnAt = -1;
+  const ourTurn = () => {
+    ourTurnAt = socket.bytesWritten;
+  };
+  connection.on('portalSuspended', ourTurn);
+  connection.on('copyInResponse', ourTurn);
+  socket.on('timeout', () => {
+    if (bound === 0 || socket.destroyed || isReadyForQuery(client) || socket.bytesWritten === ourTurnAt) return;
+    socket.destroy(new ConnectionLostError({ reason: 'timeout', timeoutMs: bound, host: host.host, port: host.port }));
+  });
+  return (ms) => {
+    bound = ms;
+    socket.setTimeout(ms);
+  };
+}
+
+/**
+ * End a client politely (Terminate), and close its socket outright if that does not finish within
+ * `ms`: on a silent network the polite close never completes and would hold the socket open.
+ */
+export function endClient(client: PgClient, ms: number): Promise<void> {
+  const socket = connectionOf(client).stream as Socket | undefined;
+  const timer = setTimeout(() => socket?.destroy(), ms);
+  timer.unref();
+  return client
+    .end()
+    .catch(() => {})
+    .finally(() => clearTimeout(timer));
+}
