@@ -24,6 +24,8 @@ export interface CleanupStep {
 /** A cleanup plan: steps in execution order. Pure data; safe to show, serialize and pass back. */
 export interface CleanupPlan {
   readonly serverVersion: number;
+  /** Where dead tuples and index bloat came from: the statistics and an estimate, or pgstattuple's scans. */
+  readonly bloatSource: 'estimate' | 'pgstattuple';
   readonly steps: readonly CleanupStep[];
 }
 
@@ -33,8 +35,14 @@ export interface PlanOptions extends TableFilter {
   readonly freezeAge?: number;
   /** Only indexes of at least this many pages are checked for bloat. Default 128 (1 MiB). */
   readonly minIndexPages?: number;
-  /** Estimated wasted fraction of a btree index from which it is rebuilt, 0-1 exclusive. Default 0.5. */
+  /** Wasted fraction of a btree index from which it is rebuilt, 0-1 exclusive. Default 0.5. */
   readonly bloatRatio?: number;
+  /**
+   * `exact`: count dead tuples with `pgstattuple` and measure btree indexes with `pgstatindex` (full
+   * scans of every table and checked index) when the extension is installed and the role may execute
+   * it; otherwise, and by default (`estimate`), the statistics views and an estimate. See `bloatSource`.
+   */
+  readonly bloat?: 'estimate' | 'exact';
 }
 
 /** The statement a step runs; the name is the catalog's quoted form, everything else fixed. */
@@ -68,7 +76,10 @@ const TABLES_SQL = `select c.oid::int8 as oid, format('%I.%I', n.nspname, c.reln
          + coalesce(ro.asf, pg_catalog.current_setting('autovacuum_analyze_scale_factor')::float8) * greatest(c.reltuples, 0) as analyze_threshold,
        coalesce($4::float8, pg_catalog.current_setting('vacuum_freeze_table_age')::float8) as freeze_age,
        coalesce(ro.fm, pg_catalog.current_setting('autovacuum_freeze_max_age')::float8) as freeze_max_age,
-       pg_catalog.current_setting('server_version_num')::int as version
+       pg_catalog.current_setting('server_version_num')::int as version,
+       (select format('%I', en.nspname) from pg_catalog.pg_extension e join pg_catalog.pg_namespace en on en.oid = e.extnamespace
+         where e.extname = 'pgstattuple' and pg_catalog.has_function_privilege(format('%I.pgstattuple(regclass)', en.nspname), 'execute')
+           and pg_catalog.has_function_privilege(format('%I.pgstatindex(regclass)', en.nspname), 'execute')) as pgstattuple
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
   left join pg_catalog.pg_stat_all_tables s on s.relid = c.oid
   left join lateral (select
@@ -81,7 +92,17 @@ const TABLES_SQL = `select c.oid::int8 as oid, format('%I.%I', n.nspname, c.reln
        max(option_value) filter (where option_name = 'autovacuum_analyze_scale_factor')::float8 as asf,
        max(option_value) filter (where option_name = 'autovacuum_freeze_max_age')::float8 as fm
      from pg_catalog.pg_options_to_table(c.reloptions)) ro on true
- where c.relkind in ('r', 'm') and c.relpersistence <> 't' and ${TABLE_FILTER_SQL}`;
+ where c.relkind in ('r', 'm') and c.relpersistence <> 't' and c.relispopulated and ${TABLE_FILTER_SQL}`;
+
+// Exact figures, from the extension's schema as the catalog quotes it (TABLES_SQL's `pgstattuple`).
+const exactTablesSql = (schema: string) => `select c.oid::int8 as oid, p.table_len::float8 as table_bytes,
+       p.dead_tuple_count::float8 as dead, p.dead_tuple_len::float8 as dead_bytes, p.free_space::float8 as free_bytes
+  from pg_catalog.pg_class c cross join lateral ${schema}.pgstattuple(c.oid) p where c.oid = any($1::oid[])`;
+const exactIndexesSql = (
+  schema: string,
+) => `select c.oid::int8 as oid, p.index_size::float8 as bytes, p.leaf_pages::float8 as leaf_pages,
+       p.internal_pages::float8 as internal_pages, p.avg_leaf_density::float8 as density, p.leaf_fragmentation::float8 as fragmentation
+  from pg_catalog.pg_class c cross join lateral ${schema}.pgstatindex(c.oid) p where c.oid = any($1::oid[])`;
 
 // A btree estimate in the manner of the well-known ioguix query, simplified: each leaf tuple takes
 // MAXALIGN(8-byte header + average key width from pg_stats) + a 4-byte line pointer, pages are
@@ -123,6 +144,22 @@ interface TableRow {
   freeze_age: number;
   freeze_max_age: number;
   version: number;
+  pgstattuple: string | null;
+}
+
+interface ExactTable {
+  table_bytes: number;
+  dead: number;
+  dead_bytes: number;
+  free_bytes: number;
+}
+
+interface ExactIndex {
+  bytes: number;
+  leaf_pages: number;
+  internal_pages: number;
+  density: number;
+  fragmentation: number;
 }
 
 interface IndexRow {
@@ -153,15 +190,26 @@ function checkPlanOptions(options: unknown): PlanOptions {
     throw new MaintenanceInputError('minIndexPages', 'must be an integer >= 1');
   if (o.bloatRatio !== undefined && (typeof o.bloatRatio !== 'number' || !(o.bloatRatio > 0 && o.bloatRatio < 1)))
     throw new MaintenanceInputError('bloatRatio', 'must be a number between 0 and 1 (exclusive)');
+  if (o.bloat !== undefined && o.bloat !== 'estimate' && o.bloat !== 'exact')
+    throw new MaintenanceInputError('bloat', 'must be "estimate" or "exact"');
   return o;
 }
 
-function tableStep(r: TableRow): CleanupStep | undefined {
-  const oid = Number(r.oid);
+const step = (action: CleanupAction, r: { oid: string; relation: string }, reason: string, numbers: CleanupStep['numbers']) => ({
+  action,
+  relation: r.relation,
+  relationId: Number(r.oid),
+  reason,
+  numbers,
+  sql: stepSql(action, r.relation),
+});
+
+function tableStep(r: TableRow, exact: ExactTable | undefined): CleanupStep | undefined {
   const vacuumThreshold =
     r.vacuum_max_threshold === null ? r.vacuum_threshold : Math.min(r.vacuum_threshold, r.vacuum_max_threshold);
+  const dead = exact?.dead ?? r.dead;
   const numbers = {
-    deadTuples: r.dead,
+    deadTuples: dead,
     vacuumThreshold: round(vacuumThreshold),
     insertsSinceVacuum: r.inserted,
     insertThreshold: r.insert_threshold === null ? null : round(r.insert_threshold),
@@ -171,6 +219,7 @@ function tableStep(r: TableRow): CleanupStep | undefined {
     xidAge: r.xid_age,
     freezeAge: r.freeze_age,
     freezeMaxAge: r.freeze_max_age,
+    ...(exact && { tableBytes: exact.table_bytes, deadTupleBytes: exact.dead_bytes, freeBytes: exact.free_bytes }),
   };
   const reasons: string[] = [];
   let action: CleanupAction | undefined;
@@ -180,9 +229,12 @@ function tableStep(r: TableRow): CleanupStep | undefined {
       `transaction ID age ${r.xid_age} > ${r.freeze_age}; autovacuum forces an anti-wraparound vacuum at ${r.freeze_max_age}, the server stops at 2^31`,
     );
   }
-  if (r.dead > vacuumThreshold) {
+  if (dead > vacuumThreshold) {
     action ??= 'vacuum';
-    reasons.push(`${r.dead} dead tuples > autovacuum threshold ${round(vacuumThreshold)} (for ${round(r.reltuples)} rows)`);
+    const counted = exact ? ` (counted by pgstattuple: ${exact.dead_bytes} of ${exact.table_bytes} bytes)` : '';
+    reasons.push(
+      `${dead} dead tuples${counted} > autovacuum threshold ${round(vacuumThreshold)} (for ${round(r.reltuples)} rows)`,
+    );
   }
   if (r.insert_threshold !== null && r.inserted > r.insert_threshold) {
     action ??= 'vacuum';
@@ -195,45 +247,57 @@ function tableStep(r: TableRow): CleanupStep | undefined {
     action ??= 'analyze';
     reasons.push(`${r.modified} rows changed since the last analyze > autoanalyze threshold ${round(r.analyze_threshold)}`);
   }
-  if (!action) return undefined;
-  return { action, relation: r.relation, relationId: oid, reason: reasons.join('; '), numbers, sql: stepSql(action, r.relation) };
+  return action && step(action, r, reasons.join('; '), numbers);
 }
 
-function indexStep(r: IndexRow, minPages: number, bloatRatio: number): CleanupStep | undefined {
-  const oid = Number(r.oid);
-  if (r.concurrent_leftover) return undefined; // a failed REINDEX CONCURRENTLY's copy: drop it, do not rebuild it
-  if (!r.valid)
+/** Pages the index needs (expected) against what it has, measured by pgstatindex or estimated from pg_stats. */
+function indexPages(r: IndexRow, exact: ExactIndex | undefined): { pages: number; expected: number; how: string } | undefined {
+  if (exact) {
+    // Leaves packed to fillfactor, plus the inner pages and the metapage.
+    if (!Number.isFinite(exact.density) || exact.leaf_pages === 0) return undefined;
+    const expected = Math.ceil((exact.leaf_pages * exact.density) / r.fillfactor) + exact.internal_pages + 1;
     return {
-      action: 'reindex',
-      relation: r.relation,
-      relationId: oid,
-      reason: 'invalid index (a failed CREATE INDEX CONCURRENTLY): not used by queries, still maintained on writes',
-      numbers: { pages: r.pages },
-      sql: stepSql('reindex', r.relation),
+      pages: exact.bytes / r.block_size,
+      expected,
+      how: `measured by pgstatindex (average leaf density ${exact.density}%)`,
     };
-  if (r.pages < minPages || r.has_expressions || r.with_stats < r.key_columns || r.width === null) return undefined;
+  }
+  if (r.has_expressions || r.with_stats < r.key_columns || r.width === null) return undefined;
   const tupleBytes = 8 * Math.ceil((8 + r.width) / 8) + 4;
   const usable = ((r.block_size - 24 - 16) * r.fillfactor) / 100;
-  const expectedPages = Math.ceil((r.tuples * tupleBytes) / usable) + 1;
-  const ratio = 1 - expectedPages / r.pages;
+  return { pages: r.pages, expected: Math.ceil((r.tuples * tupleBytes) / usable) + 1, how: 'estimated' };
+}
+
+function indexStep(r: IndexRow, minPages: number, bloatRatio: number, exact: ExactIndex | undefined): CleanupStep | undefined {
+  if (r.concurrent_leftover) return undefined; // a failed REINDEX CONCURRENTLY's copy: drop it, do not rebuild it
+  if (!r.valid)
+    return step(
+      'reindex',
+      r,
+      'invalid index (a failed CREATE INDEX CONCURRENTLY): not used by queries, still maintained on writes',
+      { pages: r.pages },
+    );
+  const size = r.pages < minPages ? undefined : indexPages(r, exact);
+  if (!size) return undefined;
+  const ratio = 1 - size.expected / size.pages;
   if (ratio < bloatRatio) return undefined;
-  return {
-    action: 'reindex',
-    relation: r.relation,
-    relationId: oid,
-    reason: `btree bloat estimated at ${Math.round(ratio * 100)}%: ${r.pages} pages where about ${expectedPages} would do`,
-    numbers: {
-      pages: r.pages,
-      expectedPages,
+  return step(
+    'reindex',
+    r,
+    `btree bloat ${size.how} at ${Math.round(ratio * 100)}%: ${size.pages} pages where about ${size.expected} would do`,
+    {
+      pages: size.pages,
+      expectedPages: size.expected,
       bloatRatio: Math.round(ratio * 1000) / 1000,
-      wastedBytes: (r.pages - expectedPages) * r.block_size,
+      wastedBytes: (size.pages - size.expected) * r.block_size,
+      ...(exact && { avgLeafDensity: exact.density, leafFragmentation: exact.fragmentation }),
     },
-    sql: stepSql('reindex', r.relation),
-  };
+  );
 }
 
 /**
- * Plan a cleanup from the catalog and statistics in two statements, whatever the number of tables:
+ * Plan a cleanup from the catalog and statistics in two statements, whatever the number of tables
+ * (two more with `bloat: 'exact'`):
  * VACUUM FREEZE for tables past `freezeAge`; VACUUM (with ANALYZE) where dead tuples or inserts pass
  * autovacuum's own thresholds (per-table reloptions honoured); ANALYZE for tables never analyzed or
  * changed past the autoanalyze threshold; REINDEX CONCURRENTLY for invalid or bloated btree indexes.
@@ -248,9 +312,21 @@ export async function planCleanup(db: MaintenanceTarget, options?: PlanOptions):
   const version = tables.rows[0]?.version;
   if (version !== undefined) requireServer(version);
   const indexes = await db.query<IndexRow>(INDEXES_SQL, params);
+  const minPages = o.minIndexPages ?? 128;
+  const schema = o.bloat === 'exact' ? tables.rows[0]?.pgstattuple : null;
+  const exact = async <T>(sql: (schema: string) => string, oids: string[]) =>
+    new Map(schema ? (await db.query<T & { oid: string }>(sql(schema), [oids])).rows.map((r) => [r.oid, r]) : []);
+  const exactTables = await exact<ExactTable>(
+    exactTablesSql,
+    tables.rows.map((r) => r.oid),
+  );
+  const exactIndexes = await exact<ExactIndex>(
+    exactIndexesSql,
+    indexes.rows.filter((r) => r.valid && !r.concurrent_leftover && r.pages >= minPages).map((r) => r.oid),
+  );
   const steps = [
-    ...tables.rows.map(tableStep),
-    ...indexes.rows.map((r) => indexStep(r, o.minIndexPages ?? 128, o.bloatRatio ?? 0.5)),
+    ...tables.rows.map((r) => tableStep(r, exactTables.get(r.oid))),
+    ...indexes.rows.map((r) => indexStep(r, minPages, o.bloatRatio ?? 0.5, exactIndexes.get(r.oid))),
   ].filter((s): s is CleanupStep => s !== undefined);
   const weight = (s: CleanupStep) =>
     s.action === 'reindex' ? (s.numbers.wastedBytes ?? 0) : (s.numbers.deadTuples ?? 0) + (s.numbers.modifiedSinceAnalyze ?? 0);
@@ -261,5 +337,5 @@ export async function planCleanup(db: MaintenanceTarget, options?: PlanOptions):
   );
   const serverVersion =
     version ?? Number((await db.query<{ v: string }>(`select pg_catalog.current_setting('server_version_num') as v`)).rows[0]?.v);
-  return { serverVersion, steps };
+  return { serverVersion, bloatSource: schema ? 'pgstattuple' : 'estimate', steps };
 }

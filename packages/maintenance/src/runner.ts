@@ -46,12 +46,12 @@ export interface StatementResult {
 const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
-interface PoolLike extends Queryable {
+export interface PoolLike extends Queryable {
   acquire(): Promise<PoolConnection>;
-  readonly config?: { readonly queryTimeoutMs?: number };
+  readonly config?: { readonly queryTimeoutMs?: number; readonly maxConnections?: number };
 }
 
-function isPoolLike(db: Queryable): db is PoolLike {
+export function isPoolLike(db: Queryable): db is PoolLike {
   return typeof (db as Partial<PoolLike>).acquire === 'function';
 }
 

@@ -1,4 +1,5 @@
 import { MaintenanceInputError, UnsupportedOptionError } from './errors.js';
+import { checkIdentifier } from './names.js';
 
 /** Options of `VACUUM`. Each maps to the server option of the same name; omitted = the server's default. */
 export interface VacuumOptions {
@@ -52,6 +53,11 @@ export interface ReindexOptions {
    * drop it (`DROP INDEX CONCURRENTLY`); false: report it in the error only.
    */
   readonly dropInvalidOnFailure?: boolean;
+  /**
+   * `TABLESPACE` (14+): rebuild the indexes in this tablespace (its exact name, resolved through
+   * `pg_tablespace`). Needs CREATE on it, unless it is the database's default tablespace.
+   */
+  readonly tablespace?: string;
 }
 
 /** Options of `TRUNCATE`. */
@@ -135,8 +141,9 @@ export function checkAnalyzeOptions(input: unknown): AnalyzeOptions {
 
 /** Validate {@link ReindexOptions}. */
 export function checkReindexOptions(input: unknown): ReindexOptions {
-  const o = checkObject(input, 'reindex options', new Set(['concurrently', 'verbose', 'dropInvalidOnFailure']));
+  const o = checkObject(input, 'reindex options', new Set(['concurrently', 'verbose', 'dropInvalidOnFailure', 'tablespace']));
   for (const key of ['concurrently', 'verbose', 'dropInvalidOnFailure']) checkBoolean(o[key], key);
+  if (o.tablespace !== undefined) checkIdentifier(o.tablespace, 'tablespace');
   return o as ReindexOptions;
 }
 
@@ -148,7 +155,7 @@ export function checkTruncateOptions(input: unknown): TruncateOptions {
   return o as TruncateOptions;
 }
 
-function requireVersion(option: string, since: number, serverVersion: number): void {
+export function requireVersion(option: string, since: number, serverVersion: number): void {
   if (serverVersion < since * 10000) throw new UnsupportedOptionError(option, since, serverVersion);
 }
 
@@ -205,10 +212,10 @@ export function analyzeSql(qualified: string, options: AnalyzeOptions, serverVer
   return `ANALYZE${optionList(items)} ${qualified}`;
 }
 
-/** The REINDEX statement; CONCURRENTLY unless `concurrently: false`. */
-export function reindexSql(kind: 'TABLE' | 'INDEX', qualified: string, options: ReindexOptions): string {
-  const verbose = options.verbose ? ' (VERBOSE)' : '';
-  return `REINDEX${verbose} ${kind}${options.concurrently === false ? '' : ' CONCURRENTLY'} ${qualified}`;
+/** The REINDEX statement; CONCURRENTLY unless `concurrently: false`. `tablespace` is quoted by the server (`format('%I')`). */
+export function reindexSql(kind: 'TABLE' | 'INDEX', qualified: string, options: ReindexOptions, tablespace?: string): string {
+  const items = [...(options.verbose ? ['VERBOSE'] : []), ...(tablespace ? [`TABLESPACE ${tablespace}`] : [])];
+  return `REINDEX${optionList(items)} ${kind}${options.concurrently === false ? '' : ' CONCURRENTLY'} ${qualified}`;
 }
 
 /** The TRUNCATE statement. */

@@ -135,6 +135,7 @@ test('a locked table is skipped, a failing step does not stop the others, and a 
   await fx.db.admin('drop table app.doomed');
   const plan: CleanupPlan = {
     serverVersion: fx.serverVersion,
+    bloatSource: 'estimate',
     steps: [await step('app.churn', 'vacuum'), await step('app.quiet', 'vacuum'), doomed, await step('app.fresh', 'analyze')],
   };
   const pool = createPool({ ...role, minConnections: 0, maxConnections: 2 });
