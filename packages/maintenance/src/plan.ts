@@ -77,9 +77,11 @@ const TABLES_SQL = `select c.oid::int8 as oid, format('%I.%I', n.nspname, c.reln
        coalesce($4::float8, pg_catalog.current_setting('vacuum_freeze_table_age')::float8) as freeze_age,
        coalesce(ro.fm, pg_catalog.current_setting('autovacuum_freeze_max_age')::float8) as freeze_max_age,
        pg_catalog.current_setting('server_version_num')::int as version,
-       (select format('%I', en.nspname) from pg_catalog.pg_extension e join pg_catalog.pg_namespace en on en.oid = e.extnamespace
-         where e.extname = 'pgstattuple' and pg_catalog.has_function_privilege(format('%I.pgstattuple(regclass)', en.nspname), 'execute')
-           and pg_catalog.has_function_privilege(format('%I.pgstatindex(regclass)', en.nspname), 'execute')) as pgstattuple
+       (select case when not pg_catalog.has_schema_privilege(en.oid, 'USAGE') then null
+                    when pg_catalog.has_function_privilege(pg_catalog.to_regprocedure(format('%I.pgstattuple(regclass)', en.nspname)), 'execute')
+                     and pg_catalog.has_function_privilege(pg_catalog.to_regprocedure(format('%I.pgstatindex(regclass)', en.nspname)), 'execute')
+                    then format('%I', en.nspname) end
+          from pg_catalog.pg_extension e join pg_catalog.pg_namespace en on en.oid = e.extnamespace where e.extname = 'pgstattuple') as pgstattuple
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
   left join pg_catalog.pg_stat_all_tables s on s.relid = c.oid
   left join lateral (select

@@ -100,6 +100,45 @@ test('a dry run sends only catalog reads and returns the exact SQL of each step'
   expect(await stat(fx.db, 'app.churn')).toEqual(before);
 });
 
+test('bloat: exact takes dead tuples from pgstattuple and index bloat from pgstatindex; the estimate without the extension or its grant', async () => {
+  const options = { ...app, minIndexPages: 10, bloat: 'exact' as const };
+  expect((await planCleanup(fx.pool, options)).bloatSource).toBe('estimate'); // not installed yet
+  await fx.db.admin('create extension pgstattuple');
+  const plan = await planCleanup(fx.pool, options);
+  expect(plan.bloatSource).toBe('pgstattuple');
+  const churn = plan.steps.find((s) => s.relation === 'app.churn');
+  const t = (await fx.db.admin(`select * from pgstattuple('app.churn')`)).rows[0];
+  // 4,000 of 5,000 rows were deleted: pgstattuple counts exactly that.
+  expect(churn?.numbers).toMatchObject({
+    deadTuples: 4000,
+    tableBytes: Number(t.table_len),
+    deadTupleBytes: Number(t.dead_tuple_len),
+    freeBytes: Number(t.free_space),
+  });
+  expect(Number(t.dead_tuple_count)).toBe(4000);
+  expect(churn?.reason).toMatch(/^4000 dead tuples \(counted by pgstattuple: \d+ of \d+ bytes\) > autovacuum threshold/);
+  const i = (await fx.db.admin(`select * from pgstatindex('app.bloat_pkey')`)).rows[0];
+  const bloat = plan.steps.find((s) => s.relation === 'app.bloat_pkey');
+  expect(bloat?.numbers).toMatchObject({
+    pages: Number(i.index_size) / 8192,
+    avgLeafDensity: i.avg_leaf_density,
+    leafFragmentation: i.leaf_fragmentation,
+  });
+  expect(bloat?.reason).toMatch(/^btree bloat measured by pgstatindex \(average leaf density [\d.]+%\) at \d+%/);
+  // The pages it says would do are about what a fresh btree over the surviving keys takes.
+  await fx.db.admin('create table fresh_copy as select id from app.bloat; create index fresh_copy_id on fresh_copy (id)');
+  const fresh = (await fx.db.admin(`select pg_relation_size('fresh_copy_id') / 8192 as p`)).rows[0].p;
+  expect(Math.abs((bloat?.numbers.expectedPages as number) - Number(fresh)) / Number(fresh)).toBeLessThan(0.25);
+  // A role that may not execute pgstattuple gets the estimate.
+  const role = await fx.db.createRestrictedRole();
+  const pool = createPool({ ...role, minConnections: 0, maxConnections: 1 });
+  try {
+    expect((await planCleanup(pool, options)).bloatSource).toBe('estimate');
+  } finally {
+    await pool.close({ force: true });
+  }
+});
+
 test('cleanupDatabase runs the plan: dead tuples fall, the bloated index shrinks, events arrive in order', async () => {
   const plan = await planCleanup(fx.pool, { ...app, minIndexPages: 10 });
   const deadBefore = (await stat(fx.db, 'app.churn')).dead as number;
