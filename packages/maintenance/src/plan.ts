@@ -59,6 +59,11 @@ export function stepSql(action: CleanupAction, qualified: string): string {
   }
 }
 
+// A per-table reloption over the server setting of the same name (fixed names, never input).
+const setting = (name: string) =>
+  `coalesce((select option_value::float8 from pg_catalog.pg_options_to_table(c.reloptions) where option_name = '${name}'),
+            pg_catalog.current_setting('${name}', true)::float8)`;
+
 // Autovacuum's own trigger formulas, with per-table reloptions over the server settings:
 // dead > threshold + scale × reltuples (capped by autovacuum_vacuum_max_threshold on 18+), the
 // insert variant (13+), and changes since analyze > analyze threshold + scale × reltuples.
@@ -67,16 +72,13 @@ const TABLES_SQL = `select c.oid::int8 as oid, format('%I.%I', n.nspname, c.reln
        coalesce(s.n_mod_since_analyze, 0)::float8 as modified, coalesce(s.n_live_tup, 0)::float8 as live,
        greatest(c.reltuples, 0)::float8 as reltuples, age(c.relfrozenxid)::float8 as xid_age,
        (s.last_analyze is null and s.last_autoanalyze is null) as never_analyzed,
-       coalesce(ro.vt, pg_catalog.current_setting('autovacuum_vacuum_threshold')::float8)
-         + coalesce(ro.vs, pg_catalog.current_setting('autovacuum_vacuum_scale_factor')::float8) * greatest(c.reltuples, 0) as vacuum_threshold,
-       nullif(coalesce(ro.vm, pg_catalog.current_setting('autovacuum_vacuum_max_threshold', true)::float8), -1) as vacuum_max_threshold,
-       nullif(coalesce(ro.it, pg_catalog.current_setting('autovacuum_vacuum_insert_threshold')::float8), -1)
-         + coalesce(ro.isf, pg_catalog.current_setting('autovacuum_vacuum_insert_scale_factor')::float8) * greatest(c.reltuples, 0) as insert_threshold,
-       coalesce(ro.at, pg_catalog.current_setting('autovacuum_analyze_threshold')::float8)
-         + coalesce(ro.asf, pg_catalog.current_setting('autovacuum_analyze_scale_factor')::float8) * greatest(c.reltuples, 0) as analyze_threshold,
+       ${setting('autovacuum_vacuum_threshold')} + ${setting('autovacuum_vacuum_scale_factor')} * greatest(c.reltuples, 0) as vacuum_threshold,
+       nullif(${setting('autovacuum_vacuum_max_threshold')}, -1) as vacuum_max_threshold,
+       nullif(${setting('autovacuum_vacuum_insert_threshold')}, -1)
+         + ${setting('autovacuum_vacuum_insert_scale_factor')} * greatest(c.reltuples, 0) as insert_threshold,
+       ${setting('autovacuum_analyze_threshold')} + ${setting('autovacuum_analyze_scale_factor')} * greatest(c.reltuples, 0) as analyze_threshold,
        coalesce($4::float8, pg_catalog.current_setting('vacuum_freeze_table_age')::float8) as freeze_age,
-       coalesce(ro.fm, pg_catalog.current_setting('autovacuum_freeze_max_age')::float8) as freeze_max_age,
-       pg_catalog.current_setting('server_version_num')::int as version,
+       ${setting('autovacuum_freeze_max_age')} as freeze_max_age, pg_catalog.current_setting('server_version_num')::int as version,
        (select case when not pg_catalog.has_schema_privilege(en.oid, 'USAGE') then null
                     when pg_catalog.has_function_privilege(pg_catalog.to_regprocedure(format('%I.pgstattuple(regclass)', en.nspname)), 'execute')
                      and pg_catalog.has_function_privilege(pg_catalog.to_regprocedure(format('%I.pgstatindex(regclass)', en.nspname)), 'execute')
@@ -84,27 +86,15 @@ const TABLES_SQL = `select c.oid::int8 as oid, format('%I.%I', n.nspname, c.reln
           from pg_catalog.pg_extension e join pg_catalog.pg_namespace en on en.oid = e.extnamespace where e.extname = 'pgstattuple') as pgstattuple
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
   left join pg_catalog.pg_stat_all_tables s on s.relid = c.oid
-  left join lateral (select
-       max(option_value) filter (where option_name = 'autovacuum_vacuum_threshold')::float8 as vt,
-       max(option_value) filter (where option_name = 'autovacuum_vacuum_scale_factor')::float8 as vs,
-       max(option_value) filter (where option_name = 'autovacuum_vacuum_max_threshold')::float8 as vm,
-       max(option_value) filter (where option_name = 'autovacuum_vacuum_insert_threshold')::float8 as it,
-       max(option_value) filter (where option_name = 'autovacuum_vacuum_insert_scale_factor')::float8 as isf,
-       max(option_value) filter (where option_name = 'autovacuum_analyze_threshold')::float8 as at,
-       max(option_value) filter (where option_name = 'autovacuum_analyze_scale_factor')::float8 as asf,
-       max(option_value) filter (where option_name = 'autovacuum_freeze_max_age')::float8 as fm
-     from pg_catalog.pg_options_to_table(c.reloptions)) ro on true
  where c.relkind in ('r', 'm') and c.relpersistence <> 't' and c.relispopulated and ${TABLE_FILTER_SQL}`;
 
-// Exact figures, from the extension's schema as the catalog quotes it (TABLES_SQL's `pgstattuple`).
-const exactTablesSql = (schema: string) => `select c.oid::int8 as oid, p.table_len::float8 as table_bytes,
-       p.dead_tuple_count::float8 as dead, p.dead_tuple_len::float8 as dead_bytes, p.free_space::float8 as free_bytes
-  from pg_catalog.pg_class c cross join lateral ${schema}.pgstattuple(c.oid) p where c.oid = any($1::oid[])`;
-const exactIndexesSql = (
-  schema: string,
-) => `select c.oid::int8 as oid, p.index_size::float8 as bytes, p.leaf_pages::float8 as leaf_pages,
-       p.internal_pages::float8 as internal_pages, p.avg_leaf_density::float8 as density, p.leaf_fragmentation::float8 as fragmentation
-  from pg_catalog.pg_class c cross join lateral ${schema}.pgstatindex(c.oid) p where c.oid = any($1::oid[])`;
+// Exact figures from pgstattuple's functions, in the extension's schema as the catalog quotes it (TABLES_SQL).
+const exactSql = (schema: string, fn: 'pgstattuple' | 'pgstatindex') =>
+  `select c.oid::int8 as oid, ${
+    fn === 'pgstattuple'
+      ? 'p.table_len::float8 as table_bytes, p.dead_tuple_count::float8 as dead, p.dead_tuple_len::float8 as dead_bytes, p.free_space::float8 as free_bytes'
+      : 'p.index_size::float8 as bytes, p.leaf_pages::float8 as leaf_pages, p.internal_pages::float8 as internal_pages, p.avg_leaf_density::float8 as density, p.leaf_fragmentation::float8 as fragmentation'
+  } from pg_catalog.pg_class c cross join lateral ${schema}.${fn}(c.oid) p where c.oid = any($1::oid[])`;
 
 // A btree estimate in the manner of the well-known ioguix query, simplified: each leaf tuple takes
 // MAXALIGN(8-byte header + average key width from pg_stats) + a 4-byte line pointer, pages are
@@ -113,12 +103,7 @@ const INDEXES_SQL = `select ci.oid::int8 as oid, format('%I.%I', ni.nspname, ci.
        ci.relname ~ '_cc(new|old)[0-9]*$' as concurrent_leftover,
        ci.relpages::float8 as pages, greatest(ci.reltuples, 0)::float8 as tuples,
        0 = any(x.indkey::int2[]) as has_expressions, x.indnkeyatts + 0 as key_columns,
-       (select count(*) from pg_catalog.pg_attribute a join pg_catalog.pg_stats st
-          on st.schemaname = n.nspname and st.tablename = c.relname and st.attname = a.attname and not st.inherited
-         where a.attrelid = x.indrelid and a.attnum = any(x.indkey::int2[]))::int as with_stats,
-       (select sum(st.avg_width) from pg_catalog.pg_attribute a join pg_catalog.pg_stats st
-          on st.schemaname = n.nspname and st.tablename = c.relname and st.attname = a.attname and not st.inherited
-         where a.attrelid = x.indrelid and a.attnum = any(x.indkey::int2[]))::float8 as width,
+       k.with_stats::int, k.width::float8,
        coalesce((select option_value::float8 from pg_catalog.pg_options_to_table(ci.reloptions) where option_name = 'fillfactor'), 90) as fillfactor,
        pg_catalog.current_setting('block_size')::float8 as block_size
   from pg_catalog.pg_index x
@@ -127,57 +112,32 @@ const INDEXES_SQL = `select ci.oid::int8 as oid, format('%I.%I', ni.nspname, ci.
   join pg_catalog.pg_am am on am.oid = ci.relam and am.amname = 'btree'
   join pg_catalog.pg_class c on c.oid = x.indrelid
   join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  cross join lateral (select count(*) as with_stats, sum(st.avg_width) as width
+     from pg_catalog.pg_attribute a join pg_catalog.pg_stats st
+       on st.schemaname = n.nspname and st.tablename = c.relname and st.attname = a.attname and not st.inherited
+    where a.attrelid = x.indrelid and a.attnum = any(x.indkey::int2[])) k
  where c.relkind in ('r', 'm') and c.relpersistence <> 't' and ${TABLE_FILTER_SQL}`;
 
-interface TableRow {
-  oid: string;
-  relation: string;
-  dead: number;
-  inserted: number;
-  modified: number;
-  live: number;
-  reltuples: number;
-  xid_age: number;
-  never_analyzed: boolean;
-  vacuum_threshold: number;
-  vacuum_max_threshold: number | null;
-  insert_threshold: number | null;
-  analyze_threshold: number;
-  freeze_age: number;
-  freeze_max_age: number;
-  version: number;
-  pgstattuple: string | null;
-}
-
-interface ExactTable {
-  table_bytes: number;
-  dead: number;
-  dead_bytes: number;
-  free_bytes: number;
-}
-
-interface ExactIndex {
-  bytes: number;
-  leaf_pages: number;
-  internal_pages: number;
-  density: number;
-  fragmentation: number;
-}
-
-interface IndexRow {
+type Numbers<K extends string> = Record<K, number>;
+type TableRow = Numbers<'dead' | 'inserted' | 'modified' | 'live' | 'reltuples' | 'xid_age' | 'vacuum_threshold'> &
+  Numbers<'analyze_threshold' | 'freeze_age' | 'freeze_max_age' | 'version'> & {
+    oid: string;
+    relation: string;
+    never_analyzed: boolean;
+    vacuum_max_threshold: number | null;
+    insert_threshold: number | null;
+    pgstattuple: string | null;
+  };
+type ExactTable = Numbers<'table_bytes' | 'dead' | 'dead_bytes' | 'free_bytes'>;
+type ExactIndex = Numbers<'bytes' | 'leaf_pages' | 'internal_pages' | 'density' | 'fragmentation'>;
+type IndexRow = Numbers<'pages' | 'tuples' | 'key_columns' | 'with_stats' | 'fillfactor' | 'block_size'> & {
   oid: string;
   relation: string;
   valid: boolean;
   concurrent_leftover: boolean;
-  pages: number;
-  tuples: number;
   has_expressions: boolean;
-  key_columns: number;
-  with_stats: number;
   width: number | null;
-  fillfactor: number;
-  block_size: number;
-}
+};
 
 const ORDER: Record<CleanupAction, number> = { 'vacuum-freeze': 0, vacuum: 1, analyze: 2, reindex: 3 };
 const round = (n: number) => Math.round(n);
@@ -316,14 +276,14 @@ export async function planCleanup(db: MaintenanceTarget, options?: PlanOptions):
   const indexes = await db.query<IndexRow>(INDEXES_SQL, params);
   const minPages = o.minIndexPages ?? 128;
   const schema = o.bloat === 'exact' ? tables.rows[0]?.pgstattuple : null;
-  const exact = async <T>(sql: (schema: string) => string, oids: string[]) =>
-    new Map(schema ? (await db.query<T & { oid: string }>(sql(schema), [oids])).rows.map((r) => [r.oid, r]) : []);
+  const exact = async <T>(fn: 'pgstattuple' | 'pgstatindex', oids: string[]) =>
+    new Map(schema ? (await db.query<T & { oid: string }>(exactSql(schema, fn), [oids])).rows.map((r) => [r.oid, r]) : []);
   const exactTables = await exact<ExactTable>(
-    exactTablesSql,
+    'pgstattuple',
     tables.rows.map((r) => r.oid),
   );
   const exactIndexes = await exact<ExactIndex>(
-    exactIndexesSql,
+    'pgstatindex',
     indexes.rows.filter((r) => r.valid && !r.concurrent_leftover && r.pages >= minPages).map((r) => r.oid),
   );
   const steps = [
