@@ -1,4 +1,4 @@
-import type { AccountDbError, Logger } from '@accountdb/pool';
+import type { AccountDbError } from '@accountdb/pool';
 import { LockNotAvailableError, MaintenanceCanceledError, MaintenanceInputError, toMaintenanceError } from './errors.js';
 import { requirePrivilege, resolveOids } from './names.js';
 import { reindex } from './operations.js';
@@ -9,6 +9,7 @@ import {
   isPoolLike,
   type MaintenanceTarget,
   type PoolLike,
+  type RunOptions,
   runStatement,
   type Session,
   withSession,
@@ -35,8 +36,8 @@ export type CleanupEvent =
   | ({ readonly type: 'progress'; readonly index: number; readonly total: number; readonly step: CleanupStep } & ProgressSample)
   | { readonly type: 'step-end'; readonly index: number; readonly total: number; readonly result: CleanupStepResult };
 
-/** Options of {@link cleanupDatabase}. */
-export interface CleanupOptions {
+/** Options of {@link cleanupDatabase}; `lockTimeoutMs` and the rest apply per step (a lock timeout makes it `skipped`, `locked`). */
+export interface CleanupOptions extends Omit<RunOptions, 'onProgress' | 'signal'> {
   /** The plan to run (from {@link planCleanup}, possibly filtered). Default: a fresh plan from `planOptions`. */
   readonly plan?: CleanupPlan;
   /** Options for the plan made when `plan` is not given. */
@@ -54,13 +55,6 @@ export interface CleanupOptions {
   readonly signal?: AbortSignal;
   /** Step starts and ends, and progress from `pg_stat_progress_*` (pool targets). A throwing callback is logged, not fatal. */
   readonly onProgress?: (event: CleanupEvent) => void;
-  /** `lock_timeout` per step, ms. Default 5,000; a step that times out is `skipped` (`locked`). */
-  readonly lockTimeoutMs?: number;
-  /** `statement_timeout` per step, ms; 0 = none. Default: the session's. */
-  readonly statementTimeoutMs?: number;
-  /** Time between two progress reads, ms. Default 1,000. */
-  readonly progressIntervalMs?: number;
-  readonly logger?: Logger;
 }
 
 /** Outcome of {@link cleanupDatabase}: one result per step, in plan order. */

@@ -149,11 +149,6 @@ export async function runStatement(
   outsideTransaction: boolean,
 ): Promise<StatementResult> {
   const { signal, onProgress } = options;
-  if (signal?.aborted)
-    throw new MaintenanceCanceledError('Canceled by AbortSignal before the statement was sent', {
-      relation,
-      cause: signal.reason,
-    });
   // Any Queryable that is not a lease (an RLS scope's tx) counts as inside a transaction: settings are SET LOCAL.
   const local = s.lease === undefined || s.lease.client.getTransactionStatus() !== 'I';
   if (outsideTransaction && s.lease && local)
@@ -196,6 +191,12 @@ export async function runStatement(
   const started = performance.now();
   s.log.info({ relation, sql }, 'maintenance statement started');
   try {
+    // Checked after the listener is in place: an abort during the settings round trip is not lost.
+    if (signal?.aborted)
+      throw new MaintenanceCanceledError('Canceled by AbortSignal before the statement was sent', {
+        relation,
+        cause: signal.reason,
+      });
     await s.db.query(sql);
   } catch (err) {
     throw toMaintenanceError(err, relation, canceled);
