@@ -57,7 +57,8 @@ test('run --jobs 2 on a TTY: a progress bar from pg_stat_progress_vacuum, both t
   await eventually(async () => ((await stat(fx.db, 'big.b')).dead as number) > 0, 'dead tuples in statistics');
   const result = await runOn(true, 'run', '--schema', 'big', '--jobs', '2');
   expect(result).toMatchObject({ code: 0, err: '' });
-  expect(result.out).toMatch(/\r\[#*\.*\] +\d+% \d\/2 big\.[ab] [a-z ]+\x1b\[K/);
+  // A bar line: carriage return, [###...] NN% i/2 relation phase, then ESC [K (erase to end of line).
+  expect(result.out).toMatch(new RegExp(String.raw`\r\[#*\.*\] +\d+% \d/2 big\.[ab] [a-z ]+${'\u001b'}\[K`));
   expect(result.out).toMatch(/2 done, 0 skipped, 0 failed\n$/);
   for (const t of ['big.a', 'big.b']) expect((await stat(fx.db, t)).vacuums).toBe(1);
   expect(await run('run', '--jobs', 'many')).toMatchObject({ code: 2 });
