@@ -1,5 +1,5 @@
 import { MaintenanceInputError } from './errors.js';
-import type { MaintenanceTarget } from './runner.js';
+import { type MaintenanceTarget, typed } from './runner.js';
 import { requireServer } from './statements.js';
 import { checkTableFilter, TABLE_FILTER_SQL, type TableFilter } from './tables.js';
 
@@ -266,7 +266,11 @@ function indexStep(r: IndexRow, minPages: number, bloatRatio: number, exact: Exa
  * Nothing locking or destructive (FULL, TRUNCATE, blocking REINDEX) is ever planned. Steps come in
  * execution order: freeze first, then by dead tuples, then analyze, then indexes by wasted bytes.
  */
-export async function planCleanup(db: MaintenanceTarget, options?: PlanOptions): Promise<CleanupPlan> {
+export function planCleanup(db: MaintenanceTarget, options?: PlanOptions): Promise<CleanupPlan> {
+  return plan(db, options).catch(typed);
+}
+
+async function plan(db: MaintenanceTarget, options?: PlanOptions): Promise<CleanupPlan> {
   const o = checkPlanOptions(options);
   const f = checkTableFilter(o);
   const params = [f.schemas, f.include, f.exclude];

@@ -76,6 +76,11 @@ export function checkRunOptions(options: RunOptions): void {
     throw new MaintenanceInputError('onProgress', 'must be a function');
 }
 
+/** Rethrow a driver error from a lookup or setting as a maintenance error (AccountDbErrors pass through as they are). */
+export function typed(err: unknown): never {
+  throw toMaintenanceError(err, undefined);
+}
+
 /** One connection for a whole call: leased from a pool (and given back), or the caller's. */
 export interface Session {
   readonly db: Queryable;
@@ -92,10 +97,6 @@ export async function withSession<T>(target: MaintenanceTarget, options: RunOpti
   const log = packageLogger(options.logger, '@accountdb/maintenance');
   if (options.signal?.aborted)
     throw new MaintenanceCanceledError('Canceled by AbortSignal before anything was sent', { cause: options.signal.reason });
-  // Driver errors from lookups and settings come out typed too (AccountDbErrors pass through as they are).
-  const typed = (err: unknown): never => {
-    throw toMaintenanceError(err, undefined);
-  };
   if (!isPoolLike(target))
     return fn({ db: target, lease: isLease(target) ? target : undefined, pool: undefined, owned: false, log }).catch(typed);
   const qt = target.config?.queryTimeoutMs ?? 0;

@@ -92,6 +92,17 @@ test('the plan selects tables by autovacuum’s own formulas, with reasons and n
   expect(freeze.steps[0]?.action).toBe('vacuum-freeze');
   expect(freeze.steps[0]?.reason).toMatch(/^transaction ID age \d+ > 0/);
   await expect(planCleanup(fx.pool, { bloatRatio: 2 })).rejects.toMatchObject({ field: 'bloatRatio' });
+  // A server error during planning or listing comes out typed, with its SQLSTATE.
+  const lease = await fx.pool.acquire();
+  try {
+    await lease.query('begin');
+    await lease.query('select 1/0').catch(() => {});
+    for (const call of [() => planCleanup(lease, app), () => getTableNames(lease, app)])
+      await expect(call()).rejects.toMatchObject({ code: 'MAINTENANCE_FAILED', sqlstate: '25P02' });
+    await lease.query('rollback');
+  } finally {
+    lease.release();
+  }
 });
 
 test('a dry run sends only catalog reads and returns the exact SQL of each step', async () => {
