@@ -2,7 +2,7 @@ import type { AccountDbError } from '@accountdb/pool';
 import { LockNotAvailableError, MaintenanceCanceledError, MaintenanceInputError, toMaintenanceError } from './errors.js';
 import { requirePrivilege, resolveOids } from './names.js';
 import { reindex } from './operations.js';
-import { type CleanupAction, type CleanupPlan, type CleanupStep, type PlanOptions, planCleanup, stepSql } from './plan.js';
+import { type CleanupAction, type CleanupPlan, type CleanupStep, ORDER, type PlanOptions, planCleanup, stepSql } from './plan.js';
 import type { ProgressSample } from './progress.js';
 import {
   checkRunOptions,
@@ -66,19 +66,14 @@ export interface CleanupReport {
   readonly failed: number;
 }
 
-const KINDS: Record<CleanupAction, readonly string[]> = {
-  'vacuum-freeze': ['r', 'm'],
-  vacuum: ['r', 'm'],
-  analyze: ['r', 'm'],
-  reindex: ['i'],
-};
+const kinds = (action: CleanupAction) => (action === 'reindex' ? ['i'] : ['r', 'm']);
 
 /** A plan is data the caller may have built or edited: only `action` and `relationId` are trusted, and only after checks. */
 function checkPlan(plan: unknown): CleanupPlan {
   if (typeof plan !== 'object' || plan === null || !Array.isArray((plan as CleanupPlan).steps))
     throw new MaintenanceInputError('plan', 'must be an object with a steps array (from planCleanup)');
   (plan as CleanupPlan).steps.forEach((step, i) => {
-    if (typeof step !== 'object' || step === null || !Object.hasOwn(KINDS, step.action))
+    if (typeof step !== 'object' || step === null || !Object.hasOwn(ORDER, step.action))
       throw new MaintenanceInputError(`plan.steps[${i}].action`, 'must be vacuum-freeze, vacuum, analyze or reindex');
     if (!Number.isInteger(step.relationId) || step.relationId <= 0 || step.relationId > 0xffffffff)
       throw new MaintenanceInputError(`plan.steps[${i}].relationId`, 'must be an OID (a positive 32-bit integer)');
@@ -124,7 +119,7 @@ export async function cleanupDatabase(db: MaintenanceTarget, options: CleanupOpt
     };
     const runStep = async (w: Session, index: number, step: CleanupStep): Promise<CleanupStepResult> => {
       const found = catalog.get(step.relationId);
-      if (!found || !KINDS[step.action].includes(found.kind)) return { step, status: 'skipped', skipReason: 'gone' };
+      if (!found || !kinds(step.action).includes(found.kind)) return { step, status: 'skipped', skipReason: 'gone' };
       const sql = stepSql(step.action, found.qualified);
       if (dryRun) return { step, status: 'planned', sql };
       if (rest.signal?.aborted) return { step, status: 'skipped', skipReason: 'canceled', sql };

@@ -139,7 +139,7 @@ type IndexRow = Numbers<'pages' | 'tuples' | 'key_columns' | 'with_stats' | 'fil
   width: number | null;
 };
 
-const ORDER: Record<CleanupAction, number> = { 'vacuum-freeze': 0, vacuum: 1, analyze: 2, reindex: 3 };
+export const ORDER: Record<CleanupAction, number> = { 'vacuum-freeze': 0, vacuum: 1, analyze: 2, reindex: 3 };
 const round = (n: number) => Math.round(n);
 
 function checkPlanOptions(options: unknown): PlanOptions {

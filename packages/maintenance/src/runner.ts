@@ -113,28 +113,16 @@ export async function withSession<T>(target: MaintenanceTarget, options: RunOpti
   }
 }
 
-interface Saved {
-  lock: string;
-  statement: string;
-}
+type Timeouts = { lock: string; statement: string | null };
 
-/** Set lock_timeout/statement_timeout for the statement; returns the previous values to restore. */
-async function applyTimeouts(s: Session, options: RunOptions, local: boolean): Promise<Saved> {
-  const lock = String(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
-  const statement = options.statementTimeoutMs === undefined ? null : String(options.statementTimeoutMs);
-  const { rows } = await s.db.query<Saved>(
+/** Set lock_timeout/statement_timeout (null: keep); returns the previous values, to restore. */
+async function setTimeouts(s: Session, { lock, statement }: Timeouts, local: boolean): Promise<Timeouts> {
+  const { rows } = await s.db.query<Timeouts>(
     `select pg_catalog.current_setting('lock_timeout') as lock, pg_catalog.current_setting('statement_timeout') as statement,
             pg_catalog.set_config('lock_timeout', $1, $3), pg_catalog.set_config('statement_timeout', coalesce($2, pg_catalog.current_setting('statement_timeout')), $3)`,
     [lock, statement, local],
   );
-  return rows[0] as Saved;
-}
-
-async function restoreTimeouts(s: Session, saved: Saved): Promise<void> {
-  await s.db.query(
-    `select pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false)`,
-    [saved.lock, saved.statement],
-  );
+  return rows[0] as Timeouts;
 }
 
 /**
@@ -160,7 +148,8 @@ export async function runStatement(
         relation,
       },
     );
-  const saved = await applyTimeouts(s, options, local);
+  const lock = String(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+  const saved = await setTimeouts(s, { lock, statement: options.statementTimeoutMs?.toString() ?? null }, local);
   let skipped = false;
   const onNotice = (notice: { code?: string | undefined; severity?: string | undefined; message?: string | undefined }) => {
     if (notice.code === '55P03') skipped = true;
@@ -209,7 +198,7 @@ export async function runStatement(
     client?.removeListener('notice', onNotice);
     if (!local) {
       try {
-        await restoreTimeouts(s, saved);
+        await setTimeouts(s, saved, false);
       } catch (err) {
         // A lease whose settings cannot be restored must not go back to the pool with them.
         s.log.warn({ err, relation }, 'restoring lock_timeout/statement_timeout failed');
