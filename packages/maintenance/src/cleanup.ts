@@ -14,6 +14,7 @@ import {
   type Session,
   withSession,
 } from './runner.js';
+
 /** What happened to one step. */
 export interface CleanupStepResult {
   readonly step: CleanupStep;
@@ -47,8 +48,8 @@ export interface CleanupOptions extends Omit<RunOptions, 'onProgress' | 'signal'
   /**
    * Steps run at once, each on its own connection leased from the pool (as `vacuumdb --jobs`). Two
    * steps on the same table (or a table and its index) never overlap; free connections take the
-   * first runnable step in plan order. Default 1. Above 1 needs a pool with at least this many
-   * connections (one more for progress samples).
+   * first runnable step in plan order. Default 1. The pool needs this many connections, one more
+   * with `onProgress` (for the progress reads).
    */
   readonly jobs?: number;
   /** Cancels every running statement on the server; the remaining steps are skipped (`canceled`). */
@@ -81,11 +82,13 @@ function checkPlan(plan: unknown): CleanupPlan {
   return plan as CleanupPlan;
 }
 
-function checkJobs(db: MaintenanceTarget, jobs: unknown): number {
+/** Each job needs its own connection, and progress samples one more: with fewer, they would wait on each other. */
+function checkJobs(db: MaintenanceTarget, jobs: unknown, progress: boolean): number {
   if (!Number.isInteger(jobs) || (jobs as number) < 1 || (jobs as number) > 1024)
     throw new MaintenanceInputError('jobs', 'must be an integer from 1 to 1024');
-  if ((jobs as number) > 1 && (!isPoolLike(db) || (jobs as number) > (db.config?.maxConnections ?? Number.POSITIVE_INFINITY)))
-    throw new MaintenanceInputError('jobs', 'above 1 needs a pool with at least that many connections (maxConnections)');
+  const needed = (jobs as number) + (progress ? 1 : 0);
+  if (isPoolLike(db) ? needed > (db.config?.maxConnections ?? needed) : (jobs as number) > 1)
+    throw new MaintenanceInputError('jobs', `needs a pool of at least ${needed} connections (one per job, one for progress)`);
   return jobs as number;
 }
 
@@ -104,7 +107,7 @@ export async function cleanupDatabase(db: MaintenanceTarget, options: CleanupOpt
   if (onProgress !== undefined && typeof onProgress !== 'function')
     throw new MaintenanceInputError('onProgress', 'must be a function');
   if (typeof dryRun !== 'boolean') throw new MaintenanceInputError('dryRun', 'must be a boolean');
-  const workers = checkJobs(db, jobs);
+  const workers = checkJobs(db, jobs, onProgress !== undefined);
   const plan = given === undefined ? undefined : checkPlan(given);
   return withSession(db, rest, async (s) => {
     const steps = (plan ?? (await planCleanup(s.db, planOptions))).steps;

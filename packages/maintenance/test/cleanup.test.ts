@@ -219,4 +219,20 @@ test('a locked table is skipped, a failing step does not stop the others, and a 
   await expect(
     cleanupDatabase(fx.pool, { plan: { steps: [{ action: 'drop', relationId: 1 }] } as never }),
   ).rejects.toBeInstanceOf(MaintenanceInputError);
+  // jobs: an integer, on a pool with a connection per job (and one for progress reads).
+  const lease = await fx.pool.acquire();
+  try {
+    for (const [target, jobs, onProgress] of [
+      [fx.pool, 0, undefined],
+      [fx.pool, 1.5, undefined],
+      [fx.pool, 5, undefined],
+      [fx.pool, 4, () => {}],
+      [lease, 2, undefined],
+    ] as const)
+      await expect(cleanupDatabase(target, { plan, jobs, ...(onProgress && { onProgress }) })).rejects.toMatchObject({
+        field: 'jobs',
+      });
+  } finally {
+    lease.release();
+  }
 });
