@@ -9,9 +9,10 @@ export interface CliIo {
   readonly stderr: { write(s: string): unknown };
 }
 
-const USAGE = `usage: accountdb-maintenance plan|run [--dry-run] [--json] [--schema NAME]... [--lock-timeout-ms N] [--statement-timeout-ms N]
-  plan   print the cleanup plan (read-only)
-  run    plan and execute it; --dry-run prints the exact SQL instead
+const USAGE = `usage: accountdb-maintenance plan|run [--dry-run] [--json] [--schema NAME]... [--exact-bloat] [--jobs N]
+                             [--lock-timeout-ms N] [--statement-timeout-ms N]
+  plan   print the cleanup plan (read-only); --exact-bloat measures with pgstattuple when installed
+  run    plan and execute it, on N connections with --jobs; --dry-run prints the exact SQL instead
 Connection from DATABASE_URL / DB_* / PG* variables. Exit codes: 0 ok, 1 a step failed, 2 usage or configuration error.`;
 
 interface Args {
@@ -19,6 +20,8 @@ interface Args {
   dryRun: boolean;
   json: boolean;
   schemas: string[];
+  exact: boolean;
+  jobs: number;
   lockTimeoutMs?: number;
   statementTimeoutMs?: number;
 }
@@ -26,20 +29,21 @@ interface Args {
 function parseArgs(argv: readonly string[]): Args | string {
   const [command, ...rest] = argv;
   if (command !== 'plan' && command !== 'run') return 'expected a command: plan or run';
-  const args: Args = { command, dryRun: false, json: false, schemas: [] };
+  const args: Args = { command, dryRun: false, json: false, schemas: [], exact: false, jobs: 1 };
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i];
     const value = () => rest[++i];
     if (flag === '--dry-run') args.dryRun = true;
     else if (flag === '--json') args.json = true;
+    else if (flag === '--exact-bloat') args.exact = true;
     else if (flag === '--schema') {
       const v = value();
       if (!v) return '--schema needs a name';
       args.schemas.push(v);
-    } else if (flag === '--lock-timeout-ms' || flag === '--statement-timeout-ms') {
+    } else if (flag === '--lock-timeout-ms' || flag === '--statement-timeout-ms' || flag === '--jobs') {
       const v = value();
-      if (!v || !/^\d+$/.test(v)) return `${flag} needs a whole number of milliseconds`;
-      args[flag === '--lock-timeout-ms' ? 'lockTimeoutMs' : 'statementTimeoutMs'] = Number(v);
+      if (!v || !/^\d+$/.test(v)) return `${flag} needs a whole number`;
+      args[flag === '--jobs' ? 'jobs' : flag === '--lock-timeout-ms' ? 'lockTimeoutMs' : 'statementTimeoutMs'] = Number(v);
     } else return 'unknown argument';
   }
   return args;
@@ -76,14 +80,19 @@ export async function main(
   let pool: Pool;
   try {
     // A VACUUM is silent on the wire while it works: no silence bound unless the user sets one.
-    pool = createPool(loadConfig({ DB_QUERY_TIMEOUT_MS: '0', ...io.env, DB_MAX_CONNECTIONS: '2', DB_MIN_CONNECTIONS: '0' }));
+    // One connection per job, one more for progress reads.
+    const max = String(args.jobs + 1);
+    pool = createPool(loadConfig({ DB_QUERY_TIMEOUT_MS: '0', ...io.env, DB_MAX_CONNECTIONS: max, DB_MIN_CONNECTIONS: '0' }));
   } catch (err) {
     io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
   }
   const tty = io.stdout.isTTY === true && !args.json;
   try {
-    const plan: CleanupPlan = await planCleanup(pool, args.schemas.length > 0 ? { schemas: args.schemas } : {});
+    const plan: CleanupPlan = await planCleanup(pool, {
+      ...(args.schemas.length > 0 && { schemas: args.schemas }),
+      bloat: args.exact ? 'exact' : 'estimate',
+    });
     if (args.command === 'plan') {
       if (args.json) io.stdout.write(`${toJson(plan)}\n`);
       else if (plan.steps.length === 0) io.stdout.write('Nothing to do.\n');
@@ -99,7 +108,9 @@ export async function main(
     const report = await cleanupDatabase(pool, {
       plan,
       dryRun: args.dryRun,
+      jobs: args.jobs,
       onProgress,
+      progressIntervalMs: 250,
       ...(args.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: args.lockTimeoutMs }),
       ...(args.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: args.statementTimeoutMs }),
     });

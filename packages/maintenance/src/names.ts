@@ -18,7 +18,7 @@ const UNQUOTED = /^[A-Za-z_\u0080-\u{10FFFF}][A-Za-z0-9_$\u0080-\u{10FFFF}]*$/u;
 const MAX_IDENTIFIER_BYTES = 63;
 
 /** Reject what can never be a PostgreSQL identifier; the message describes the shape only. */
-function checkIdentifier(value: unknown, field: string): string {
+export function checkIdentifier(value: unknown, field: string): string {
   if (typeof value !== 'string')
     throw new MaintenanceInputError(field, `must be a string (got a ${value === null ? 'null' : typeof value})`);
   if (value.length === 0) throw new MaintenanceInputError(field, 'is empty');
@@ -84,55 +84,57 @@ export function parseRelationName(input: RelationName, field = 'table'): { schem
 /** A relation as the catalog knows it. `qualified` is the server's own `format('%I.%I', ...)`. */
 export interface ResolvedRelation {
   readonly oid: number;
-  readonly schema: string;
-  readonly name: string;
   /** Schema-qualified and quoted by the server; the only form of a name that enters SQL. */
   readonly qualified: string;
   readonly kind: string;
-  /** For an index: its table, qualified. */
-  readonly table: string | null;
+  /** The table an index belongs to (the relation itself for a table): two jobs never share one. */
+  readonly tableOid: number;
   readonly canMaintain: boolean;
   readonly canTruncate: boolean;
   /** `server_version_num`, read in the same statement. */
   readonly serverVersion: number;
 }
 
+// One statement shape for lookups by name and by OID: `source` yields the OIDs (NULL = not found).
 // Unqualified names follow the search path the server would use (temp schema and pg_catalog included).
 // Permission mirrors the server: MAINTAIN privilege from 17, else owner, superuser or database owner.
-const RESOLVE_SQL = `with found as (
-  select c.oid, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname) as qualified, c.relkind::text as kind, c.relowner, c.relisshared,
-         (select format('%I.%I', tn.nspname, t.relname) from pg_catalog.pg_index x
-            join pg_catalog.pg_class t on t.oid = x.indrelid
-            join pg_catalog.pg_namespace tn on tn.oid = t.relnamespace where x.indexrelid = c.oid) as tbl
-    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-   where c.relname = $2 and (case when $1::text is null then n.nspname = any(pg_catalog.current_schemas(true)) else n.nspname = $1::text end)
-   order by pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname::text)
-   limit 1)
-select pg_catalog.current_setting('server_version_num')::int as version, f.oid::int8 as oid, f.nspname as schema, f.relname as name,
-       f.qualified, f.kind, f.tbl,
-       case when f.oid is null then false
-            when pg_catalog.current_setting('server_version_num')::int >= 170000 then pg_catalog.has_table_privilege(f.oid, 'MAINTAIN')
-            else pg_catalog.pg_has_role(f.relowner, 'USAGE')
+const relationSql = (source: string) => `select pg_catalog.current_setting('server_version_num')::int as version,
+       c.oid::int8 as oid, case when c.oid is not null then format('%I.%I', n.nspname, c.relname) end as qualified, c.relkind::text as kind,
+       coalesce(x.indrelid, c.oid)::int8 as table_oid,
+       case when pg_catalog.current_setting('server_version_num')::int >= 170000 then pg_catalog.has_table_privilege(c.oid, 'MAINTAIN')
+            else pg_catalog.pg_has_role(c.relowner, 'USAGE')
               or (select rolsuper from pg_catalog.pg_roles where rolname = current_user)
-              or (not f.relisshared and pg_catalog.pg_has_role((select datdba from pg_catalog.pg_database where datname = pg_catalog.current_database()), 'USAGE'))
+              or (not c.relisshared and pg_catalog.pg_has_role((select datdba from pg_catalog.pg_database where datname = pg_catalog.current_database()), 'USAGE'))
        end as can_maintain,
-       coalesce(pg_catalog.has_table_privilege(f.oid, 'TRUNCATE'), false) as can_truncate
-  from (select 1) one left join found f on true`;
+       pg_catalog.has_table_privilege(c.oid, 'TRUNCATE') as can_truncate
+  from (${source}) f left join pg_catalog.pg_class c on c.oid = f.oid
+  left join pg_catalog.pg_namespace n on n.oid = c.relnamespace left join pg_catalog.pg_index x on x.indexrelid = c.oid`;
 
-interface ResolveRow {
+const BY_NAME_SQL =
+  relationSql(`select (select c.oid from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where c.relname = $2 and (case when $1::text is null then n.nspname = any(pg_catalog.current_schemas(true)) else n.nspname = $1::text end)
+   order by pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname::text) limit 1) as oid`);
+const BY_OIDS_SQL = relationSql('select pg_catalog.unnest($1::oid[]) as oid');
+
+interface RelationRow {
   version: number;
   oid: string | null;
-  schema: string;
-  name: string;
   qualified: string;
   kind: string;
-  tbl: string | null;
-  can_maintain: boolean;
-  can_truncate: boolean;
+  table_oid: string;
+  can_maintain: boolean | null;
+  can_truncate: boolean | null;
 }
 
-const TABLE_KINDS = ['r', 'p', 'm'];
-const INDEX_KINDS = ['i', 'I'];
+const toRelation = (r: RelationRow): ResolvedRelation => ({
+  oid: Number(r.oid),
+  qualified: r.qualified,
+  kind: r.kind,
+  tableOid: Number(r.table_oid),
+  canMaintain: r.can_maintain === true,
+  canTruncate: r.can_truncate === true,
+  serverVersion: r.version,
+});
 
 /**
  * Resolve a parsed name to one relation in one statement (with `server_version_num`), or throw
@@ -143,25 +145,21 @@ export async function resolveRelation(
   parsed: { schema: string | null; name: string },
   kind: 'table' | 'index',
 ): Promise<ResolvedRelation> {
-  const { rows } = await db.query<ResolveRow>(RESOLVE_SQL, [parsed.schema, parsed.name]);
-  const row = rows[0] as ResolveRow;
+  const { rows } = await db.query<RelationRow>(BY_NAME_SQL, [parsed.schema, parsed.name]);
+  const row = rows[0] as RelationRow;
   if (row.oid === null) throw new RelationNotFoundError(kind);
-  if (!(kind === 'table' ? TABLE_KINDS : INDEX_KINDS).includes(row.kind))
+  if (!(kind === 'table' ? ['r', 'p', 'm'] : ['i', 'I']).includes(row.kind))
     throw new RelationNotFoundError(
       kind,
       `name resolves to a relation that is not a ${kind === 'table' ? 'table or materialized view' : 'index'}`,
     );
-  return {
-    oid: Number(row.oid),
-    schema: row.schema,
-    name: row.name,
-    qualified: row.qualified,
-    kind: row.kind,
-    table: row.tbl,
-    canMaintain: row.can_maintain,
-    canTruncate: row.can_truncate,
-    serverVersion: row.version,
-  };
+  return toRelation(row);
+}
+
+/** The relations of these OIDs still present, by OID (one statement). */
+export async function resolveOids(db: Queryable, oids: readonly number[]): Promise<Map<number, ResolvedRelation>> {
+  const { rows } = await db.query<RelationRow>(BY_OIDS_SQL, [oids]);
+  return new Map(rows.filter((r) => r.oid !== null).map((r) => [Number(r.oid), toRelation(r)]));
 }
 
 /** Throw {@link MaintenancePermissionError} before sending a statement the server would refuse or skip. */
@@ -174,25 +172,4 @@ export function requirePrivilege(relation: ResolvedRelation, what: 'maintain' | 
         : `The current role may not maintain ${relation.qualified}: it needs to own it${relation.serverVersion >= 170000 ? ' or hold the MAINTAIN privilege' : ' (or the database)'}`,
       { sqlstate: '42501', relation: relation.qualified },
     );
-}
-
-// The same permission rule as RESOLVE_SQL, for relations a plan names by OID.
-const RESOLVE_OIDS_SQL = `select c.oid::int8 as oid, format('%I.%I', n.nspname, c.relname) as qualified, c.relkind::text as kind,
-       case when pg_catalog.current_setting('server_version_num')::int >= 170000 then pg_catalog.has_table_privilege(c.oid, 'MAINTAIN')
-            else pg_catalog.pg_has_role(c.relowner, 'USAGE')
-              or (select rolsuper from pg_catalog.pg_roles where rolname = current_user)
-              or (not c.relisshared and pg_catalog.pg_has_role((select datdba from pg_catalog.pg_database where datname = pg_catalog.current_database()), 'USAGE'))
-       end as can_maintain
-  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
- where c.oid = any($1::oid[])`;
-
-/** Current catalog name, kind and permission of each OID still present (one statement). */
-export async function resolveOids(
-  db: Queryable,
-  oids: readonly number[],
-): Promise<Map<number, { qualified: string; kind: string; canMaintain: boolean }>> {
-  const { rows } = await db.query<{ oid: string; qualified: string; kind: string; can_maintain: boolean }>(RESOLVE_OIDS_SQL, [
-    oids,
-  ]);
-  return new Map(rows.map((r) => [Number(r.oid), { qualified: r.qualified, kind: r.kind, canMaintain: r.can_maintain }]));
 }

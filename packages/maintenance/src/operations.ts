@@ -1,4 +1,4 @@
-import { MaintenanceError, RelationNotFoundError } from './errors.js';
+import { MaintenanceError, MaintenanceInputError, MaintenancePermissionError, RelationNotFoundError } from './errors.js';
 import { parseRelationName, type RelationName, type ResolvedRelation, requirePrivilege, resolveRelation } from './names.js';
 import {
   checkRunOptions,
@@ -19,6 +19,7 @@ import {
   type ReindexOptions,
   reindexSql,
   requireServer,
+  requireVersion,
   type TruncateOptions,
   truncateSql,
   type VacuumOptions,
@@ -47,10 +48,22 @@ function split<T>(options: unknown, check: (o: unknown) => T): [T, RunOptions] {
   return [check(own), run as RunOptions];
 }
 
-async function resolveFor(s: Session, table: RelationName, kind: 'table' | 'index'): Promise<ResolvedRelation> {
-  const relation = await resolveRelation(s.db, parseRelationName(table, kind), kind);
-  requireServer(relation.serverVersion);
-  return relation;
+/** Validate, lease a session, resolve the name through the catalog, then `run` with the parsed options. */
+async function operate<T>(
+  db: MaintenanceTarget,
+  name: RelationName,
+  kind: 'table' | 'index',
+  options: unknown,
+  check: (o: unknown) => T,
+  run: (s: Session, relation: ResolvedRelation, own: T, runOptions: RunOptions) => Promise<StatementResult>,
+): Promise<StatementResult> {
+  const parsed = parseRelationName(name, kind);
+  const [own, runOptions] = split(options, check);
+  return withSession(db, runOptions, async (s) => {
+    const relation = await resolveRelation(s.db, parsed, kind);
+    requireServer(relation.serverVersion);
+    return run(s, relation, own, runOptions);
+  });
 }
 
 /**
@@ -62,32 +75,22 @@ async function resolveFor(s: Session, table: RelationName, kind: 'table' | 'inde
  * @throws MaintenanceInputError, RelationNotFoundError, UnsupportedOptionError, MaintenancePermissionError,
  *   LockNotAvailableError, MaintenanceTimeoutError, MaintenanceCanceledError, MaintenanceInTransactionError
  */
-export async function vacuumTable(
-  db: MaintenanceTarget,
-  table: RelationName,
-  options?: VacuumTableOptions,
-): Promise<StatementResult> {
-  parseRelationName(table);
-  const [vacuum, run] = split(options, checkVacuumOptions);
-  return withSession(db, run, async (s) => {
-    const relation = await resolveFor(s, table, 'table');
-    const sql = vacuumSql(relation.qualified, vacuum, relation.serverVersion);
+export function vacuumTable(db: MaintenanceTarget, table: RelationName, options?: VacuumTableOptions): Promise<StatementResult> {
+  return operate(db, table, 'table', options, checkVacuumOptions, (s, relation, own, run) => {
+    const sql = vacuumSql(relation.qualified, own, relation.serverVersion);
     requirePrivilege(relation, 'maintain');
     return runStatement(s, relation.qualified, sql, run, true);
   });
 }
 
 /** `ANALYZE` one table (the seed's `analyze_table`). Same resolution, gating and errors as {@link vacuumTable}. */
-export async function analyzeTable(
+export function analyzeTable(
   db: MaintenanceTarget,
   table: RelationName,
   options?: AnalyzeTableOptions,
 ): Promise<StatementResult> {
-  parseRelationName(table);
-  const [analyze, run] = split(options, checkAnalyzeOptions);
-  return withSession(db, run, async (s) => {
-    const relation = await resolveFor(s, table, 'table');
-    const sql = analyzeSql(relation.qualified, analyze, relation.serverVersion);
+  return operate(db, table, 'table', options, checkAnalyzeOptions, (s, relation, own, run) => {
+    const sql = analyzeSql(relation.qualified, own, relation.serverVersion);
     requirePrivilege(relation, 'maintain');
     return runStatement(s, relation.qualified, sql, run, false);
   });
@@ -102,28 +105,49 @@ export interface ReindexLeftovers {
 // Invalid indexes REINDEX CONCURRENTLY leaves when interrupted are named <index>_ccnew[N] / _ccold[N].
 const LEFTOVERS_SQL = `select format('%I.%I', n.nspname, c.relname) as name
   from pg_catalog.pg_index x join pg_catalog.pg_class c on c.oid = x.indexrelid join pg_catalog.pg_namespace n on n.oid = c.relnamespace
- where not x.indisvalid and c.relname ~ '_cc(new|old)[0-9]*$'
-   and (x.indrelid = $1 or x.indrelid = (select indrelid from pg_catalog.pg_index where indexrelid = $1))`;
+ where not x.indisvalid and c.relname ~ '_cc(new|old)[0-9]*$' and x.indrelid = $1`;
 
-async function reindex(
+// The database's default tablespace needs no CREATE privilege (as the server decides).
+const TABLESPACE_SQL = `select format('%I', spcname) as quoted,
+       pg_catalog.has_tablespace_privilege(oid, 'CREATE')
+         or oid = (select dattablespace from pg_catalog.pg_database where datname = pg_catalog.current_database()) as can_create
+  from pg_catalog.pg_tablespace where spcname = $1`;
+
+async function resolveTablespace(s: Session, relation: ResolvedRelation, name: string): Promise<string> {
+  requireVersion('tablespace', 14, relation.serverVersion);
+  const { rows } = await s.db.query<{ quoted: string; can_create: boolean }>(TABLESPACE_SQL, [name]);
+  const found = rows[0];
+  if (!found) throw new MaintenanceInputError('tablespace', 'names no tablespace of this server');
+  if (!found.can_create)
+    throw new MaintenancePermissionError(`The current role has no CREATE privilege on tablespace ${found.quoted}`, {
+      sqlstate: '42501',
+      relation: relation.qualified,
+    });
+  return found.quoted;
+}
+
+/**
+ * REINDEX a table or an index (CONCURRENTLY unless asked otherwise). When a concurrent run fails, the
+ * invalid indexes it left on the table are dropped (or kept) and listed on the error.
+ */
+export async function reindex(
   s: Session,
   relation: ResolvedRelation,
   kind: 'TABLE' | 'INDEX',
   options: ReindexOptions,
   run: RunOptions,
-) {
+): Promise<StatementResult> {
   requirePrivilege(relation, 'maintain');
-  const sql = reindexSql(kind, relation.qualified, options);
+  const tablespace = options.tablespace === undefined ? undefined : await resolveTablespace(s, relation, options.tablespace);
+  const sql = reindexSql(kind, relation.qualified, options, tablespace);
   if (options.concurrently === false) return runStatement(s, relation.qualified, sql, run, false);
-  const { rows: before } = await s.db.query<{ name: string }>(LEFTOVERS_SQL, [relation.oid]);
+  const leftoversNow = async () =>
+    (await s.db.query<{ name: string }>(LEFTOVERS_SQL, [relation.tableOid])).rows.map((r) => r.name);
+  const known = new Set(await leftoversNow());
   try {
     return await runStatement(s, relation.qualified, sql, run, true);
   } catch (err) {
-    const known = new Set(before.map((r) => r.name));
-    const { rows } = await s.db
-      .query<{ name: string }>(LEFTOVERS_SQL, [relation.oid])
-      .catch(() => ({ rows: [] as { name: string }[] }));
-    const leftovers = rows.map((r) => r.name).filter((name) => !known.has(name));
+    const leftovers = (await leftoversNow().catch(() => [])).filter((name) => !known.has(name));
     let dropped = false;
     if (leftovers.length > 0 && options.dropInvalidOnFailure !== false) {
       try {
@@ -144,28 +168,29 @@ async function reindex(
 
 /**
  * `REINDEX TABLE` (the seed's `reindex_table`), **CONCURRENTLY by default**; a blocking REINDEX
- * needs `concurrently: false`. If a concurrent run fails, the invalid indexes it left are dropped
- * (or, with `dropInvalidOnFailure: false`, kept) and listed on the error as `leftovers`.
+ * needs `concurrently: false`. `tablespace` (14+) moves the rebuilt indexes. If a concurrent run
+ * fails, the invalid indexes it left are dropped (or, with `dropInvalidOnFailure: false`, kept) and
+ * listed on the error as `leftovers`.
  */
-export async function reindexTable(
+export function reindexTable(
   db: MaintenanceTarget,
   table: RelationName,
   options?: ReindexTableOptions,
 ): Promise<StatementResult> {
-  parseRelationName(table);
-  const [own, run] = split(options, checkReindexOptions);
-  return withSession(db, run, async (s) => reindex(s, await resolveFor(s, table, 'table'), 'TABLE', own, run));
+  return operate(db, table, 'table', options, checkReindexOptions, (s, relation, own, run) =>
+    reindex(s, relation, 'TABLE', own, run),
+  );
 }
 
 /** `REINDEX INDEX`, CONCURRENTLY by default (see {@link reindexTable}). */
-export async function reindexIndex(
+export function reindexIndex(
   db: MaintenanceTarget,
   index: RelationName,
   options?: ReindexTableOptions,
 ): Promise<StatementResult> {
-  parseRelationName(index, 'index');
-  const [own, run] = split(options, checkReindexOptions);
-  return withSession(db, run, async (s) => reindex(s, await resolveFor(s, index, 'index'), 'INDEX', own, run));
+  return operate(db, index, 'index', options, checkReindexOptions, (s, relation, own, run) =>
+    reindex(s, relation, 'INDEX', own, run),
+  );
 }
 
 /**
@@ -173,15 +198,12 @@ export async function reindexIndex(
  * Needs the TRUNCATE privilege (checked before sending). Runs inside the caller's transaction when
  * given an RLS scope's `tx` or a lease in a transaction.
  */
-export async function truncateTable(
+export function truncateTable(
   db: MaintenanceTarget,
   table: RelationName,
   options?: TruncateTableOptions,
 ): Promise<StatementResult> {
-  parseRelationName(table);
-  const [own, run] = split(options, checkTruncateOptions);
-  return withSession(db, run, async (s) => {
-    const relation = await resolveFor(s, table, 'table');
+  return operate(db, table, 'table', options, checkTruncateOptions, (s, relation, own, run) => {
     if (relation.kind === 'm')
       throw new RelationNotFoundError('table', 'name resolves to a materialized view, which cannot be truncated');
     requirePrivilege(relation, 'truncate');

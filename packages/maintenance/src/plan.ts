@@ -1,5 +1,5 @@
 import { MaintenanceInputError } from './errors.js';
-import type { MaintenanceTarget } from './runner.js';
+import { type MaintenanceTarget, typed } from './runner.js';
 import { requireServer } from './statements.js';
 import { checkTableFilter, TABLE_FILTER_SQL, type TableFilter } from './tables.js';
 
@@ -24,6 +24,8 @@ export interface CleanupStep {
 /** A cleanup plan: steps in execution order. Pure data; safe to show, serialize and pass back. */
 export interface CleanupPlan {
   readonly serverVersion: number;
+  /** Where dead tuples and index bloat came from: the statistics and an estimate, or pgstattuple's scans. */
+  readonly bloatSource: 'estimate' | 'pgstattuple';
   readonly steps: readonly CleanupStep[];
 }
 
@@ -33,8 +35,14 @@ export interface PlanOptions extends TableFilter {
   readonly freezeAge?: number;
   /** Only indexes of at least this many pages are checked for bloat. Default 128 (1 MiB). */
   readonly minIndexPages?: number;
-  /** Estimated wasted fraction of a btree index from which it is rebuilt, 0-1 exclusive. Default 0.5. */
+  /** Wasted fraction of a btree index from which it is rebuilt, 0-1 exclusive. Default 0.5. */
   readonly bloatRatio?: number;
+  /**
+   * `exact`: count dead tuples with `pgstattuple` and measure btree indexes with `pgstatindex` (full
+   * scans of every table and checked index) when the extension is installed and the role may execute
+   * it; otherwise, and by default (`estimate`), the statistics views and an estimate. See `bloatSource`.
+   */
+  readonly bloat?: 'estimate' | 'exact';
 }
 
 /** The statement a step runs; the name is the catalog's quoted form, everything else fixed. */
@@ -51,6 +59,11 @@ export function stepSql(action: CleanupAction, qualified: string): string {
   }
 }
 
+// A per-table reloption over the server setting of the same name (fixed names, never input).
+const setting = (name: string) =>
+  `coalesce((select option_value::float8 from pg_catalog.pg_options_to_table(c.reloptions) where option_name = '${name}'),
+            pg_catalog.current_setting('${name}', true)::float8)`;
+
 // Autovacuum's own trigger formulas, with per-table reloptions over the server settings:
 // dead > threshold + scale × reltuples (capped by autovacuum_vacuum_max_threshold on 18+), the
 // insert variant (13+), and changes since analyze > analyze threshold + scale × reltuples.
@@ -59,29 +72,29 @@ const TABLES_SQL = `select c.oid::int8 as oid, format('%I.%I', n.nspname, c.reln
        coalesce(s.n_mod_since_analyze, 0)::float8 as modified, coalesce(s.n_live_tup, 0)::float8 as live,
        greatest(c.reltuples, 0)::float8 as reltuples, age(c.relfrozenxid)::float8 as xid_age,
        (s.last_analyze is null and s.last_autoanalyze is null) as never_analyzed,
-       coalesce(ro.vt, pg_catalog.current_setting('autovacuum_vacuum_threshold')::float8)
-         + coalesce(ro.vs, pg_catalog.current_setting('autovacuum_vacuum_scale_factor')::float8) * greatest(c.reltuples, 0) as vacuum_threshold,
-       nullif(coalesce(ro.vm, pg_catalog.current_setting('autovacuum_vacuum_max_threshold', true)::float8), -1) as vacuum_max_threshold,
-       nullif(coalesce(ro.it, pg_catalog.current_setting('autovacuum_vacuum_insert_threshold')::float8), -1)
-         + coalesce(ro.isf, pg_catalog.current_setting('autovacuum_vacuum_insert_scale_factor')::float8) * greatest(c.reltuples, 0) as insert_threshold,
-       coalesce(ro.at, pg_catalog.current_setting('autovacuum_analyze_threshold')::float8)
-         + coalesce(ro.asf, pg_catalog.current_setting('autovacuum_analyze_scale_factor')::float8) * greatest(c.reltuples, 0) as analyze_threshold,
+       ${setting('autovacuum_vacuum_threshold')} + ${setting('autovacuum_vacuum_scale_factor')} * greatest(c.reltuples, 0) as vacuum_threshold,
+       nullif(${setting('autovacuum_vacuum_max_threshold')}, -1) as vacuum_max_threshold,
+       nullif(${setting('autovacuum_vacuum_insert_threshold')}, -1)
+         + ${setting('autovacuum_vacuum_insert_scale_factor')} * greatest(c.reltuples, 0) as insert_threshold,
+       ${setting('autovacuum_analyze_threshold')} + ${setting('autovacuum_analyze_scale_factor')} * greatest(c.reltuples, 0) as analyze_threshold,
        coalesce($4::float8, pg_catalog.current_setting('vacuum_freeze_table_age')::float8) as freeze_age,
-       coalesce(ro.fm, pg_catalog.current_setting('autovacuum_freeze_max_age')::float8) as freeze_max_age,
-       pg_catalog.current_setting('server_version_num')::int as version
+       ${setting('autovacuum_freeze_max_age')} as freeze_max_age, pg_catalog.current_setting('server_version_num')::int as version,
+       (select case when not pg_catalog.has_schema_privilege(en.oid, 'USAGE') then null
+                    when pg_catalog.has_function_privilege(pg_catalog.to_regprocedure(format('%I.pgstattuple(regclass)', en.nspname)), 'execute')
+                     and pg_catalog.has_function_privilege(pg_catalog.to_regprocedure(format('%I.pgstatindex(regclass)', en.nspname)), 'execute')
+                    then format('%I', en.nspname) end
+          from pg_catalog.pg_extension e join pg_catalog.pg_namespace en on en.oid = e.extnamespace where e.extname = 'pgstattuple') as pgstattuple
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
   left join pg_catalog.pg_stat_all_tables s on s.relid = c.oid
-  left join lateral (select
-       max(option_value) filter (where option_name = 'autovacuum_vacuum_threshold')::float8 as vt,
-       max(option_value) filter (where option_name = 'autovacuum_vacuum_scale_factor')::float8 as vs,
-       max(option_value) filter (where option_name = 'autovacuum_vacuum_max_threshold')::float8 as vm,
-       max(option_value) filter (where option_name = 'autovacuum_vacuum_insert_threshold')::float8 as it,
-       max(option_value) filter (where option_name = 'autovacuum_vacuum_insert_scale_factor')::float8 as isf,
-       max(option_value) filter (where option_name = 'autovacuum_analyze_threshold')::float8 as at,
-       max(option_value) filter (where option_name = 'autovacuum_analyze_scale_factor')::float8 as asf,
-       max(option_value) filter (where option_name = 'autovacuum_freeze_max_age')::float8 as fm
-     from pg_catalog.pg_options_to_table(c.reloptions)) ro on true
- where c.relkind in ('r', 'm') and c.relpersistence <> 't' and ${TABLE_FILTER_SQL}`;
+ where c.relkind in ('r', 'm') and c.relpersistence <> 't' and c.relispopulated and ${TABLE_FILTER_SQL}`;
+
+// Exact figures from pgstattuple's functions, in the extension's schema as the catalog quotes it (TABLES_SQL).
+const exactSql = (schema: string, fn: 'pgstattuple' | 'pgstatindex') =>
+  `select c.oid::int8 as oid, ${
+    fn === 'pgstattuple'
+      ? 'p.table_len::float8 as table_bytes, p.dead_tuple_count::float8 as dead, p.dead_tuple_len::float8 as dead_bytes, p.free_space::float8 as free_bytes'
+      : 'p.index_size::float8 as bytes, p.leaf_pages::float8 as leaf_pages, p.internal_pages::float8 as internal_pages, p.avg_leaf_density::float8 as density, p.leaf_fragmentation::float8 as fragmentation'
+  } from pg_catalog.pg_class c cross join lateral ${schema}.${fn}(c.oid) p where c.oid = any($1::oid[])`;
 
 // A btree estimate in the manner of the well-known ioguix query, simplified: each leaf tuple takes
 // MAXALIGN(8-byte header + average key width from pg_stats) + a 4-byte line pointer, pages are
@@ -90,12 +103,7 @@ const INDEXES_SQL = `select ci.oid::int8 as oid, format('%I.%I', ni.nspname, ci.
        ci.relname ~ '_cc(new|old)[0-9]*$' as concurrent_leftover,
        ci.relpages::float8 as pages, greatest(ci.reltuples, 0)::float8 as tuples,
        0 = any(x.indkey::int2[]) as has_expressions, x.indnkeyatts + 0 as key_columns,
-       (select count(*) from pg_catalog.pg_attribute a join pg_catalog.pg_stats st
-          on st.schemaname = n.nspname and st.tablename = c.relname and st.attname = a.attname and not st.inherited
-         where a.attrelid = x.indrelid and a.attnum = any(x.indkey::int2[]))::int as with_stats,
-       (select sum(st.avg_width) from pg_catalog.pg_attribute a join pg_catalog.pg_stats st
-          on st.schemaname = n.nspname and st.tablename = c.relname and st.attname = a.attname and not st.inherited
-         where a.attrelid = x.indrelid and a.attnum = any(x.indkey::int2[]))::float8 as width,
+       k.with_stats::int, k.width::float8,
        coalesce((select option_value::float8 from pg_catalog.pg_options_to_table(ci.reloptions) where option_name = 'fillfactor'), 90) as fillfactor,
        pg_catalog.current_setting('block_size')::float8 as block_size
   from pg_catalog.pg_index x
@@ -104,43 +112,34 @@ const INDEXES_SQL = `select ci.oid::int8 as oid, format('%I.%I', ni.nspname, ci.
   join pg_catalog.pg_am am on am.oid = ci.relam and am.amname = 'btree'
   join pg_catalog.pg_class c on c.oid = x.indrelid
   join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  cross join lateral (select count(*) as with_stats, sum(st.avg_width) as width
+     from pg_catalog.pg_attribute a join pg_catalog.pg_stats st
+       on st.schemaname = n.nspname and st.tablename = c.relname and st.attname = a.attname and not st.inherited
+    where a.attrelid = x.indrelid and a.attnum = any(x.indkey::int2[])) k
  where c.relkind in ('r', 'm') and c.relpersistence <> 't' and ${TABLE_FILTER_SQL}`;
 
-interface TableRow {
-  oid: string;
-  relation: string;
-  dead: number;
-  inserted: number;
-  modified: number;
-  live: number;
-  reltuples: number;
-  xid_age: number;
-  never_analyzed: boolean;
-  vacuum_threshold: number;
-  vacuum_max_threshold: number | null;
-  insert_threshold: number | null;
-  analyze_threshold: number;
-  freeze_age: number;
-  freeze_max_age: number;
-  version: number;
-}
-
-interface IndexRow {
+type Numbers<K extends string> = Record<K, number>;
+type TableRow = Numbers<'dead' | 'inserted' | 'modified' | 'live' | 'reltuples' | 'xid_age' | 'vacuum_threshold'> &
+  Numbers<'analyze_threshold' | 'freeze_age' | 'freeze_max_age' | 'version'> & {
+    oid: string;
+    relation: string;
+    never_analyzed: boolean;
+    vacuum_max_threshold: number | null;
+    insert_threshold: number | null;
+    pgstattuple: string | null;
+  };
+type ExactTable = Numbers<'table_bytes' | 'dead' | 'dead_bytes' | 'free_bytes'>;
+type ExactIndex = Numbers<'bytes' | 'leaf_pages' | 'internal_pages' | 'density' | 'fragmentation'>;
+type IndexRow = Numbers<'pages' | 'tuples' | 'key_columns' | 'with_stats' | 'fillfactor' | 'block_size'> & {
   oid: string;
   relation: string;
   valid: boolean;
   concurrent_leftover: boolean;
-  pages: number;
-  tuples: number;
   has_expressions: boolean;
-  key_columns: number;
-  with_stats: number;
   width: number | null;
-  fillfactor: number;
-  block_size: number;
-}
+};
 
-const ORDER: Record<CleanupAction, number> = { 'vacuum-freeze': 0, vacuum: 1, analyze: 2, reindex: 3 };
+export const ORDER: Record<CleanupAction, number> = { 'vacuum-freeze': 0, vacuum: 1, analyze: 2, reindex: 3 };
 const round = (n: number) => Math.round(n);
 
 function checkPlanOptions(options: unknown): PlanOptions {
@@ -153,15 +152,26 @@ function checkPlanOptions(options: unknown): PlanOptions {
     throw new MaintenanceInputError('minIndexPages', 'must be an integer >= 1');
   if (o.bloatRatio !== undefined && (typeof o.bloatRatio !== 'number' || !(o.bloatRatio > 0 && o.bloatRatio < 1)))
     throw new MaintenanceInputError('bloatRatio', 'must be a number between 0 and 1 (exclusive)');
+  if (o.bloat !== undefined && o.bloat !== 'estimate' && o.bloat !== 'exact')
+    throw new MaintenanceInputError('bloat', 'must be "estimate" or "exact"');
   return o;
 }
 
-function tableStep(r: TableRow): CleanupStep | undefined {
-  const oid = Number(r.oid);
+const step = (action: CleanupAction, r: { oid: string; relation: string }, reason: string, numbers: CleanupStep['numbers']) => ({
+  action,
+  relation: r.relation,
+  relationId: Number(r.oid),
+  reason,
+  numbers,
+  sql: stepSql(action, r.relation),
+});
+
+function tableStep(r: TableRow, exact: ExactTable | undefined): CleanupStep | undefined {
   const vacuumThreshold =
     r.vacuum_max_threshold === null ? r.vacuum_threshold : Math.min(r.vacuum_threshold, r.vacuum_max_threshold);
+  const dead = exact?.dead ?? r.dead;
   const numbers = {
-    deadTuples: r.dead,
+    deadTuples: dead,
     vacuumThreshold: round(vacuumThreshold),
     insertsSinceVacuum: r.inserted,
     insertThreshold: r.insert_threshold === null ? null : round(r.insert_threshold),
@@ -171,6 +181,7 @@ function tableStep(r: TableRow): CleanupStep | undefined {
     xidAge: r.xid_age,
     freezeAge: r.freeze_age,
     freezeMaxAge: r.freeze_max_age,
+    ...(exact && { tableBytes: exact.table_bytes, deadTupleBytes: exact.dead_bytes, freeBytes: exact.free_bytes }),
   };
   const reasons: string[] = [];
   let action: CleanupAction | undefined;
@@ -180,9 +191,12 @@ function tableStep(r: TableRow): CleanupStep | undefined {
       `transaction ID age ${r.xid_age} > ${r.freeze_age}; autovacuum forces an anti-wraparound vacuum at ${r.freeze_max_age}, the server stops at 2^31`,
     );
   }
-  if (r.dead > vacuumThreshold) {
+  if (dead > vacuumThreshold) {
     action ??= 'vacuum';
-    reasons.push(`${r.dead} dead tuples > autovacuum threshold ${round(vacuumThreshold)} (for ${round(r.reltuples)} rows)`);
+    const counted = exact ? ` (counted by pgstattuple: ${exact.dead_bytes} of ${exact.table_bytes} bytes)` : '';
+    reasons.push(
+      `${dead} dead tuples${counted} > autovacuum threshold ${round(vacuumThreshold)} (for ${round(r.reltuples)} rows)`,
+    );
   }
   if (r.insert_threshold !== null && r.inserted > r.insert_threshold) {
     action ??= 'vacuum';
@@ -195,52 +209,68 @@ function tableStep(r: TableRow): CleanupStep | undefined {
     action ??= 'analyze';
     reasons.push(`${r.modified} rows changed since the last analyze > autoanalyze threshold ${round(r.analyze_threshold)}`);
   }
-  if (!action) return undefined;
-  return { action, relation: r.relation, relationId: oid, reason: reasons.join('; '), numbers, sql: stepSql(action, r.relation) };
+  return action && step(action, r, reasons.join('; '), numbers);
 }
 
-function indexStep(r: IndexRow, minPages: number, bloatRatio: number): CleanupStep | undefined {
-  const oid = Number(r.oid);
-  if (r.concurrent_leftover) return undefined; // a failed REINDEX CONCURRENTLY's copy: drop it, do not rebuild it
-  if (!r.valid)
+/** Pages the index needs (expected) against what it has, measured by pgstatindex or estimated from pg_stats. */
+function indexPages(r: IndexRow, exact: ExactIndex | undefined): { pages: number; expected: number; how: string } | undefined {
+  if (exact) {
+    // Leaves packed to fillfactor, plus the inner pages and the metapage.
+    if (!Number.isFinite(exact.density) || exact.leaf_pages === 0) return undefined;
+    const expected = Math.ceil((exact.leaf_pages * exact.density) / r.fillfactor) + exact.internal_pages + 1;
     return {
-      action: 'reindex',
-      relation: r.relation,
-      relationId: oid,
-      reason: 'invalid index (a failed CREATE INDEX CONCURRENTLY): not used by queries, still maintained on writes',
-      numbers: { pages: r.pages },
-      sql: stepSql('reindex', r.relation),
+      pages: exact.bytes / r.block_size,
+      expected,
+      how: `measured by pgstatindex (average leaf density ${exact.density}%)`,
     };
-  if (r.pages < minPages || r.has_expressions || r.with_stats < r.key_columns || r.width === null) return undefined;
+  }
+  if (r.has_expressions || r.with_stats < r.key_columns || r.width === null) return undefined;
   const tupleBytes = 8 * Math.ceil((8 + r.width) / 8) + 4;
   const usable = ((r.block_size - 24 - 16) * r.fillfactor) / 100;
-  const expectedPages = Math.ceil((r.tuples * tupleBytes) / usable) + 1;
-  const ratio = 1 - expectedPages / r.pages;
+  return { pages: r.pages, expected: Math.ceil((r.tuples * tupleBytes) / usable) + 1, how: 'estimated' };
+}
+
+function indexStep(r: IndexRow, minPages: number, bloatRatio: number, exact: ExactIndex | undefined): CleanupStep | undefined {
+  if (r.concurrent_leftover) return undefined; // a failed REINDEX CONCURRENTLY's copy: drop it, do not rebuild it
+  if (!r.valid)
+    return step(
+      'reindex',
+      r,
+      'invalid index (a failed CREATE INDEX CONCURRENTLY): not used by queries, still maintained on writes',
+      { pages: r.pages },
+    );
+  const size = r.pages < minPages ? undefined : indexPages(r, exact);
+  if (!size) return undefined;
+  const ratio = 1 - size.expected / size.pages;
   if (ratio < bloatRatio) return undefined;
-  return {
-    action: 'reindex',
-    relation: r.relation,
-    relationId: oid,
-    reason: `btree bloat estimated at ${Math.round(ratio * 100)}%: ${r.pages} pages where about ${expectedPages} would do`,
-    numbers: {
-      pages: r.pages,
-      expectedPages,
+  return step(
+    'reindex',
+    r,
+    `btree bloat ${size.how} at ${Math.round(ratio * 100)}%: ${size.pages} pages where about ${size.expected} would do`,
+    {
+      pages: size.pages,
+      expectedPages: size.expected,
       bloatRatio: Math.round(ratio * 1000) / 1000,
-      wastedBytes: (r.pages - expectedPages) * r.block_size,
+      wastedBytes: (size.pages - size.expected) * r.block_size,
+      ...(exact && { avgLeafDensity: exact.density, leafFragmentation: exact.fragmentation }),
     },
-    sql: stepSql('reindex', r.relation),
-  };
+  );
 }
 
 /**
- * Plan a cleanup from the catalog and statistics in two statements, whatever the number of tables:
+ * Plan a cleanup from the catalog and statistics in two statements, whatever the number of tables
+ * (two more with `bloat: 'exact'`):
  * VACUUM FREEZE for tables past `freezeAge`; VACUUM (with ANALYZE) where dead tuples or inserts pass
  * autovacuum's own thresholds (per-table reloptions honoured); ANALYZE for tables never analyzed or
  * changed past the autoanalyze threshold; REINDEX CONCURRENTLY for invalid or bloated btree indexes.
  * Nothing locking or destructive (FULL, TRUNCATE, blocking REINDEX) is ever planned. Steps come in
  * execution order: freeze first, then by dead tuples, then analyze, then indexes by wasted bytes.
  */
-export async function planCleanup(db: MaintenanceTarget, options?: PlanOptions): Promise<CleanupPlan> {
+export function planCleanup(db: MaintenanceTarget, options?: PlanOptions): Promise<CleanupPlan> {
+  return plan(db, options).catch(typed);
+}
+
+async function plan(db: MaintenanceTarget, options?: PlanOptions): Promise<CleanupPlan> {
   const o = checkPlanOptions(options);
   const f = checkTableFilter(o);
   const params = [f.schemas, f.include, f.exclude];
@@ -248,9 +278,21 @@ export async function planCleanup(db: MaintenanceTarget, options?: PlanOptions):
   const version = tables.rows[0]?.version;
   if (version !== undefined) requireServer(version);
   const indexes = await db.query<IndexRow>(INDEXES_SQL, params);
+  const minPages = o.minIndexPages ?? 128;
+  const schema = o.bloat === 'exact' ? tables.rows[0]?.pgstattuple : null;
+  const exact = async <T>(fn: 'pgstattuple' | 'pgstatindex', oids: string[]) =>
+    new Map(schema ? (await db.query<T & { oid: string }>(exactSql(schema, fn), [oids])).rows.map((r) => [r.oid, r]) : []);
+  const exactTables = await exact<ExactTable>(
+    'pgstattuple',
+    tables.rows.map((r) => r.oid),
+  );
+  const exactIndexes = await exact<ExactIndex>(
+    'pgstatindex',
+    indexes.rows.filter((r) => r.valid && !r.concurrent_leftover && r.pages >= minPages).map((r) => r.oid),
+  );
   const steps = [
-    ...tables.rows.map(tableStep),
-    ...indexes.rows.map((r) => indexStep(r, o.minIndexPages ?? 128, o.bloatRatio ?? 0.5)),
+    ...tables.rows.map((r) => tableStep(r, exactTables.get(r.oid))),
+    ...indexes.rows.map((r) => indexStep(r, minPages, o.bloatRatio ?? 0.5, exactIndexes.get(r.oid))),
   ].filter((s): s is CleanupStep => s !== undefined);
   const weight = (s: CleanupStep) =>
     s.action === 'reindex' ? (s.numbers.wastedBytes ?? 0) : (s.numbers.deadTuples ?? 0) + (s.numbers.modifiedSinceAnalyze ?? 0);
@@ -261,5 +303,5 @@ export async function planCleanup(db: MaintenanceTarget, options?: PlanOptions):
   );
   const serverVersion =
     version ?? Number((await db.query<{ v: string }>(`select pg_catalog.current_setting('server_version_num') as v`)).rows[0]?.v);
-  return { serverVersion, steps };
+  return { serverVersion, bloatSource: schema ? 'pgstattuple' : 'estimate', steps };
 }

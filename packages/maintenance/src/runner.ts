@@ -46,12 +46,12 @@ export interface StatementResult {
 const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
-interface PoolLike extends Queryable {
+export interface PoolLike extends Queryable {
   acquire(): Promise<PoolConnection>;
-  readonly config?: { readonly queryTimeoutMs?: number };
+  readonly config?: { readonly queryTimeoutMs?: number; readonly maxConnections?: number };
 }
 
-function isPoolLike(db: Queryable): db is PoolLike {
+export function isPoolLike(db: Queryable): db is PoolLike {
   return typeof (db as Partial<PoolLike>).acquire === 'function';
 }
 
@@ -76,6 +76,11 @@ export function checkRunOptions(options: RunOptions): void {
     throw new MaintenanceInputError('onProgress', 'must be a function');
 }
 
+/** Rethrow a driver error from a lookup or setting as a maintenance error (AccountDbErrors pass through as they are). */
+export function typed(err: unknown): never {
+  throw toMaintenanceError(err, undefined);
+}
+
 /** One connection for a whole call: leased from a pool (and given back), or the caller's. */
 export interface Session {
   readonly db: Queryable;
@@ -92,10 +97,6 @@ export async function withSession<T>(target: MaintenanceTarget, options: RunOpti
   const log = packageLogger(options.logger, '@accountdb/maintenance');
   if (options.signal?.aborted)
     throw new MaintenanceCanceledError('Canceled by AbortSignal before anything was sent', { cause: options.signal.reason });
-  // Driver errors from lookups and settings come out typed too (AccountDbErrors pass through as they are).
-  const typed = (err: unknown): never => {
-    throw toMaintenanceError(err, undefined);
-  };
   if (!isPoolLike(target))
     return fn({ db: target, lease: isLease(target) ? target : undefined, pool: undefined, owned: false, log }).catch(typed);
   const qt = target.config?.queryTimeoutMs ?? 0;
@@ -112,28 +113,16 @@ export async function withSession<T>(target: MaintenanceTarget, options: RunOpti
   }
 }
 
-interface Saved {
-  lock: string;
-  statement: string;
-}
+type Timeouts = { lock: string; statement: string | null };
 
-/** Set lock_timeout/statement_timeout for the statement; returns the previous values to restore. */
-async function applyTimeouts(s: Session, options: RunOptions, local: boolean): Promise<Saved> {
-  const lock = String(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
-  const statement = options.statementTimeoutMs === undefined ? null : String(options.statementTimeoutMs);
-  const { rows } = await s.db.query<Saved>(
+/** Set lock_timeout/statement_timeout (null: keep); returns the previous values, to restore. */
+async function setTimeouts(s: Session, { lock, statement }: Timeouts, local: boolean): Promise<Timeouts> {
+  const { rows } = await s.db.query<Timeouts>(
     `select pg_catalog.current_setting('lock_timeout') as lock, pg_catalog.current_setting('statement_timeout') as statement,
             pg_catalog.set_config('lock_timeout', $1, $3), pg_catalog.set_config('statement_timeout', coalesce($2, pg_catalog.current_setting('statement_timeout')), $3)`,
     [lock, statement, local],
   );
-  return rows[0] as Saved;
-}
-
-async function restoreTimeouts(s: Session, saved: Saved): Promise<void> {
-  await s.db.query(
-    `select pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false)`,
-    [saved.lock, saved.statement],
-  );
+  return rows[0] as Timeouts;
 }
 
 /**
@@ -149,11 +138,6 @@ export async function runStatement(
   outsideTransaction: boolean,
 ): Promise<StatementResult> {
   const { signal, onProgress } = options;
-  if (signal?.aborted)
-    throw new MaintenanceCanceledError('Canceled by AbortSignal before the statement was sent', {
-      relation,
-      cause: signal.reason,
-    });
   // Any Queryable that is not a lease (an RLS scope's tx) counts as inside a transaction: settings are SET LOCAL.
   const local = s.lease === undefined || s.lease.client.getTransactionStatus() !== 'I';
   if (outsideTransaction && s.lease && local)
@@ -164,7 +148,8 @@ export async function runStatement(
         relation,
       },
     );
-  const saved = await applyTimeouts(s, options, local);
+  const lock = String(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+  const saved = await setTimeouts(s, { lock, statement: options.statementTimeoutMs?.toString() ?? null }, local);
   let skipped = false;
   const onNotice = (notice: { code?: string | undefined; severity?: string | undefined; message?: string | undefined }) => {
     if (notice.code === '55P03') skipped = true;
@@ -196,6 +181,12 @@ export async function runStatement(
   const started = performance.now();
   s.log.info({ relation, sql }, 'maintenance statement started');
   try {
+    // Checked after the listener is in place: an abort during the settings round trip is not lost.
+    if (signal?.aborted)
+      throw new MaintenanceCanceledError('Canceled by AbortSignal before the statement was sent', {
+        relation,
+        cause: signal.reason,
+      });
     await s.db.query(sql);
   } catch (err) {
     throw toMaintenanceError(err, relation, canceled);
@@ -207,7 +198,7 @@ export async function runStatement(
     client?.removeListener('notice', onNotice);
     if (!local) {
       try {
-        await restoreTimeouts(s, saved);
+        await setTimeouts(s, saved, false);
       } catch (err) {
         // A lease whose settings cannot be restored must not go back to the pool with them.
         s.log.warn({ err, relation }, 'restoring lock_timeout/statement_timeout failed');

@@ -1,4 +1,5 @@
 import { MaintenanceInputError, UnsupportedOptionError } from './errors.js';
+import { checkIdentifier } from './names.js';
 
 /** Options of `VACUUM`. Each maps to the server option of the same name; omitted = the server's default. */
 export interface VacuumOptions {
@@ -52,6 +53,11 @@ export interface ReindexOptions {
    * drop it (`DROP INDEX CONCURRENTLY`); false: report it in the error only.
    */
   readonly dropInvalidOnFailure?: boolean;
+  /**
+   * `TABLESPACE` (14+): rebuild the indexes in this tablespace (its exact name, resolved through
+   * `pg_tablespace`). Needs CREATE on it, unless it is the database's default tablespace.
+   */
+  readonly tablespace?: string;
 }
 
 /** Options of `TRUNCATE`. */
@@ -62,93 +68,94 @@ export interface TruncateOptions {
   readonly cascade?: boolean;
 }
 
-type BoolOption = { readonly key: string; readonly sql: string; readonly since: number };
-
-const VACUUM_BOOLEANS: readonly BoolOption[] = [
-  { key: 'full', sql: 'FULL', since: 0 },
-  { key: 'freeze', sql: 'FREEZE', since: 0 },
-  { key: 'verbose', sql: 'VERBOSE', since: 0 },
-  { key: 'analyze', sql: 'ANALYZE', since: 0 },
-  { key: 'disablePageSkipping', sql: 'DISABLE_PAGE_SKIPPING', since: 0 },
-  { key: 'skipLocked', sql: 'SKIP_LOCKED', since: 12 },
-  { key: 'processMain', sql: 'PROCESS_MAIN', since: 16 },
-  { key: 'processToast', sql: 'PROCESS_TOAST', since: 14 },
-  { key: 'truncate', sql: 'TRUNCATE', since: 12 },
-  { key: 'skipDatabaseStats', sql: 'SKIP_DATABASE_STATS', since: 16 },
-];
-const VACUUM_KEYS = new Set([...VACUUM_BOOLEANS.map((o) => o.key), 'indexCleanup', 'parallel', 'bufferUsageLimitKb']);
-const ANALYZE_BOOLEANS = VACUUM_BOOLEANS.filter((o) => o.key === 'verbose' || o.key === 'skipLocked');
-
 /** The oldest server this package supports (older ones lack options and progress views it relies on). */
 export const MIN_SERVER_VERSION = 130000;
 
-function checkObject(options: unknown, field: string, keys: ReadonlySet<string>): Record<string, unknown> {
-  if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null || Array.isArray(options))
+/** One option: its SQL keyword (none: not a statement option), first major version, check and SQL value. */
+interface Spec {
+  readonly sql?: string;
+  readonly since?: number | ((value: unknown) => number);
+  /** The problem with a (defined) value, if any. Default: must be a boolean. */
+  readonly check?: (value: unknown) => string | undefined;
+  /** The value as SQL. Default: TRUE/FALSE. */
+  readonly write?: (value: unknown) => string;
+}
+
+const int = (min: number, max: number) => (v: unknown) =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? undefined : `must be an integer from ${min} to ${max}`;
+const BUFFER_USAGE_LIMIT: Spec = {
+  sql: 'BUFFER_USAGE_LIMIT',
+  since: 16,
+  check: (v) =>
+    int(0, 16_777_216)(v) ?? ((v as number) > 0 && (v as number) < 128 ? 'must be 0 or from 128 to 16777216 (kB)' : undefined),
+  write: String,
+};
+const VACUUM: Record<string, Spec> = {
+  full: { sql: 'FULL' },
+  freeze: { sql: 'FREEZE' },
+  verbose: { sql: 'VERBOSE' },
+  analyze: { sql: 'ANALYZE' },
+  disablePageSkipping: { sql: 'DISABLE_PAGE_SKIPPING' },
+  skipLocked: { sql: 'SKIP_LOCKED', since: 12 },
+  processMain: { sql: 'PROCESS_MAIN', since: 16 },
+  processToast: { sql: 'PROCESS_TOAST', since: 14 },
+  truncate: { sql: 'TRUNCATE', since: 12 },
+  skipDatabaseStats: { sql: 'SKIP_DATABASE_STATS', since: 16 },
+  indexCleanup: {
+    sql: 'INDEX_CLEANUP',
+    since: (v) => (v === 'auto' ? 14 : 12),
+    check: (v) => (typeof v === 'boolean' || v === 'auto' ? undefined : 'must be a boolean or "auto"'),
+    write: (v) => (v === 'auto' ? 'AUTO' : v ? 'ON' : 'OFF'),
+  },
+  parallel: { sql: 'PARALLEL', since: 13, check: int(0, 1024), write: String },
+  bufferUsageLimitKb: BUFFER_USAGE_LIMIT,
+};
+const ANALYZE: Record<string, Spec> = {
+  verbose: { sql: 'VERBOSE' },
+  skipLocked: VACUUM.skipLocked as Spec,
+  bufferUsageLimitKb: BUFFER_USAGE_LIMIT,
+};
+const REINDEX: Record<string, Spec> = {
+  concurrently: {},
+  verbose: {},
+  dropInvalidOnFailure: {},
+  tablespace: { check: (v) => void checkIdentifier(v, 'tablespace') },
+};
+const TRUNCATE: Record<string, Spec> = { restartIdentity: {}, cascade: {} };
+
+/** Validate options against their specs (no server needed). Throws {@link MaintenanceInputError}. */
+function checkOptions<T>(input: unknown, field: string, specs: Record<string, Spec>): T {
+  if (input === undefined) return {} as T;
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
     throw new MaintenanceInputError(field, 'must be an object');
-  for (const key of Object.keys(options))
-    if (!keys.has(key))
+  for (const [key, value] of Object.entries(input)) {
+    if (!Object.hasOwn(specs, key))
       throw new MaintenanceInputError(field, `has an unknown option (${key.length > 40 ? 'a long key' : JSON.stringify(key)})`);
-  return options as Record<string, unknown>;
+    const problem =
+      value === undefined
+        ? undefined
+        : (specs[key]?.check ?? ((v) => (typeof v === 'boolean' ? undefined : 'must be a boolean')))(value);
+    if (problem) throw new MaintenanceInputError(key, problem);
+  }
+  return input as T;
 }
 
-function checkBoolean(value: unknown, field: string): void {
-  if (value !== undefined && typeof value !== 'boolean') throw new MaintenanceInputError(field, 'must be a boolean');
-}
-
-function checkInteger(value: unknown, field: string, min: number, max: number): void {
-  if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max))
-    throw new MaintenanceInputError(field, `must be an integer from ${min} to ${max}`);
-}
-
-function checkBufferLimit(value: unknown, field: string): void {
-  checkInteger(value, field, 0, 16_777_216);
-  if (typeof value === 'number' && value > 0 && value < 128)
-    throw new MaintenanceInputError(field, 'must be 0 or from 128 to 16777216 (kB)');
-}
-
-/** Validate {@link VacuumOptions} (no server needed). Throws {@link MaintenanceInputError}. */
+/** Validate {@link VacuumOptions}, including combinations the server rejects. */
 export function checkVacuumOptions(input: unknown): VacuumOptions {
-  const o = checkObject(input, 'vacuum options', VACUUM_KEYS);
-  for (const { key } of VACUUM_BOOLEANS) checkBoolean(o[key], key);
-  if (o.indexCleanup !== undefined && typeof o.indexCleanup !== 'boolean' && o.indexCleanup !== 'auto')
-    throw new MaintenanceInputError('indexCleanup', 'must be a boolean or "auto"');
-  checkInteger(o.parallel, 'parallel', 0, 1024);
-  checkBufferLimit(o.bufferUsageLimitKb, 'bufferUsageLimitKb');
-  // Combinations the server rejects, rejected here first.
+  const o = checkOptions<VacuumOptions>(input, 'vacuum options', VACUUM);
   if (o.full === true) {
     for (const key of ['parallel', 'bufferUsageLimitKb', 'disablePageSkipping'] as const)
       if (o[key] !== undefined && o[key] !== false) throw new MaintenanceInputError(key, 'cannot be combined with full');
     if (o.processToast === false) throw new MaintenanceInputError('processToast', 'cannot be false with full');
   }
-  return o as VacuumOptions;
+  return o;
 }
 
-/** Validate {@link AnalyzeOptions}. */
-export function checkAnalyzeOptions(input: unknown): AnalyzeOptions {
-  const o = checkObject(input, 'analyze options', new Set(['verbose', 'skipLocked', 'bufferUsageLimitKb']));
-  checkBoolean(o.verbose, 'verbose');
-  checkBoolean(o.skipLocked, 'skipLocked');
-  checkBufferLimit(o.bufferUsageLimitKb, 'bufferUsageLimitKb');
-  return o as AnalyzeOptions;
-}
+export const checkAnalyzeOptions = (input: unknown) => checkOptions<AnalyzeOptions>(input, 'analyze options', ANALYZE);
+export const checkReindexOptions = (input: unknown) => checkOptions<ReindexOptions>(input, 'reindex options', REINDEX);
+export const checkTruncateOptions = (input: unknown) => checkOptions<TruncateOptions>(input, 'truncate options', TRUNCATE);
 
-/** Validate {@link ReindexOptions}. */
-export function checkReindexOptions(input: unknown): ReindexOptions {
-  const o = checkObject(input, 'reindex options', new Set(['concurrently', 'verbose', 'dropInvalidOnFailure']));
-  for (const key of ['concurrently', 'verbose', 'dropInvalidOnFailure']) checkBoolean(o[key], key);
-  return o as ReindexOptions;
-}
-
-/** Validate {@link TruncateOptions}. */
-export function checkTruncateOptions(input: unknown): TruncateOptions {
-  const o = checkObject(input, 'truncate options', new Set(['restartIdentity', 'cascade']));
-  checkBoolean(o.restartIdentity, 'restartIdentity');
-  checkBoolean(o.cascade, 'cascade');
-  return o as TruncateOptions;
-}
-
-function requireVersion(option: string, since: number, serverVersion: number): void {
+export function requireVersion(option: string, since: number, serverVersion: number): void {
   if (serverVersion < since * 10000) throw new UnsupportedOptionError(option, since, serverVersion);
 }
 
@@ -161,54 +168,35 @@ function optionList(items: string[]): string {
   return items.length === 0 ? '' : ` (${items.join(', ')})`;
 }
 
-function booleans(defs: readonly BoolOption[], o: Record<string, unknown>, serverVersion: number): string[] {
+/** ` (KEY value, ...)` for the options given, each gated on the server's version; values come from fixed tables or checked integers. */
+function optionsSql(specs: Record<string, Spec>, options: object, serverVersion: number): string {
   const items: string[] = [];
-  for (const def of defs) {
-    const value = o[def.key];
-    if (value === undefined) continue;
-    requireVersion(def.key, def.since, serverVersion);
-    items.push(`${def.sql} ${value ? 'TRUE' : 'FALSE'}`);
+  for (const [key, value] of Object.entries(options)) {
+    const spec = specs[key];
+    if (value === undefined || !spec?.sql) continue;
+    requireVersion(key, typeof spec.since === 'function' ? spec.since(value) : (spec.since ?? 0), serverVersion);
+    items.push(`${spec.sql} ${spec.write ? spec.write(value) : value ? 'TRUE' : 'FALSE'}`);
   }
-  return items;
+  return optionList(items);
 }
 
 /**
  * The VACUUM statement for a relation the catalog named (`qualified` comes from `format('%I.%I')`).
- * Every other piece comes from a fixed table or is a validated integer. Throws
- * {@link UnsupportedOptionError} for options the server's version lacks.
+ * Throws {@link UnsupportedOptionError} for options the server's version lacks.
  */
 export function vacuumSql(qualified: string, options: VacuumOptions, serverVersion: number): string {
-  const o = options as Record<string, unknown>;
-  const items = booleans(VACUUM_BOOLEANS, o, serverVersion);
-  if (options.indexCleanup !== undefined) {
-    requireVersion('indexCleanup', options.indexCleanup === 'auto' ? 14 : 12, serverVersion);
-    items.push(`INDEX_CLEANUP ${options.indexCleanup === 'auto' ? 'AUTO' : options.indexCleanup ? 'ON' : 'OFF'}`);
-  }
-  if (options.parallel !== undefined) {
-    requireVersion('parallel', 13, serverVersion);
-    items.push(`PARALLEL ${options.parallel}`);
-  }
-  if (options.bufferUsageLimitKb !== undefined) {
-    requireVersion('bufferUsageLimitKb', 16, serverVersion);
-    items.push(`BUFFER_USAGE_LIMIT ${options.bufferUsageLimitKb}`);
-  }
-  return `VACUUM${optionList(items)} ${qualified}`;
+  return `VACUUM${optionsSql(VACUUM, options, serverVersion)} ${qualified}`;
 }
 
 /** The ANALYZE statement (see {@link vacuumSql}). */
 export function analyzeSql(qualified: string, options: AnalyzeOptions, serverVersion: number): string {
-  const items = booleans(ANALYZE_BOOLEANS, options as Record<string, unknown>, serverVersion);
-  if (options.bufferUsageLimitKb !== undefined) {
-    requireVersion('bufferUsageLimitKb', 16, serverVersion);
-    items.push(`BUFFER_USAGE_LIMIT ${options.bufferUsageLimitKb}`);
-  }
-  return `ANALYZE${optionList(items)} ${qualified}`;
+  return `ANALYZE${optionsSql(ANALYZE, options, serverVersion)} ${qualified}`;
 }
 
-/** The REINDEX statement; CONCURRENTLY unless `concurrently: false`. */
-export function reindexSql(kind: 'TABLE' | 'INDEX', qualified: string, options: ReindexOptions): string {
-  const verbose = options.verbose ? ' (VERBOSE)' : '';
-  return `REINDEX${verbose} ${kind}${options.concurrently === false ? '' : ' CONCURRENTLY'} ${qualified}`;
+/** The REINDEX statement; CONCURRENTLY unless `concurrently: false`. `tablespace` is quoted by the server (`format('%I')`). */
+export function reindexSql(kind: 'TABLE' | 'INDEX', qualified: string, options: ReindexOptions, tablespace?: string): string {
+  const items = [...(options.verbose ? ['VERBOSE'] : []), ...(tablespace ? [`TABLESPACE ${tablespace}`] : [])];
+  return `REINDEX${optionList(items)} ${kind}${options.concurrently === false ? '' : ' CONCURRENTLY'} ${qualified}`;
 }
 
 /** The TRUNCATE statement. */

@@ -1,5 +1,5 @@
 import { MaintenanceInputError } from './errors.js';
-import type { MaintenanceTarget } from './runner.js';
+import { type MaintenanceTarget, typed } from './runner.js';
 
 /** A table as the catalog names it. */
 export interface TableRef {
@@ -55,12 +55,14 @@ export const TABLE_FILTER_SQL = `(case when $1::text[] is null
  */
 export async function getTableNames(db: MaintenanceTarget, filter?: TableFilter): Promise<TableRef[]> {
   const f = checkTableFilter(filter);
-  const { rows } = await db.query<TableRef>(
-    `select n.nspname as schema, c.relname as name, format('%I.%I', n.nspname, c.relname) as qualified
+  const { rows } = await db
+    .query<TableRef>(
+      `select n.nspname as schema, c.relname as name, format('%I.%I', n.nspname, c.relname) as qualified
        from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
       where c.relkind in ('r', 'p') and ${TABLE_FILTER_SQL}
       order by n.nspname, c.relname`,
-    [f.schemas, f.include, f.exclude],
-  );
+      [f.schemas, f.include, f.exclude],
+    )
+    .catch(typed);
   return rows.map((r) => ({ schema: r.schema, name: r.name, qualified: r.qualified }));
 }

@@ -29,11 +29,16 @@ beforeAll(async () => {
     create table app.quiet (id int primary key) with (autovacuum_enabled = false);
     create table app.fresh (id int) with (autovacuum_enabled = false);
     create table app.bloat (id int primary key) with (autovacuum_enabled = false);
-    create table victim (id int);
-    insert into app.churn select g, 'row ' || g from generate_series(1, 5000) g;
-    insert into app.quiet select generate_series(1, 100);
-    insert into app.bloat select generate_series(1, 50000);
-    insert into victim values (1);`);
+    create table victim (id int);`);
+  // Rows written on connections that close (and so report their statistics) before the VACUUM: a
+  // long-lived session's counts could arrive later and make app.quiet look modified.
+  await runAndFlush(
+    fx.db,
+    `insert into app.churn select g, 'row ' || g from generate_series(1, 5000) g;
+     insert into app.quiet select generate_series(1, 100);
+     insert into app.bloat select generate_series(1, 50000);
+     insert into victim values (1);`,
+  );
   await fx.db.admin('vacuum analyze app.churn, app.quiet, app.bloat');
   await runAndFlush(
     fx.db,
@@ -87,17 +92,72 @@ test('the plan selects tables by autovacuum’s own formulas, with reasons and n
   expect(freeze.steps[0]?.action).toBe('vacuum-freeze');
   expect(freeze.steps[0]?.reason).toMatch(/^transaction ID age \d+ > 0/);
   await expect(planCleanup(fx.pool, { bloatRatio: 2 })).rejects.toMatchObject({ field: 'bloatRatio' });
+  // A server error during planning or listing comes out typed, with its SQLSTATE.
+  const lease = await fx.pool.acquire();
+  try {
+    await lease.query('begin');
+    await lease.query('select 1/0').catch(() => {});
+    for (const call of [() => planCleanup(lease, app), () => getTableNames(lease, app)])
+      await expect(call()).rejects.toMatchObject({ code: 'MAINTENANCE_FAILED', sqlstate: '25P02' });
+    await lease.query('rollback');
+  } finally {
+    lease.release();
+  }
 });
 
 test('a dry run sends only catalog reads and returns the exact SQL of each step', async () => {
   const { db, sent } = recordingPool(fx.pool);
-  const before = await stat(fx.db, 'app.churn');
+  // Only what maintenance changes: tuple counts can move as other sessions' pending statistics arrive.
+  const maintained = async () => {
+    const { last_vacuum, last_analyze, vacuums, analyzes } = await stat(fx.db, 'app.churn');
+    return { last_vacuum, last_analyze, vacuums, analyzes };
+  };
+  const before = await maintained();
   const report = await cleanupDatabase(db, { dryRun: true, planOptions: { ...app, minIndexPages: 10 } });
   expect(report.dryRun).toBe(true);
   expect(report.results.length).toBeGreaterThan(0);
   for (const r of report.results) expect(r).toMatchObject({ status: 'planned', sql: r.step.sql });
   expect(maintenanceStatements(sent)).toEqual([]);
-  expect(await stat(fx.db, 'app.churn')).toEqual(before);
+  expect(await maintained()).toEqual(before);
+});
+
+test('bloat: exact takes dead tuples from pgstattuple and index bloat from pgstatindex; the estimate without the extension or its grant', async () => {
+  const options = { ...app, minIndexPages: 10, bloat: 'exact' as const };
+  expect((await planCleanup(fx.pool, options)).bloatSource).toBe('estimate'); // not installed yet
+  await fx.db.admin('create extension pgstattuple');
+  const plan = await planCleanup(fx.pool, options);
+  expect(plan.bloatSource).toBe('pgstattuple');
+  const churn = plan.steps.find((s) => s.relation === 'app.churn');
+  const t = (await fx.db.admin(`select * from pgstattuple('app.churn')`)).rows[0];
+  // 4,000 of 5,000 rows were deleted: pgstattuple counts exactly that.
+  expect(churn?.numbers).toMatchObject({
+    deadTuples: 4000,
+    tableBytes: Number(t.table_len),
+    deadTupleBytes: Number(t.dead_tuple_len),
+    freeBytes: Number(t.free_space),
+  });
+  expect(Number(t.dead_tuple_count)).toBe(4000);
+  expect(churn?.reason).toMatch(/^4000 dead tuples \(counted by pgstattuple: \d+ of \d+ bytes\) > autovacuum threshold/);
+  const i = (await fx.db.admin(`select * from pgstatindex('app.bloat_pkey')`)).rows[0];
+  const bloat = plan.steps.find((s) => s.relation === 'app.bloat_pkey');
+  expect(bloat?.numbers).toMatchObject({
+    pages: Number(i.index_size) / 8192,
+    avgLeafDensity: i.avg_leaf_density,
+    leafFragmentation: i.leaf_fragmentation,
+  });
+  expect(bloat?.reason).toMatch(/^btree bloat measured by pgstatindex \(average leaf density [\d.]+%\) at \d+%/);
+  // The pages it says would do are about what a fresh btree over the surviving keys takes.
+  await fx.db.admin('create table fresh_copy as select id from app.bloat; create index fresh_copy_id on fresh_copy (id)');
+  const fresh = (await fx.db.admin(`select pg_relation_size('fresh_copy_id') / 8192 as p`)).rows[0].p;
+  expect(Math.abs((bloat?.numbers.expectedPages as number) - Number(fresh)) / Number(fresh)).toBeLessThan(0.25);
+  // A role that may not execute pgstattuple gets the estimate.
+  const role = await fx.db.createRestrictedRole();
+  const pool = createPool({ ...role, minConnections: 0, maxConnections: 1 });
+  try {
+    expect((await planCleanup(pool, options)).bloatSource).toBe('estimate');
+  } finally {
+    await pool.close({ force: true });
+  }
 });
 
 test('cleanupDatabase runs the plan: dead tuples fall, the bloated index shrinks, events arrive in order', async () => {
@@ -135,6 +195,7 @@ test('a locked table is skipped, a failing step does not stop the others, and a 
   await fx.db.admin('drop table app.doomed');
   const plan: CleanupPlan = {
     serverVersion: fx.serverVersion,
+    bloatSource: 'estimate',
     steps: [await step('app.churn', 'vacuum'), await step('app.quiet', 'vacuum'), doomed, await step('app.fresh', 'analyze')],
   };
   const pool = createPool({ ...role, minConnections: 0, maxConnections: 2 });
@@ -158,4 +219,20 @@ test('a locked table is skipped, a failing step does not stop the others, and a 
   await expect(
     cleanupDatabase(fx.pool, { plan: { steps: [{ action: 'drop', relationId: 1 }] } as never }),
   ).rejects.toBeInstanceOf(MaintenanceInputError);
+  // jobs: an integer, on a pool with a connection per job (and one for progress reads).
+  const lease = await fx.pool.acquire();
+  try {
+    for (const [target, jobs, onProgress] of [
+      [fx.pool, 0, undefined],
+      [fx.pool, 1.5, undefined],
+      [fx.pool, 5, undefined],
+      [fx.pool, 4, () => {}],
+      [lease, 2, undefined],
+    ] as const)
+      await expect(cleanupDatabase(target, { plan, jobs, ...(onProgress && { onProgress }) })).rejects.toMatchObject({
+        field: 'jobs',
+      });
+  } finally {
+    lease.release();
+  }
 });

@@ -12,11 +12,15 @@ beforeAll(async () => {
 afterAll(() => fx?.close());
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  return runOn(false, ...argv);
+}
+
+async function runOn(isTTY: boolean, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const code = await main(argv, {
     env: { DATABASE_URL: fx.db.url },
-    stdout: { write: (s: string) => (out += s), isTTY: false },
+    stdout: { write: (s: string) => (out += s), isTTY },
     stderr: { write: (s: string) => (err += s) },
   });
   return { code, out, err };
@@ -37,4 +41,25 @@ test('accountdb-maintenance plan | run --dry-run | run, as text and JSON, with e
   expect((await stat(fx.db, 'app.t')).last_analyze).not.toBeNull();
   expect(await run('vacuum')).toMatchObject({ code: 2 });
   expect(await run('run', '--lock-timeout-ms', 'soon')).toMatchObject({ code: 2 });
+});
+
+test('run --jobs 2 on a TTY: a progress bar from pg_stat_progress_vacuum, both tables vacuumed', async () => {
+  // Cost-based delay so each VACUUM lasts long enough to be sampled (no assertion on time).
+  await fx.db.admin(`alter database "${fx.db.database.replaceAll('"', '""')}" set vacuum_cost_delay = 5`);
+  await fx.db.admin(`alter database "${fx.db.database.replaceAll('"', '""')}" set vacuum_cost_limit = 1`);
+  await fx.db.admin(`create schema big;
+    create table big.a (id int, pad text) with (autovacuum_enabled = false);
+    create table big.b (id int, pad text) with (autovacuum_enabled = false);
+    insert into big.a select g, repeat('p', 200) from generate_series(1, 6000) g;
+    insert into big.b select * from big.a;
+    analyze big.a, big.b`);
+  await runAndFlush(fx.db, 'delete from big.a where id % 2 = 0; delete from big.b where id % 2 = 0');
+  await eventually(async () => ((await stat(fx.db, 'big.b')).dead as number) > 0, 'dead tuples in statistics');
+  const result = await runOn(true, 'run', '--schema', 'big', '--jobs', '2');
+  expect(result).toMatchObject({ code: 0, err: '' });
+  // A bar line: carriage return, [###...] NN% i/2 relation phase, then ESC [K (erase to end of line).
+  expect(result.out).toMatch(new RegExp(String.raw`\r\[#*\.*\] +\d+% \d/2 big\.[ab] [a-z ]+${'\u001b'}\[K`));
+  expect(result.out).toMatch(/2 done, 0 skipped, 0 failed\n$/);
+  for (const t of ['big.a', 'big.b']) expect((await stat(fx.db, t)).vacuums).toBe(1);
+  expect(await run('run', '--jobs', 'many')).toMatchObject({ code: 2 });
 });

@@ -98,6 +98,16 @@ test(`${HOSTILE.length} hostile names: typed errors, nothing but catalog lookups
   expect((await fx.db.admin(`select count(*)::int as n from pg_class where relname in ('x', 'victim')`)).rows[0].n).toBe(3);
 });
 
+test(`${PAYLOADS.length} hostile tablespace names: typed errors, only catalog lookups sent`, async () => {
+  const { db, sent } = recordingPool(fx.pool);
+  for (const tablespace of PAYLOADS) {
+    const error = await reindexIndex(db, 'victim_pkey', { tablespace }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MaintenanceInputError);
+    expect((error as Error).message).not.toContain(tablespace);
+  }
+  expect(maintenanceStatements(sent)).toEqual([]);
+});
+
 test('quoted, mixed-case and punctuated names resolve to the right table and are quoted by the server', async () => {
   const r1 = await vacuumTable(fx.pool, '"MixedCase"');
   expect(r1.sql).toBe('VACUUM public."MixedCase"');

@@ -1,7 +1,11 @@
+import { chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createPool } from '@accountdb/pool';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   analyzeTable,
+  cleanupDatabase,
   LockNotAvailableError,
   MaintenanceInputError,
   MaintenanceInTransactionError,
@@ -85,9 +89,12 @@ test('VACUUM FULL rewrites the table (new relfilenode); plain VACUUM does not', 
   expect(await relfilenode(fx.db, 'items')).not.toBe(before);
 });
 
-test('ANALYZE updates last_analyze', async () => {
+test('ANALYZE updates last_analyze; BUFFER_USAGE_LIMIT is gated on 16', async () => {
   await analyzeTable(fx.pool, 'items', { skipLocked: true });
   expect((await stat(fx.db, 'items')).last_analyze).not.toBeNull();
+  const limited = analyzeTable(fx.pool, 'items', { bufferUsageLimitKb: 256 });
+  if (fx.serverVersion >= 160000) expect((await limited).sql).toBe('ANALYZE (BUFFER_USAGE_LIMIT 256) public.items');
+  else await expect(limited).rejects.toMatchObject({ code: 'MAINTENANCE_UNSUPPORTED_OPTION', requiredVersion: 16 });
 });
 
 test('REINDEX rebuilds: CONCURRENTLY by default, blocking only when asked; both give new relfilenodes', async () => {
@@ -105,6 +112,55 @@ test('REINDEX rebuilds: CONCURRENTLY by default, blocking only when asked; both 
     `select count(*)::int as n from pg_index where indrelid = 'items'::regclass and not indisvalid`,
   );
   expect(rows[0].n).toBe(0);
+});
+
+test('REINDEX TABLESPACE (14+): the name is resolved through pg_tablespace and quoted from the catalog', async () => {
+  // The server writes into the directory: give it to the data directory's owner.
+  const dataDir = (await fx.db.admin(`select current_setting('data_directory') as d`)).rows[0].d as string;
+  const dir = mkdtempSync(join(tmpdir(), 'accountdb-ts-'));
+  chownSync(dir, statSync(dataDir).uid, statSync(dataDir).gid);
+  const name = `Fast "ts"; ${process.pid}`; // tablespaces are cluster-wide
+  const quoted = `"${name.replaceAll('"', '""')}"`;
+  await fx.db.admin(`create tablespace ${quoted} location '${dir}'`);
+  const where = async (index: string) =>
+    (
+      await fx.db.admin(
+        `select coalesce(t.spcname, 'default') as s from pg_class c left join pg_tablespace t on t.oid = c.reltablespace where c.oid = $1::regclass`,
+        [index],
+      )
+    ).rows[0].s;
+  try {
+    const { db, sent } = recordingPool(fx.pool);
+    const r1 = await reindexIndex(db, 'items_body', { tablespace: name });
+    expect(r1.sql).toBe(`REINDEX (TABLESPACE ${quoted}) INDEX CONCURRENTLY public.items_body`);
+    expect(maintenanceStatements(sent)).toEqual([r1.sql]);
+    expect(await where('items_body')).toBe(name);
+    const r2 = await reindexTable(fx.pool, 'items', { tablespace: 'pg_default', concurrently: false, verbose: true });
+    expect(r2.sql).toBe('REINDEX (VERBOSE, TABLESPACE pg_default) TABLE public.items');
+    expect(await where('items_body')).toBe('default');
+    sent.length = 0;
+    await expect(reindexIndex(db, 'items_body', { tablespace: 'nowhere' })).rejects.toMatchObject({
+      code: 'MAINTENANCE_INVALID_INPUT',
+      field: 'tablespace',
+    });
+    await expect(reindexIndex(db, 'items_body', { tablespace: 'x'.repeat(64) })).rejects.toMatchObject({ field: 'tablespace' });
+    expect(maintenanceStatements(sent)).toEqual([]);
+    // A role that may maintain the table but not create in the tablespace: refused before sending.
+    const role = await fx.db.createRestrictedRole();
+    await fx.db.admin(`create table role_t (id int primary key); alter table role_t owner to ${role.user}`);
+    const pool = createPool({ ...role, minConnections: 0, maxConnections: 1 });
+    try {
+      await expect(reindexTable(pool, 'role_t', { tablespace: name })).rejects.toMatchObject({
+        code: 'MAINTENANCE_PERMISSION_DENIED',
+      });
+      expect((await reindexTable(pool, 'role_t', { tablespace: 'pg_default' })).status).toBe('done');
+    } finally {
+      await pool.close({ force: true });
+    }
+  } finally {
+    await fx.db.admin(`drop tablespace if exists ${quoted}`);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('TRUNCATE: RESTART IDENTITY and CASCADE only when asked', async () => {
@@ -166,6 +222,30 @@ test('a failed REINDEX CONCURRENTLY does not leave an invalid index behind: it i
     expect(await invalid()).toEqual(dropInvalidOnFailure ? [] : leftovers?.map((n) => n.replace(/^public\./, '')));
   }
   for (const name of await invalid()) await fx.db.admin(`drop index "${name}"`);
+  // The same failure inside cleanupDatabase: the step is reported, its leftovers are dropped.
+  const relationId = Number((await fx.db.admin(`select 'items_body'::regclass::oid::int8 as o`)).rows[0].o);
+  const plan = {
+    serverVersion: fx.serverVersion,
+    bloatSource: 'estimate' as const,
+    steps: [{ action: 'reindex' as const, relation: 'public.items_body', relationId, reason: 'test', numbers: {}, sql: '' }],
+  };
+  const holder = await holdInTransaction(fx.db, ['set transaction isolation level repeatable read', 'select * from other']);
+  let report: Awaited<ReturnType<typeof cleanupDatabase>>;
+  try {
+    report = await cleanupDatabase(fx.pool, { plan, lockTimeoutMs: 300 });
+  } finally {
+    await holder.release();
+  }
+  expect(report.results[0]).toMatchObject({
+    status: 'skipped',
+    skipReason: 'locked',
+    sql: 'REINDEX INDEX CONCURRENTLY public.items_body',
+  });
+  expect(report.results[0]?.error).toMatchObject({
+    dropped: true,
+    leftovers: [expect.stringMatching(/^public\.items_body_ccnew/)],
+  });
+  expect(await invalid()).toEqual([]);
 });
 
 test('VACUUM and REINDEX CONCURRENTLY refuse a lease inside a transaction before sending; ANALYZE and TRUNCATE run in it', async () => {
