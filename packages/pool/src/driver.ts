@@ -4,7 +4,7 @@
  * against pg 8.23; a pg upgrade is reviewed here and nowhere else.
  */
 import type { Socket } from 'node:net';
-import type pg from 'pg';
+import pg from 'pg';
 import type { HostPort } from './config.js';
 import { ConnectionLostError } from './database-errors.js';
 
@@ -85,4 +85,33 @@ export function endClient(client: PgClient, ms: number): Promise<void> {
     .end()
     .catch(() => {})
     .finally(() => clearTimeout(timer));
+}
+
+/** What pg's Result does beyond its typed surface (parseRow/addRow are how pg.Query fills it). */
+export interface FillableResult extends pg.QueryResult {
+  addFields(fields: unknown[]): void;
+  addCommandComplete(msg: unknown): void;
+  parseRow(fields: unknown[]): pg.QueryResultRow;
+  addRow(row: pg.QueryResultRow): void;
+}
+
+/** pg's own value serialisation (Dates, arrays, JSON, `toPostgres`), exactly as `client.query` applies it. */
+export const prepareValue = (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils.prepareValue;
+
+const Result = pg.Result as unknown as new (rowMode?: string, types?: unknown) => FillableResult;
+
+/** A pg Result to fill row by row, with the caller's rowMode and type parsers. */
+export function newResult(rowMode: string | undefined, types: unknown): FillableResult {
+  return new Result(rowMode, types);
+}
+
+/** One socket write for a whole encoded flight (pg's Connection writes each message on its own). */
+export function writeFlight(connection: pg.Connection, flight: Buffer): void {
+  const stream = (connection as unknown as { stream: { writable?: boolean; write(chunk: Buffer): boolean } }).stream;
+  if (stream.writable !== false) stream.write(flight);
+}
+
+/** Refuse a COPY FROM STDIN the server started: CopyFail, so the statement fails and the connection stays usable. */
+export function failCopyIn(connection: pg.Connection, message: string): void {
+  (connection as unknown as { sendCopyFail(msg: string): void }).sendCopyFail(message);
 }

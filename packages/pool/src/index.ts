@@ -1,4 +1,12 @@
 export {
+  type BatchOptions,
+  type BatchOutcome,
+  type BatchStatement,
+  isPreparedStatementError,
+  MAX_PREPARED_PER_CONNECTION,
+  type PreparedStatement,
+} from './batch.js';
+export {
   DEFAULTS,
   type HostPort,
   type LoadConfigOptions,

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { type BatchOptions, type BatchOutcome, type BatchStatement, sendBatch } from './batch.js';
 import type { HostPort } from './config.js';
 import { toDatabaseError } from './database-errors.js';
 import { isPending, type PgClient } from './driver.js';
@@ -28,6 +29,16 @@ export interface PoolConnection extends Queryable {
    */
   query<S extends Submittable>(submittable: S): S;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
+  /**
+   * Send several statements as one flight: one write, one round trip, one Sync (pgx's `SendBatch`).
+   * They share one transaction (an implicit one unless they include BEGIN); after a failure the server
+   * skips the rest. Never rejects: the outcome says which statement failed, by its `role`, with the
+   * error typed as everywhere else. `prepare` makes named statements exist on this connection.
+   */
+  batch<Role extends string = string>(
+    statements: readonly BatchStatement<Role>[],
+    options?: BatchOptions,
+  ): Promise<BatchOutcome<Role>>;
   /** The driver client, for features beyond `query` (COPY, LISTEN). Do not `end()` it. */
   readonly client: PgClient;
   /** Backend process id (for logs and `pg_stat_activity`). */
@@ -150,6 +161,20 @@ export class Lease implements PoolConnection {
       return text;
     }
     return runStatement<R>(conn, text, values);
+  }
+
+  batch<Role extends string = string>(
+    statements: readonly BatchStatement<Role>[],
+    options?: BatchOptions,
+  ): Promise<BatchOutcome<Role>> {
+    const conn = this.#conn;
+    if (!conn) return Promise.reject(new LeaseReleasedError());
+    conn.inflight++;
+    return sendBatch(conn.client, statements, options, conn.host).then((outcome) => {
+      conn.inflight--;
+      if (!outcome.ok && isFatal(outcome.raw)) conn.broken = true;
+      return outcome;
+    });
   }
 
   async cancel(): Promise<void> {

@@ -18,6 +18,7 @@ import {
   TransactionRolledBackError,
 } from './errors.js';
 import { type ExecuteOptions, prepare, type Row, run } from './execute.js';
+import { OpeningLease } from './opening.js';
 import type { SqlFragment } from './sql.js';
 import type { Query } from './statement.js';
 
@@ -110,20 +111,21 @@ async function once<T>(
     signal?.removeEventListener('abort', onAbort);
     if (cancelling) await cancelling;
   };
-  await lease.query(begin).catch(async (err: unknown) => {
-    await stopListening();
-    throw toDatabaseError(err);
-  });
+  // BEGIN waits for fn's first statement and goes out in the same flight (see OpeningLease).
+  const tx = new OpeningLease(lease, begin);
   let result: T;
   try {
-    result = await fn(lease);
+    result = await fn(tx);
     if (signal?.aborted) throw abortedError(signal);
+    await tx.opened();
   } catch (err) {
     await stopListening();
-    await rollback(lease);
+    if (tx.started) await rollback(lease);
     throw signal?.aborted && !(err instanceof QueryCanceledError) ? abortedError(signal, err) : toDatabaseError(err);
   }
   await stopListening();
+  // fn sent nothing: there is no transaction to commit, and nothing crossed the wire.
+  if (!tx.started) return result;
   let tag: string;
   try {
     tag = (await lease.query('COMMIT')).command;
@@ -223,7 +225,7 @@ async function runTransaction<T>(
   const begin = beginStatement(options);
   validateCancelOptions({ signal: options.signal });
   const scope = isTransactionScope(db);
-  if (scope || (isPoolConnection(db) && db.client.getTransactionStatus() !== 'I')) {
+  if (scope || db instanceof OpeningLease || (isPoolConnection(db) && db.client.getTransactionStatus() !== 'I')) {
     if (begin !== 'BEGIN') {
       throw new QueryArgumentError(
         scope

@@ -1,23 +1,18 @@
 import { createHash } from 'node:crypto';
 import {
   type AcquireOptions,
+  type BatchOutcome,
+  type BatchStatement,
   describeCause,
+  isPreparedStatementError,
   type Logger,
   type PoolConnection,
+  type PreparedStatement,
   packageLogger,
   type QueryConfig,
   type QueryResult,
 } from '@accountdb/pool';
 import type pg from 'pg';
-import {
-  type BatchOutcome,
-  type BatchStatement,
-  forgetPrepared,
-  isPreparedStatementError,
-  mayPrepare,
-  type PreparedStatement,
-  runBatch,
-} from './batch.js';
 import { RlsContextError, RlsScopeError, type RlsScopeFailure } from './errors.js';
 import {
   beginStatement,
@@ -95,6 +90,14 @@ const PREPARED_WITH_ROLE: readonly PreparedStatement[] = [
   { name: CLEAR_NAME, text: CLEAR_CONTEXT },
 ];
 
+/** What each statement of our batches is: a failure is judged by the role of the statement that failed. */
+type Role = 'begin' | 'context' | 'caller' | 'check' | 'commit' | 'clear';
+type Statement = BatchStatement<Role>;
+type Outcome = BatchOutcome<Role>;
+
+/** Roles before the caller's statement: a failure there means none of the caller's SQL ran. */
+const isSetup = (role: Role | undefined) => role === 'begin' || role === 'context';
+
 const BATCHABLE_KEYS = new Set(['text', 'values', 'rowMode', 'types']);
 const BATCHABLE_KEYS_WITH_NAME = new Set([...BATCHABLE_KEYS, 'name']);
 
@@ -102,17 +105,13 @@ const BATCHABLE_KEYS_WITH_NAME = new Set([...BATCHABLE_KEYS, 'name']);
  * A statement as a batch member, or undefined when it needs pg features a batch lacks (rows, and a
  * `name` unless `allowName`: `rls.query` prepares named statements itself).
  */
-function asBatchStatement(
-  text: string | QueryConfig,
-  values: unknown[] | undefined,
-  allowName = false,
-): BatchStatement | undefined {
-  if (typeof text === 'string') return { text, values };
+function asBatchStatement(text: string | QueryConfig, values: unknown[] | undefined, allowName = false): Statement | undefined {
+  if (typeof text === 'string') return { text, values, role: 'caller' };
   if (typeof text !== 'object' || text === null || typeof text.text !== 'string') return undefined;
   const keys = allowName ? BATCHABLE_KEYS_WITH_NAME : BATCHABLE_KEYS;
   if (Object.keys(text).some((k) => !keys.has(k))) return undefined;
   const config = text as QueryConfig & { rowMode?: 'array'; types?: pg.CustomTypesConfig };
-  return { text: config.text, values: values ?? config.values, rowMode: config.rowMode, types: config.types };
+  return { text: config.text, values: values ?? config.values, rowMode: config.rowMode, types: config.types, role: 'caller' };
 }
 
 /**
@@ -175,13 +174,12 @@ export class Rls {
       // reuse); later statements go through pg, which prepares named ones itself. No text: the
       // scope's connection was asked for (`tx.withConnection`), so open the transaction alone.
       const statement = text === undefined ? undefined : asBatchStatement(text, values, true);
-      const outcome = await this.#send(lease, checked, 2, (prepared) => [
-        { text: begin },
+      const outcome = await this.#send(lease, checked, (prepared) => [
+        { text: begin, role: 'begin' },
         this.#setStatement(checked, prepared),
         ...(statement ? [statement] : []),
       ]);
-      if (!outcome.ok && outcome.index === -1) throw outcome.error;
-      if (!outcome.ok && outcome.index < 2) throw setupFailed(outcome.error);
+      if (!outcome.ok && outcome.failed === 'statement' && isSetup(outcome.role)) throw setupFailed(outcome.error);
       if (!outcome.ok) throw outcome.error;
       if (statement) return outcome.results[2] as QueryResult;
       return text === undefined ? undefined : lease.query(text, values);
@@ -204,7 +202,7 @@ export class Rls {
     }
     // A cursor still open would hold COMMIT behind it forever: never wait on it.
     if (lease.busy) throw this.#destroyBusy(lease);
-    const outcome = await this.#send(lease, checked, 0, (prepared) => this.#endStatements(checked, prepared));
+    const outcome = await this.#send(lease, checked, (prepared) => this.#endStatements(checked, prepared));
     if (!outcome.ok) throw await this.#endFailure(lease, outcome);
     const failed = this.#finish(lease, outcome.results[1]);
     if (failed) throw await failed;
@@ -244,41 +242,45 @@ export class Rls {
       : undefined;
     const explicit = begin !== 'BEGIN';
     const main = explicit ? 2 : 1;
-    let callerNamed = false;
-    const build = (prepared: boolean): BatchStatement[] => {
+    const callerNamed = callerPrepared !== undefined;
+    const build = (prepared: boolean): Statement[] => {
       const set = this.#setStatement(checked, prepared);
       const caller = prepared && callerNamed && callerPrepared ? { ...statement, name: callerPrepared.name } : statement;
       // Implicit transaction: the context dies at Sync and one statement cannot end the transaction
       // and go on, so the closing check is left out; only the session-level blanking follows.
       if (!explicit) return [set, caller, this.#clearStatement(prepared)];
-      const [end, commit] = this.#endStatements(checked, prepared) as [BatchStatement, BatchStatement];
-      return [{ text: begin }, set, caller, end, commit];
+      const [end, commit] = this.#endStatements(checked, prepared) as [Statement, Statement];
+      return [{ text: begin, role: 'begin' }, set, caller, end, commit];
     };
     const lease = await pool.acquire();
     // The common path awaits the batch directly (no extra async frame): this is the hot path the
     // one-worker benchmark measures.
     const prepared = this.#prepared;
-    callerNamed = callerPrepared !== undefined && mayPrepare(lease.client, callerPrepared.name);
-    let outcome: BatchOutcome = await this.#dispatch(lease, checked, prepared, build, callerNamed ? callerPrepared : undefined);
+    let outcome: Outcome = await this.#dispatch(lease, checked, prepared, build, callerPrepared);
     if (!outcome.ok && prepared && isPreparedStatementError(outcome.error))
-      outcome = await this.#resendUnnamed(lease, outcome, main, build);
+      outcome = await this.#resendUnnamed(lease, outcome, build);
     if (outcome.ok) {
       const failed = this.#finish(lease, explicit ? outcome.results[main + 2] : undefined);
       if (failed) throw await failed;
       return outcome.results[main] as QueryResult<R>;
     }
-    if (outcome.index === -1) {
+    if (outcome.failed === 'unsent') {
       lease.release(); // a value could not be serialised: nothing was sent
       throw outcome.error;
     }
-    if (outcome.index < main) throw await this.#failAfterRollback(lease, 'setupFailed', setupFailed(outcome.error));
-    if (outcome.index === main) {
+    if (outcome.failed === 'rows') {
+      // A type parser failed on a row of the statement; the transaction completed.
+      await this.#rollbackAndRelease(lease);
+      throw outcome.error;
+    }
+    if (isSetup(outcome.role)) throw await this.#failAfterRollback(lease, 'setupFailed', setupFailed(outcome.error));
+    if (outcome.role === 'caller') {
       if (callerNamed && callerPrepared && (outcome.error as { sqlstate?: unknown } | null)?.sqlstate === '0A000') {
         // "cached plan must not change result type": a table under the prepared statement changed
         // shape, and the statement stays broken where it was parsed. Nothing ran (the server checks
         // before executing, and the transaction rolled back): drop the statement and run once more,
         // parsing it afresh. The name is our own hex digest, not input.
-        forgetPrepared(lease.client, callerPrepared.name);
+        // (The pool forgot the statement already; DEALLOCATE drops it on the server.)
         if (explicit) await lease.query('ROLLBACK').catch(() => {});
         await lease.query(`DEALLOCATE "${callerPrepared.name}"`).catch(() => {});
         if (lease.client.getTransactionStatus() === 'I') lease.release();
@@ -292,11 +294,6 @@ export class Rls {
       else lease.release();
       throw outcome.error;
     }
-    if (outcome.index >= (explicit ? 5 : 3)) {
-      // A type parser failed on a row of the statement; the transaction completed.
-      await this.#rollbackAndRelease(lease);
-      throw outcome.error;
-    }
     throw await this.#endFailure(lease, outcome);
   }
 
@@ -305,39 +302,33 @@ export class Rls {
    * them and the failure came before the caller's first statement (`callerIndex`), nothing of the
    * caller's ran: roll back whatever the batch opened and resend it unnamed, for good.
    */
-  async #send(
-    lease: PoolConnection,
-    context: CheckedContext,
-    callerIndex: number,
-    build: (prepared: boolean) => BatchStatement[],
-  ): Promise<BatchOutcome> {
+  async #send(lease: PoolConnection, context: CheckedContext, build: (prepared: boolean) => Statement[]): Promise<Outcome> {
     const prepared = this.#prepared;
     const outcome = await this.#dispatch(lease, context, prepared, build);
     if (outcome.ok || !prepared || !isPreparedStatementError(outcome.error)) return outcome;
-    return this.#resendUnnamed(lease, outcome, callerIndex, build);
+    return this.#resendUnnamed(lease, outcome, build);
   }
 
   #dispatch(
     lease: PoolConnection,
     context: CheckedContext,
     prepared: boolean,
-    build: (prepared: boolean) => BatchStatement[],
+    build: (prepared: boolean) => Statement[],
     callerPrepared?: PreparedStatement,
-  ): Promise<BatchOutcome> {
+  ): Promise<Outcome> {
     const statements = build(prepared);
-    const parseBefore = statements[0]?.text.startsWith('BEGIN') ? 1 : 0;
+    const prepareBefore = statements[0]?.role === 'begin' ? 1 : 0;
     const ours = this.#preparedFor(context);
-    const toPrepare = !prepared ? undefined : callerPrepared ? [...ours, callerPrepared] : ours;
-    return runBatch(lease.client, statements, toPrepare, parseBefore);
+    const prepare = !prepared ? undefined : callerPrepared ? [...ours, callerPrepared] : ours;
+    return lease.batch(statements, { prepare, prepareBefore });
   }
 
   /** A prepared-statement failure (26000/42P05): switch to unnamed statements and resend if nothing of the caller's ran. */
   async #resendUnnamed(
     lease: PoolConnection,
-    outcome: BatchOutcome & { ok: false },
-    callerIndex: number,
-    build: (prepared: boolean) => BatchStatement[],
-  ): Promise<BatchOutcome> {
+    outcome: Outcome & { ok: false },
+    build: (prepared: boolean) => Statement[],
+  ): Promise<Outcome> {
     if (this.#prepared) {
       this.#prepared = false;
       this.#log.warn(
@@ -345,39 +336,44 @@ export class Rls {
         'the server does not keep our prepared statements (PgBouncer < 1.21 in transaction mode, or DISCARD ALL); using unnamed statements from now on',
       );
     }
-    if (outcome.index >= callerIndex) return outcome;
+    if (!isSetup(outcome.role)) return outcome;
     await lease.query('ROLLBACK').catch(() => {});
-    return runBatch(lease.client, build(false));
+    return lease.batch(build(false));
   }
 
   #preparedFor(context: CheckedContext): readonly PreparedStatement[] {
     return context.databaseRole === undefined ? PREPARED_PLAIN : PREPARED_WITH_ROLE;
   }
 
-  #setStatement(context: CheckedContext, prepared: boolean): BatchStatement {
+  #setStatement(context: CheckedContext, prepared: boolean): Statement {
     const values = [this.userIdSetting, context.userId, this.roleSetting, context.role];
     return context.databaseRole === undefined
-      ? { text: SET_CONTEXT, values, discardRows: true, name: prepared ? SET_NAME : undefined }
+      ? { text: SET_CONTEXT, values, discardRows: true, name: prepared ? SET_NAME : undefined, role: 'context' }
       : {
           text: SET_CONTEXT_AND_ROLE,
           values: [...values, context.databaseRole],
           discardRows: true,
           name: prepared ? SET_ROLE_NAME : undefined,
+          role: 'context',
         };
   }
 
-  #clearStatement(prepared: boolean): BatchStatement {
+  #clearStatement(prepared: boolean): Statement {
     return {
       text: CLEAR_CONTEXT,
       values: [this.userIdSetting, this.roleSetting],
       discardRows: true,
       name: prepared ? CLEAR_NAME : undefined,
+      role: 'clear',
     };
   }
 
-  #endStatements(context: CheckedContext, prepared: boolean): BatchStatement[] {
+  #endStatements(context: CheckedContext, prepared: boolean): Statement[] {
     const values = [this.userIdSetting, this.roleSetting, context.userId, context.role, context.databaseRole ?? 'none'];
-    return [{ text: END_CONTEXT, values, discardRows: true, name: prepared ? END_NAME : undefined }, { text: 'COMMIT' }];
+    return [
+      { text: END_CONTEXT, values, discardRows: true, name: prepared ? END_NAME : undefined, role: 'check' },
+      { text: 'COMMIT', role: 'commit' },
+    ];
   }
 
   /**

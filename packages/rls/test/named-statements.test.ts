@@ -1,6 +1,6 @@
 import type { Pool } from '@accountdb/pool';
+import { MAX_PREPARED_PER_CONNECTION } from '@accountdb/pool';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { MAX_PREPARED_PER_CONNECTION } from '../src/batch.js';
 import { createRls, RlsContextError } from '../src/index.js';
 import { createFixture, type Fixture, rowsOf, viaPgBouncer } from './fixture.js';
 

@@ -1,72 +1,15 @@
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { createPool, type Pool } from '@accountdb/pool';
+import { RoundTripCounter } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createRls } from '../src/index.js';
 import { createFixture, type Fixture } from './fixture.js';
 
-/**
- * Counts round trips on the wire: a loopback relay that records each client→server burst (client
- * bytes after the server last spoke). Server replies are held back 30 ms so everything a client
- * writes in one go lands in one burst even on a loaded machine; nothing here asserts on time.
- */
-class BurstCounter {
-  bursts = 0;
-  #serverSpoke = true;
-  readonly #server: Server;
-  readonly #sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(host: string, port: number) {
-    this.#server = createServer((client) => {
-      const upstream = tcpConnect(port, host);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('error', () => {});
-        s.on('close', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.on('data', (chunk) => {
-        if (this.#serverSpoke) this.bursts++;
-        this.#serverSpoke = false;
-        upstream.write(chunk);
-      });
-      upstream.on('data', (chunk) => {
-        setTimeout(() => {
-          this.#serverSpoke = true;
-          client.write(chunk);
-        }, 30);
-      });
-    });
-  }
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    const address = this.#server.address();
-    this.port = typeof address === 'object' && address ? address.port : 0;
-  }
-
-  /** Round trips `fn` makes on an already-open connection. */
-  async count(fn: () => Promise<unknown>): Promise<number> {
-    const before = this.bursts;
-    await fn().catch(() => {});
-    return this.bursts - before;
-  }
-
-  close(): void {
-    for (const s of this.#sockets) s.destroy();
-    this.#server.close();
-  }
-}
-
 let fx: Fixture;
-let counter: BurstCounter;
+let counter: RoundTripCounter;
 let pool: Pool;
 beforeAll(async () => {
   fx = await createFixture();
-  counter = new BurstCounter(fx.target.host, fx.target.port);
-  await counter.listen();
+  counter = await RoundTripCounter.start(fx.target.host, fx.target.port);
   // One connection, never re-validated, so only the statements under test cross the wire.
   pool = createPool({
     ...fx.app,

@@ -7,6 +7,7 @@ export {
   type PostgresServerOptions,
   type StandbyOptions,
 } from './postgres-server.js';
+export { RoundTripCounter } from './round-trips.js';
 export { type AdminServer, type ServerSource, sharedAdminServer, startAdminServer } from './source.js';
 export { type ProxyMode, TcpProxy } from './tcp-proxy.js';
 export { createTestCertificates, type TestCertificateOptions, type TestCertificates } from './test-certificates.js';

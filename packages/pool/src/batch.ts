@@ -1,0 +1,230 @@
+import type pg from 'pg';
+import type { HostPort } from './config.js';
+import { toDatabaseError } from './database-errors.js';
+import { type FillableResult, failCopyIn, newResult, type PgClient, prepareValue, writeFlight } from './driver.js';
+import { encodeBatch } from './protocol.js';
+
+/**
+ * Batches: several statements sent as one extended-protocol flight (Parse/Bind/Describe/Execute each,
+ * one Sync), one write and one round trip, as pgx's `SendBatch`. The statements share one transaction
+ * (an implicit one unless they include BEGIN); once one fails the server skips the rest until Sync.
+ * Callers say what each statement is (`role`) and learn which one failed by its role, not its position.
+ */
+
+/** One statement of a batch: text with bound values, as `pg` would send it. */
+export interface BatchStatement<Role extends string = string> {
+  readonly text: string;
+  readonly values?: readonly unknown[] | undefined;
+  readonly rowMode?: 'array' | undefined;
+  readonly types?: pg.CustomTypesConfig | undefined;
+  /** Bookkeeping statements: no row description is asked for and their rows are dropped (no result). */
+  readonly discardRows?: boolean | undefined;
+  /**
+   * Bind this server-side prepared statement (one of the batch's `prepare`, or one a batch prepared
+   * on this connection before) instead of parsing `text`. When the connection cannot take another
+   * prepared statement, the statement is parsed unnamed from `text` instead.
+   */
+  readonly name?: string | undefined;
+  /** What this statement is to the caller (`'begin'`, `'context'`, `'caller'`, …): a failure names it. */
+  readonly role?: Role | undefined;
+}
+
+/** A server-side prepared statement a batch makes sure exists on its connection. */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+export interface BatchOptions {
+  /** Prepared statements to parse (named) on this connection unless it already has them. */
+  readonly prepare?: readonly PreparedStatement[] | undefined;
+  /**
+   * Index of the statement the named Parses go in front of (default 0). After a leading BEGIN (1),
+   * so an isolation level still comes first; all of them before the caller's own SQL, so they exist
+   * on a server connection all together or not at all.
+   */
+  readonly prepareBefore?: number | undefined;
+}
+
+/**
+ * How a batch ended. `failed` says where: `unsent` (a value could not be serialised; nothing was
+ * written), `statement` (the server rejected the statement at `index`: the rest was skipped), `rows`
+ * (a type parser threw on a row after the batch completed). `error` is typed (`toDatabaseError`);
+ * `raw` is the driver's error, for a caller's own markers in a message (never show it: it may quote values).
+ */
+export type BatchOutcome<Role extends string = string> =
+  | { readonly ok: true; readonly results: readonly (pg.QueryResult | undefined)[] }
+  | {
+      readonly ok: false;
+      readonly failed: 'unsent' | 'statement' | 'rows';
+      readonly index: number;
+      readonly role: Role | undefined;
+      readonly error: unknown;
+      readonly raw: unknown;
+    };
+
+/** Most server-side statements batches prepare per connection; beyond it, named statements go unnamed. */
+export const MAX_PREPARED_PER_CONNECTION = 256;
+
+/** Named statements each connection has parsed (a session-level fact, so it survives ROLLBACK). */
+const parsedByClient = new WeakMap<PgClient, Set<string>>();
+
+const NONE: readonly PreparedStatement[] = [];
+
+/** 26000: no such prepared statement; 42P05: it already exists: the server side is not what we tracked. */
+export function isPreparedStatementError(error: unknown): boolean {
+  const sqlstate = (error as { sqlstate?: unknown; code?: unknown } | null)?.sqlstate;
+  return sqlstate === '26000' || sqlstate === '42P05';
+}
+
+/**
+ * Send `statements` on `client` as one flight and wait for the outcome (never rejects). Named
+ * statements the connection lacks are parsed first; a failure that shows the server does not have
+ * what we tracked (26000/42P05) forgets them all, and a stale plan (0A000) forgets that statement.
+ */
+export function sendBatch<Role extends string>(
+  client: PgClient,
+  statements: readonly BatchStatement<Role>[],
+  options: BatchOptions = {},
+  host?: HostPort,
+): Promise<BatchOutcome<Role>> {
+  let known = parsedByClient.get(client);
+  if (!known) {
+    known = new Set();
+    parsedByClient.set(client, known);
+  }
+  const parsed = known;
+  const prepare = options.prepare ?? NONE;
+  // Usually every statement is already parsed on this connection: skip building new lists.
+  let toParse = NONE;
+  let sent: readonly BatchStatement<Role>[] = statements;
+  if (!prepare.every((p) => parsed.has(p.name))) {
+    const room = Math.max(0, MAX_PREPARED_PER_CONNECTION - parsed.size);
+    toParse = prepare.filter((p) => !parsed.has(p.name)).slice(0, room);
+    const available = new Set([...parsed, ...toParse.map((p) => p.name)]);
+    // A name that is neither on the connection nor being parsed now (the cap) goes unnamed.
+    if (statements.some((s) => s.name !== undefined && !available.has(s.name)))
+      sent = statements.map((s) => (s.name !== undefined && !available.has(s.name) ? { ...s, name: undefined } : s));
+  }
+  const batch = new StatementBatch(sent, toParse, options.prepareBefore ?? 0, host);
+  client.query(batch);
+  return batch.done.then((outcome) => {
+    if (outcome.ok) {
+      for (const p of toParse) parsed.add(p.name);
+      return outcome;
+    }
+    if (isPreparedStatementError(outcome.error)) parsed.clear();
+    else {
+      for (const p of toParse) parsed.add(p.name);
+      const name = sent[outcome.index]?.name;
+      if (name !== undefined && (outcome.error as { sqlstate?: unknown }).sqlstate === '0A000') parsed.delete(name);
+    }
+    return outcome;
+  });
+}
+
+/**
+ * The batch as a pg Submittable (the interface `pg-cursor` uses): pg queues it like any query and
+ * routes the server's messages to it, so the pool's in-flight bookkeeping sees it as one statement.
+ */
+class StatementBatch<Role extends string> implements pg.Submittable {
+  readonly done: Promise<BatchOutcome<Role>>;
+  readonly #statements: readonly BatchStatement<Role>[];
+  readonly #toParse: readonly PreparedStatement[];
+  readonly #parseBefore: number;
+  /** One Result per statement whose rows we keep; bookkeeping statements get none (less work per request). */
+  #results: (FillableResult | undefined)[] = [];
+  #index = 0;
+  #rowError: unknown;
+  #rowErrorAt = -1;
+  #unsent = false;
+  #settled = false;
+  #resolve!: (outcome: BatchOutcome<Role>) => void;
+  readonly #host: HostPort | undefined;
+
+  constructor(
+    statements: readonly BatchStatement<Role>[],
+    toParse: readonly PreparedStatement[],
+    parseBefore: number,
+    host: HostPort | undefined,
+  ) {
+    this.#host = host;
+    this.#statements = statements;
+    this.#toParse = toParse;
+    this.#parseBefore = parseBefore;
+    this.done = new Promise((resolve) => {
+      this.#resolve = resolve;
+    });
+  }
+
+  #settle(outcome: BatchOutcome<Role>): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#resolve(outcome);
+  }
+
+  #fail(failed: 'unsent' | 'statement' | 'rows', index: number, raw: unknown): void {
+    const role = this.#statements[index]?.role;
+    this.#settle({ ok: false, failed, index, role, error: toDatabaseError(raw, { host: this.#host }), raw });
+  }
+
+  /** pg calls this when the connection is ready; an Error returned is reported to us without anything sent. */
+  submit(connection: pg.Connection): Error | undefined {
+    let flight: Buffer;
+    try {
+      // Serialise every value before writing a byte: a value that cannot be sent (say, a cyclic
+      // object) must fail the batch whole, not leave half of it on the wire without its Sync.
+      flight = encodeBatch(this.#statements, this.#toParse, this.#parseBefore, prepareValue);
+    } catch (err) {
+      this.#unsent = true;
+      return err instanceof Error ? err : new Error(String(err));
+    }
+    writeFlight(connection, flight);
+    // Result objects are built after the write, while the server works on the flight.
+    this.#results = this.#statements.map((s) => (s.discardRows ? undefined : newResult(s.rowMode, s.types)));
+    return undefined;
+  }
+
+  handleRowDescription(msg: { fields: unknown[] }): void {
+    this.#results[this.#index]?.addFields(msg.fields);
+  }
+
+  handleDataRow(msg: { fields: unknown[] }): void {
+    const result = this.#results[this.#index];
+    if (!result || this.#rowError !== undefined) return;
+    try {
+      result.addRow(result.parseRow(msg.fields));
+    } catch (err) {
+      this.#rowError = err;
+      this.#rowErrorAt = this.#index;
+    }
+  }
+
+  handleCommandComplete(msg: unknown): void {
+    this.#results[this.#index]?.addCommandComplete(msg);
+    this.#index++;
+  }
+
+  handleEmptyQuery(): void {
+    this.#index++;
+  }
+
+  /** A server error (the rest of the batch is skipped) or a connection error; pg stops routing to us. */
+  handleError(error: unknown): void {
+    if (this.#unsent) this.#fail('unsent', -1, error);
+    else this.#fail('statement', this.#index, error);
+  }
+
+  handleReadyForQuery(): void {
+    if (this.#rowError !== undefined) this.#fail('rows', this.#rowErrorAt, this.#rowError);
+    else this.#settle({ ok: true, results: this.#results });
+  }
+
+  handlePortalSuspended(): void {}
+
+  handleCopyInResponse(connection: pg.Connection): void {
+    failCopyIn(connection, 'COPY FROM STDIN is not supported in a batch');
+  }
+
+  handleCopyData(): void {}
+}
