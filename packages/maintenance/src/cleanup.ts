@@ -1,5 +1,5 @@
-import type { AccountDbError } from '@accountdb/pool';
-import { LockNotAvailableError, MaintenanceCanceledError, MaintenanceInputError, toMaintenanceError } from './errors.js';
+import { AccountDbError, LockNotAvailableError, QueryCanceledError } from '@accountdb/pool';
+import { MaintenanceInputError } from './errors.js';
 import { requirePrivilege, resolveOids } from './names.js';
 import { reindex } from './operations.js';
 import { type CleanupAction, type CleanupPlan, type CleanupStep, ORDER, type PlanOptions, planCleanup, stepSql } from './plan.js';
@@ -142,11 +142,11 @@ export async function cleanupDatabase(db: MaintenanceTarget, options: CleanupOpt
           durationMs: r.durationMs,
           ...(r.status === 'skipped' && { skipReason: 'locked' }),
         };
-      } catch (err) {
-        const error = toMaintenanceError(err, found.qualified);
+      } catch (error) {
+        if (!AccountDbError.is(error)) throw error; // a defect, not a database failure
         const locked = error instanceof LockNotAvailableError;
         result = { step, status: locked ? 'skipped' : 'failed', sql, error, ...(locked && { skipReason: 'locked' }) };
-        if (error instanceof MaintenanceCanceledError) s.log.info({ relation: found.qualified }, 'cleanup canceled');
+        if (error instanceof QueryCanceledError) s.log.info({ relation: found.qualified }, 'cleanup canceled');
         else if (!locked) s.log.warn({ err: error, relation: found.qualified }, 'cleanup step failed');
       }
       emit({ type: 'step-end', index, total, result });

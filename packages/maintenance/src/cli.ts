@@ -1,5 +1,6 @@
 import { AccountDbError, createPool, loadConfig, type Pool } from '@accountdb/pool';
 import { type CleanupEvent, type CleanupStepResult, cleanupDatabase } from './cleanup.js';
+import { MaintenanceInputError } from './errors.js';
 import { type CleanupPlan, planCleanup } from './plan.js';
 
 /** Where the CLI writes; `isTTY` turns the progress bar on. */
@@ -13,7 +14,8 @@ const USAGE = `usage: accountdb-maintenance plan|run [--dry-run] [--json] [--sch
                              [--lock-timeout-ms N] [--statement-timeout-ms N]
   plan   print the cleanup plan (read-only); --exact-bloat measures with pgstattuple when installed
   run    plan and execute it, on N connections with --jobs; --dry-run prints the exact SQL instead
-Connection from DATABASE_URL / DB_* / PG* variables. Exit codes: 0 ok, 1 a step failed, 2 usage or configuration error.`;
+Connection from DATABASE_URL / DB_* / PG* variables. Errors show their code and SQLSTATE (with --json, as fields).
+Exit codes: 0 ok (locked relations are skipped), 1 a step or the plan failed, 2 usage or configuration error.`;
 
 interface Args {
   command: 'plan' | 'run';
@@ -54,18 +56,21 @@ function bar(percent: number | null): string {
   return `[${'#'.repeat(filled)}${'.'.repeat(20 - filled)}] ${percent === null ? '  ?' : String(Math.round(percent)).padStart(3)}%`;
 }
 
-function describeResult(r: CleanupStepResult): string {
-  const status = r.status === 'skipped' ? `skipped (${r.skipReason})` : r.status;
-  return `${status.padEnd(17)} ${r.sql ?? r.step.sql}${r.error ? ` — ${r.error.code}: ${r.error.message}` : ''}`;
+/** `LOCK_NOT_AVAILABLE (SQLSTATE 55P03): canceling statement due to lock timeout`. */
+function describeError(err: unknown): string {
+  if (!AccountDbError.is(err)) return err instanceof Error ? err.message : String(err);
+  const sqlstate = (err as { sqlstate?: string }).sqlstate;
+  return `${err.code}${sqlstate ? ` (SQLSTATE ${sqlstate})` : ''}: ${err.message}`;
 }
 
-function toJson(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_, v) => (AccountDbError.is(v) ? { code: v.code, message: v.message, sqlstate: (v as { sqlstate?: string }).sqlstate } : v),
-    2,
-  );
+function describeResult(r: CleanupStepResult): string {
+  const status = r.status === 'skipped' ? `skipped (${r.skipReason})` : r.status;
+  return `${status.padEnd(17)} ${r.sql ?? r.step.sql}${r.error ? ` — ${describeError(r.error)}` : ''}`;
 }
+
+// An error as its own fields (name, code, sqlstate, REINDEX leftovers, ...) and message; `detail`, which
+// may hold row values, is not enumerable and stays out.
+const toJson = (value: unknown) => JSON.stringify(value, (_, v) => (AccountDbError.is(v) ? { ...v, message: v.message } : v), 2);
 
 /** `accountdb-maintenance plan|run`: returns the exit code. */
 export async function main(
@@ -120,8 +125,9 @@ export async function main(
     else io.stdout.write(`${report.done} done, ${report.skipped} skipped, ${report.failed} failed\n`);
     return report.failed > 0 ? 1 : 0;
   } catch (err) {
-    io.stderr.write(`${AccountDbError.is(err) ? `${err.code}: ` : ''}${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof AccountDbError && err.code === 'MAINTENANCE_INVALID_INPUT' ? 2 : 1;
+    io.stderr.write(`${describeError(err)}\n`);
+    if (args.json) io.stdout.write(`${toJson({ error: err })}\n`);
+    return err instanceof MaintenanceInputError ? 2 : 1;
   } finally {
     await pool.close();
   }

@@ -1,16 +1,24 @@
-import { AccountDbError, type AccountDbErrorOptions } from '@accountdb/pool';
+import { AccountDbError } from '@accountdb/pool';
 
-/** Every `code` an `@accountdb/maintenance` error can carry. */
+// Database failures are typed once, in @accountdb/pool (its SQLSTATE table and `toDatabaseError`): the
+// classes callers branch on are re-exported from there, so `instanceof` works whichever package is imported.
+export {
+  ActiveTransactionError,
+  InsufficientPrivilegeError,
+  LockNotAvailableError,
+  QueryCanceledError,
+  SqlError,
+  StatementTimeoutError,
+} from '@accountdb/pool';
+
+/**
+ * The `code`s of the argument errors `@accountdb/maintenance` adds; a database failure carries pool's
+ * (`DatabaseErrorCode`).
+ */
 export type MaintenanceErrorCode =
   | 'MAINTENANCE_INVALID_INPUT'
   | 'MAINTENANCE_UNSUPPORTED_OPTION'
-  | 'MAINTENANCE_RELATION_NOT_FOUND'
-  | 'MAINTENANCE_PERMISSION_DENIED'
-  | 'MAINTENANCE_LOCK_NOT_AVAILABLE'
-  | 'MAINTENANCE_STATEMENT_TIMEOUT'
-  | 'MAINTENANCE_CANCELED'
-  | 'MAINTENANCE_IN_TRANSACTION'
-  | 'MAINTENANCE_FAILED';
+  | 'MAINTENANCE_RELATION_NOT_FOUND';
 
 /**
  * An argument or option is invalid; thrown before any SQL is sent. `field` names the argument; the
@@ -58,81 +66,4 @@ export class RelationNotFoundError extends AccountDbError {
   ) {
     super('MAINTENANCE_RELATION_NOT_FOUND', `The ${kind} ${detail}`);
   }
-}
-
-/** Fields of a failed maintenance statement. */
-export interface MaintenanceFailure extends AccountDbErrorOptions {
-  /** SQLSTATE when the server reported one. */
-  sqlstate?: string | undefined;
-  /** The relation as the catalog names it (quoted, schema-qualified), when known. */
-  relation?: string | undefined;
-}
-
-/**
- * A maintenance statement failed on the server or its connection failed. Subclasses exist where a
- * caller branches (locked, timed out, canceled, not permitted, inside a transaction).
- */
-export class MaintenanceError extends AccountDbError {
-  declare readonly code: MaintenanceErrorCode;
-  readonly sqlstate: string | undefined;
-  readonly relation: string | undefined;
-
-  constructor(message: string, failure: MaintenanceFailure = {}) {
-    super(new.target.CODE, message, failure.cause === undefined ? {} : { cause: failure.cause });
-    this.sqlstate = failure.sqlstate;
-    this.relation = failure.relation;
-  }
-
-  /** The code this class fixes; subclasses override it. */
-  static readonly CODE: MaintenanceErrorCode = 'MAINTENANCE_FAILED';
-}
-
-/** The role may not maintain (or truncate) this relation: not its owner and no MAINTAIN/TRUNCATE privilege. */
-export class MaintenancePermissionError extends MaintenanceError {
-  declare readonly code: 'MAINTENANCE_PERMISSION_DENIED';
-  static override readonly CODE = 'MAINTENANCE_PERMISSION_DENIED';
-}
-
-/** `lock_timeout` ran out (SQLSTATE 55P03): another session holds a conflicting lock. Nothing was changed. */
-export class LockNotAvailableError extends MaintenanceError {
-  declare readonly code: 'MAINTENANCE_LOCK_NOT_AVAILABLE';
-  static override readonly CODE = 'MAINTENANCE_LOCK_NOT_AVAILABLE';
-}
-
-/** `statementTimeoutMs` ran out (SQLSTATE 57014 from `statement_timeout`). */
-export class MaintenanceTimeoutError extends MaintenanceError {
-  declare readonly code: 'MAINTENANCE_STATEMENT_TIMEOUT';
-  static override readonly CODE = 'MAINTENANCE_STATEMENT_TIMEOUT';
-}
-
-/** The `AbortSignal` fired; the running statement was canceled on the server (or never started). */
-export class MaintenanceCanceledError extends MaintenanceError {
-  declare readonly code: 'MAINTENANCE_CANCELED';
-  static override readonly CODE = 'MAINTENANCE_CANCELED';
-}
-
-/** VACUUM or REINDEX CONCURRENTLY was given a connection inside a transaction block (SQLSTATE 25001). */
-export class MaintenanceInTransactionError extends MaintenanceError {
-  declare readonly code: 'MAINTENANCE_IN_TRANSACTION';
-  static override readonly CODE = 'MAINTENANCE_IN_TRANSACTION';
-}
-
-const BY_SQLSTATE: Record<string, typeof MaintenanceError> = {
-  '55P03': LockNotAvailableError,
-  '42501': MaintenancePermissionError,
-  '25001': MaintenanceInTransactionError,
-};
-
-/**
- * Map a driver error to a maintenance error. `canceled` says our own AbortSignal caused a 57014.
- * Only the server's message and SQLSTATE are kept: maintenance statements carry no parameters.
- */
-export function toMaintenanceError(err: unknown, relation: string | undefined, canceled = false): AccountDbError {
-  if (err instanceof MaintenanceError) return err;
-  const sqlstate = (err as { sqlstate?: unknown } | null)?.sqlstate;
-  if (AccountDbError.is(err) && typeof sqlstate !== 'string') return err;
-  const message = err instanceof Error ? err.message : String(err);
-  let ErrorClass = (typeof sqlstate === 'string' && BY_SQLSTATE[sqlstate]) || MaintenanceError;
-  if (sqlstate === '57014') ErrorClass = canceled ? MaintenanceCanceledError : MaintenanceTimeoutError;
-  return new ErrorClass(message, { sqlstate: typeof sqlstate === 'string' ? sqlstate : undefined, relation, cause: err });
 }

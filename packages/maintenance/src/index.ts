@@ -6,16 +6,15 @@ export {
   cleanupDatabase,
 } from './cleanup.js';
 export {
+  ActiveTransactionError,
+  InsufficientPrivilegeError,
   LockNotAvailableError,
-  MaintenanceCanceledError,
-  MaintenanceError,
   type MaintenanceErrorCode,
-  type MaintenanceFailure,
   MaintenanceInputError,
-  MaintenanceInTransactionError,
-  MaintenancePermissionError,
-  MaintenanceTimeoutError,
+  QueryCanceledError,
   RelationNotFoundError,
+  SqlError,
+  StatementTimeoutError,
   UnsupportedOptionError,
 } from './errors.js';
 export { parseRelationName, type QualifiedName, type RelationName } from './names.js';

@@ -1,5 +1,5 @@
-import type { Queryable } from '@accountdb/pool';
-import { MaintenanceInputError, MaintenancePermissionError, RelationNotFoundError } from './errors.js';
+import { InsufficientPrivilegeError, type Queryable } from '@accountdb/pool';
+import { MaintenanceInputError, RelationNotFoundError } from './errors.js';
 
 /** A relation named exactly: no parsing, no case folding. `schema` omitted = resolved through `search_path`. */
 export interface QualifiedName {
@@ -162,14 +162,13 @@ export async function resolveOids(db: Queryable, oids: readonly number[]): Promi
   return new Map(rows.filter((r) => r.oid !== null).map((r) => [Number(r.oid), toRelation(r)]));
 }
 
-/** Throw {@link MaintenancePermissionError} before sending a statement the server would refuse or skip. */
+/** Throw `InsufficientPrivilegeError` (42501) before sending a statement the server would refuse or skip. */
 export function requirePrivilege(relation: ResolvedRelation, what: 'maintain' | 'truncate'): void {
   const ok = what === 'truncate' ? relation.canTruncate : relation.canMaintain;
   if (!ok)
-    throw new MaintenancePermissionError(
+    throw new InsufficientPrivilegeError(
       what === 'truncate'
         ? `The current role has no TRUNCATE privilege on ${relation.qualified}`
         : `The current role may not maintain ${relation.qualified}: it needs to own it${relation.serverVersion >= 170000 ? ' or hold the MAINTAIN privilege' : ' (or the database)'}`,
-      { sqlstate: '42501', relation: relation.qualified },
     );
 }

@@ -1,4 +1,5 @@
-import { MaintenanceError, MaintenanceInputError, MaintenancePermissionError, RelationNotFoundError } from './errors.js';
+import { AccountDbError, InsufficientPrivilegeError } from '@accountdb/pool';
+import { MaintenanceInputError, RelationNotFoundError } from './errors.js';
 import { parseRelationName, type RelationName, type ResolvedRelation, requirePrivilege, resolveRelation } from './names.js';
 import {
   checkRunOptions,
@@ -72,8 +73,9 @@ async function operate<T>(
  * `UnsupportedOptionError` before the VACUUM is sent. With `skipLocked`, a locked table yields
  * `status: 'skipped'`; otherwise a lock held past `lockTimeoutMs` is a `LockNotAvailableError`.
  *
- * @throws MaintenanceInputError, RelationNotFoundError, UnsupportedOptionError, MaintenancePermissionError,
- *   LockNotAvailableError, MaintenanceTimeoutError, MaintenanceCanceledError, MaintenanceInTransactionError
+ * @throws MaintenanceInputError, RelationNotFoundError, UnsupportedOptionError; and pool's database errors:
+ *   InsufficientPrivilegeError (checked before sending), LockNotAvailableError, StatementTimeoutError,
+ *   QueryCanceledError (the signal), ActiveTransactionError (a lease inside a transaction), other SqlErrors
  */
 export function vacuumTable(db: MaintenanceTarget, table: RelationName, options?: VacuumTableOptions): Promise<StatementResult> {
   return operate(db, table, 'table', options, checkVacuumOptions, (s, relation, own, run) => {
@@ -119,10 +121,7 @@ async function resolveTablespace(s: Session, relation: ResolvedRelation, name: s
   const found = rows[0];
   if (!found) throw new MaintenanceInputError('tablespace', 'names no tablespace of this server');
   if (!found.can_create)
-    throw new MaintenancePermissionError(`The current role has no CREATE privilege on tablespace ${found.quoted}`, {
-      sqlstate: '42501',
-      relation: relation.qualified,
-    });
+    throw new InsufficientPrivilegeError(`The current role has no CREATE privilege on tablespace ${found.quoted}`);
   return found.quoted;
 }
 
@@ -158,7 +157,7 @@ export async function reindex(
         s.log.warn({ err: dropErr, leftovers }, 'dropping the invalid indexes a failed REINDEX CONCURRENTLY left failed');
       }
     }
-    if (err instanceof MaintenanceError && leftovers.length > 0) {
+    if (AccountDbError.is(err) && leftovers.length > 0) {
       Object.assign(err, { leftovers, dropped } satisfies ReindexLeftovers);
       s.log.warn({ relation: relation.qualified, leftovers, dropped }, 'REINDEX CONCURRENTLY failed and left invalid indexes');
     }

@@ -1,11 +1,19 @@
-import { type Logger, type PoolConnection, packageLogger, type Queryable } from '@accountdb/pool';
-import { MaintenanceCanceledError, MaintenanceInputError, MaintenanceInTransactionError, toMaintenanceError } from './errors.js';
+import {
+  ActiveTransactionError,
+  type Logger,
+  type PoolConnection,
+  packageLogger,
+  type Queryable,
+  QueryCanceledError,
+  toDatabaseError,
+} from '@accountdb/pool';
+import { MaintenanceInputError } from './errors.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, type ProgressSample, watchProgress } from './progress.js';
 
 /**
  * Where maintenance runs: a `Pool` (a connection is leased for the call, outside any transaction), a
  * lease (used as is), or any other `Queryable` such as an RLS scope's `tx` (ANALYZE, TRUNCATE and
- * plain REINDEX work there; VACUUM and REINDEX CONCURRENTLY fail with `MaintenanceInTransactionError`).
+ * plain REINDEX work there; VACUUM and REINDEX CONCURRENTLY fail with `ActiveTransactionError`).
  */
 export type MaintenanceTarget = Queryable;
 
@@ -76,10 +84,16 @@ export function checkRunOptions(options: RunOptions): void {
     throw new MaintenanceInputError('onProgress', 'must be a function');
 }
 
-/** Rethrow a driver error from a lookup or setting as a maintenance error (AccountDbErrors pass through as they are). */
+/**
+ * Rethrow through pool's one mapper. Pools and leases have mapped already (their errors pass through
+ * as they are); another `Queryable` may hand back the driver's.
+ */
 export function typed(err: unknown): never {
-  throw toMaintenanceError(err, undefined);
+  throw toDatabaseError(err);
 }
+
+const canceledBeforeSend = (signal: AbortSignal, what: string) =>
+  new QueryCanceledError(`Canceled by AbortSignal before ${what} was sent`, undefined, { cause: signal.reason });
 
 /** One connection for a whole call: leased from a pool (and given back), or the caller's. */
 export interface Session {
@@ -95,8 +109,7 @@ export interface Session {
 /** Run `fn` on one connection from `target`; a leased connection goes back (or is destroyed if dirty). */
 export async function withSession<T>(target: MaintenanceTarget, options: RunOptions, fn: (s: Session) => Promise<T>): Promise<T> {
   const log = packageLogger(options.logger, '@accountdb/maintenance');
-  if (options.signal?.aborted)
-    throw new MaintenanceCanceledError('Canceled by AbortSignal before anything was sent', { cause: options.signal.reason });
+  if (options.signal?.aborted) throw canceledBeforeSend(options.signal, 'anything');
   if (!isPoolLike(target))
     return fn({ db: target, lease: isLease(target) ? target : undefined, pool: undefined, owned: false, log }).catch(typed);
   const qt = target.config?.queryTimeoutMs ?? 0;
@@ -128,7 +141,7 @@ async function setTimeouts(s: Session, { lock, statement }: Timeouts, local: boo
 /**
  * Run one maintenance statement (built from catalog names and fixed keywords only) with the call's
  * timeouts, cancellation, progress and notices. SKIP_LOCKED's "lock not available" warning becomes
- * a `skipped` result. Errors come out as maintenance errors.
+ * a `skipped` result. Errors come out as pool's (a 57014 our signal caused as `QueryCanceledError`).
  */
 export async function runStatement(
   s: Session,
@@ -141,13 +154,7 @@ export async function runStatement(
   // Any Queryable that is not a lease (an RLS scope's tx) counts as inside a transaction: settings are SET LOCAL.
   const local = s.lease === undefined || s.lease.client.getTransactionStatus() !== 'I';
   if (outsideTransaction && s.lease && local)
-    throw new MaintenanceInTransactionError(
-      `${sql.split(' ')[0]} cannot run inside a transaction block; pass a pool or an idle lease`,
-      {
-        sqlstate: '25001',
-        relation,
-      },
-    );
+    throw new ActiveTransactionError(`${sql.split(' ')[0]} cannot run inside a transaction block; pass a pool or an idle lease`);
   const lock = String(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
   const saved = await setTimeouts(s, { lock, statement: options.statementTimeoutMs?.toString() ?? null }, local);
   let skipped = false;
@@ -182,14 +189,10 @@ export async function runStatement(
   s.log.info({ relation, sql }, 'maintenance statement started');
   try {
     // Checked after the listener is in place: an abort during the settings round trip is not lost.
-    if (signal?.aborted)
-      throw new MaintenanceCanceledError('Canceled by AbortSignal before the statement was sent', {
-        relation,
-        cause: signal.reason,
-      });
+    if (signal?.aborted) throw canceledBeforeSend(signal, 'the statement');
     await s.db.query(sql);
   } catch (err) {
-    throw toMaintenanceError(err, relation, canceled);
+    throw toDatabaseError(err, canceled ? { canceled: { reason: 'signal' } } : {});
   } finally {
     signal?.removeEventListener('abort', onAbort);
     // Let a cancel land before the connection runs anything else.

@@ -3,9 +3,10 @@ import {
   type CleanupAction,
   type CleanupPlan,
   cleanupDatabase,
-  MaintenanceCanceledError,
   type ProgressSample,
   planCleanup,
+  QueryCanceledError,
+  StatementTimeoutError,
   vacuumTable,
 } from '../src/index.js';
 import { createFixture, eventually, type Fixture, stat } from './fixture.js';
@@ -54,8 +55,8 @@ test('an AbortSignal cancels a running VACUUM on the server; the connection stay
       if ((s.percent ?? 0) > 0) controller.abort();
     },
   }).catch((e: unknown) => e);
-  expect(error).toBeInstanceOf(MaintenanceCanceledError);
-  expect(error).toMatchObject({ code: 'MAINTENANCE_CANCELED', sqlstate: '57014' });
+  expect(error).toBeInstanceOf(QueryCanceledError);
+  expect(error).toMatchObject({ code: 'QUERY_CANCELED', sqlstate: '57014', message: 'Statement canceled by AbortSignal' });
   // Canceled mid-run: the VACUUM never completed.
   expect((await stat(fx.db, 'slower')).vacuums).toBe(0);
   await eventually(
@@ -68,6 +69,18 @@ test('an AbortSignal cancels a running VACUUM on the server; the connection stay
     'the vacuum to stop',
   );
   expect((await fx.pool.query('select 1 as one')).rows[0]?.one).toBe(1);
+});
+
+test('statementTimeoutMs ends a VACUUM that runs past it: StatementTimeoutError, the session settings restored', async () => {
+  // At 5 ms of cost delay per page, this VACUUM takes seconds; the bound is a tenth of a second.
+  const error = await vacuumTable(fx.pool, 'slower', { disablePageSkipping: true, statementTimeoutMs: 100 }).catch(
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(StatementTimeoutError);
+  expect(error).toMatchObject({ code: 'STATEMENT_TIMEOUT', sqlstate: '57014' });
+  expect((await stat(fx.db, 'slower')).vacuums).toBe(0);
+  const { rows } = await fx.pool.query(`select current_setting('statement_timeout') as s, current_setting('lock_timeout') as l`);
+  expect(rows[0]).toEqual({ s: '0', l: '0' });
 });
 
 test('canceling cleanupDatabase fails the running step and skips the rest', async () => {
@@ -83,7 +96,7 @@ test('canceling cleanupDatabase fails the running step and skips the rest', asyn
     },
   });
   expect(report.results.map((r) => r.status)).toEqual(['failed', 'skipped']);
-  expect(report.results[0]?.error).toBeInstanceOf(MaintenanceCanceledError);
+  expect(report.results[0]?.error).toBeInstanceOf(QueryCanceledError);
   expect(report.results[1]?.skipReason).toBe('canceled');
 });
 
@@ -139,7 +152,7 @@ test('jobs: 2 runs two VACUUMs at once on their own connections, skips over a st
     ['skipped', 'canceled'],
     ['failed', undefined],
   ]);
-  for (const i of [0, 2]) expect(report?.results[i]?.error).toBeInstanceOf(MaintenanceCanceledError);
+  for (const i of [0, 2]) expect(report?.results[i]?.error).toBeInstanceOf(QueryCanceledError);
   expect(events).not.toContain('step-start:1');
   expect((await vacuuming()).pids).toBe(0);
   for (const t of ['slower', 'slower2']) expect((await stat(fx.db, t)).vacuums).toBe(0);
