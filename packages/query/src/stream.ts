@@ -38,7 +38,7 @@ export async function readRows<R extends pg.QueryResultRow>(
   values: unknown[] | undefined,
   count: number,
 ): Promise<R[]> {
-  const cursor = lease.client.query(new Cursor<R>(text, values));
+  const cursor = lease.query(new Cursor<R>(text, values));
   // On error pg-cursor has already sent Sync, so there is nothing to close; the caller maps the error.
   const rows = await cursor.read(count);
   await cursor.close();
@@ -57,7 +57,7 @@ async function* iterate<R extends pg.QueryResultRow>(
   try {
     // pg-cursor is the driver's own companion: a named portal read with Execute(n) + Flush, so no
     // DECLARE/BEGIN round trips and it works inside or outside a transaction.
-    const cursor = lease.client.query(new Cursor<R>(text, values));
+    const cursor = lease.query(new Cursor<R>(text, values));
     let open = true;
     const read = signal
       ? () => runCancellable(lease, { signal }, () => cursor.read(batchSize))
