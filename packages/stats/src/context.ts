@@ -146,6 +146,9 @@ export const SCHEMA_FILTER = `(n.nspname <> all($1::text[]) and case when $2::te
   then $3::boolean or (n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname !~ '^pg_(toast_)?temp_')
   else n.nspname = any($2::text[]) end)`;
 
+/** The server's block size, for sizes from page counts. */
+export const BLOCK = `current_setting('block_size')::int8`;
+
 /** Values for {@link SCHEMA_FILTER}'s parameters. */
 export function schemaParams(options: ResolvedStatsOptions): unknown[] {
   return [options.excludeSchemas, options.includeSchemas, options.includeSystemSchemas];

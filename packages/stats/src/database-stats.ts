@@ -92,7 +92,7 @@ export function getDatabaseStats(source: StatsSource, options?: StatsOptions): P
         size: database.size,
         counters: database.counters,
         checkpoints: database.checkpoints,
-        tableSizes: toTableSizes(tables),
+        tableSizes: toTableSizes(tables, ctx),
         rowCounts: toRowCounts(tables),
         indexUsage: toIndexUsage(indexes, reset),
         unusedIndexes: toUnusedIndexes(indexes, reset),

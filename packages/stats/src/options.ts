@@ -13,6 +13,13 @@ export interface StatsOptions {
   readonly includeSystemSchemas?: boolean;
   /** Bloat figures: `estimate` from the planner's statistics, or `exact` by scanning with pgstattuple. [`estimate`] */
   readonly bloat?: 'estimate' | 'exact';
+  /**
+   * Sizes in bytes: `exact` asks the server for each relation's files (`pg_table_size`,
+   * `pg_relation_size`, `pg_database_size`), or `estimate` reads page counts from the catalog
+   * (`relpages` × block size: no file is touched, but the counts are as of the last VACUUM, ANALYZE
+   * or CREATE INDEX, and leave out free space and visibility maps). [`exact`]
+   */
+  readonly sizes?: 'estimate' | 'exact';
   /** Count rows with `count(*)` per table (one statement for all tables) instead of the catalog estimate. [false] */
   readonly exactRowCounts?: boolean;
   /** Server-side statement timeout for exact row counts, ms. [10,000] */
@@ -29,6 +36,7 @@ export interface ResolvedStatsOptions {
   readonly excludeSchemas: readonly string[];
   readonly includeSystemSchemas: boolean;
   readonly bloat: 'estimate' | 'exact';
+  readonly sizes: 'estimate' | 'exact';
   readonly exactRowCounts: boolean;
   readonly exactRowCountTimeoutMs: number;
   readonly longRunningMs: number;
@@ -40,6 +48,7 @@ const KNOWN = new Set([
   'excludeSchemas',
   'includeSystemSchemas',
   'bloat',
+  'sizes',
   'exactRowCounts',
   'exactRowCountTimeoutMs',
   'longRunningMs',
@@ -77,6 +86,13 @@ function integer(
   return value;
 }
 
+function estimateOrExact(value: unknown, variable: string, fallback: 'estimate' | 'exact', problems: ConfigProblem[]) {
+  if (value === undefined) return fallback;
+  if (value === 'estimate' || value === 'exact') return value;
+  problems.push({ variable, message: 'must be "estimate" or "exact"' });
+  return fallback;
+}
+
 function flag(value: unknown, variable: string, problems: ConfigProblem[]): boolean {
   if (value === undefined) return false;
   if (typeof value !== 'boolean') problems.push({ variable, message: 'must be true or false' });
@@ -93,13 +109,12 @@ export function resolveStatsOptions(options: StatsOptions = {}): ResolvedStatsOp
   if (includeSchemas?.length === 0)
     problems.push({ variable: 'includeSchemas', message: 'must name at least one schema when given' });
   const excludeSchemas = names(options.excludeSchemas, 'excludeSchemas', problems) ?? [];
-  const bloat = options.bloat ?? 'estimate';
-  if (bloat !== 'estimate' && bloat !== 'exact') problems.push({ variable: 'bloat', message: 'must be "estimate" or "exact"' });
   const resolved: ResolvedStatsOptions = {
     includeSchemas: includeSchemas ?? null,
     excludeSchemas,
     includeSystemSchemas: flag(options.includeSystemSchemas, 'includeSystemSchemas', problems),
-    bloat,
+    bloat: estimateOrExact(options.bloat, 'bloat', 'estimate', problems),
+    sizes: estimateOrExact(options.sizes, 'sizes', 'exact', problems),
     exactRowCounts: flag(options.exactRowCounts, 'exactRowCounts', problems),
     exactRowCountTimeoutMs: integer(options.exactRowCountTimeoutMs, 'exactRowCountTimeoutMs', 1, 3_600_000, 10_000, problems),
     longRunningMs: integer(options.longRunningMs, 'longRunningMs', 0, 86_400_000 * 365, 60_000, problems),
