@@ -55,20 +55,9 @@ function transactionState(source: SourceShape): TransactionState | undefined {
   return fromClient === undefined ? undefined : (fromClient as TransactionState);
 }
 
-const SETTINGS = [
-  'autovacuum',
-  'autovacuum_vacuum_threshold',
-  'autovacuum_vacuum_scale_factor',
-  'autovacuum_vacuum_insert_threshold',
-  'autovacuum_vacuum_insert_scale_factor',
-  'autovacuum_vacuum_max_threshold',
-  'autovacuum_analyze_threshold',
-  'autovacuum_analyze_scale_factor',
-  'autovacuum_freeze_max_age',
-  'autovacuum_multixact_freeze_max_age',
-  'max_connections',
-  'track_counts',
-];
+const SETTINGS = `autovacuum autovacuum_vacuum_threshold autovacuum_vacuum_scale_factor autovacuum_vacuum_insert_threshold
+  autovacuum_vacuum_insert_scale_factor autovacuum_vacuum_max_threshold autovacuum_analyze_threshold autovacuum_analyze_scale_factor
+  autovacuum_freeze_max_age autovacuum_multixact_freeze_max_age max_connections track_counts`.split(/\s+/);
 
 // The `loaded` test: pg_stat_statements defines `pg_stat_statements.max` only when it is in
 // shared_preload_libraries, and pg_settings lists it to every role.

@@ -1,5 +1,6 @@
 import { BLOCK, num, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
 import { StatsTimeoutError } from './errors.js';
+import type { IndexFacts } from './indexes.js';
 import type { StatsOptions } from './options.js';
 
 /** One table (or materialized view) as the catalog and the statistics collector describe it. */
@@ -32,10 +33,10 @@ export interface TableFacts {
 }
 
 /**
- * Every table's facts. With `indexSizes: false` `indexBytes` (and `totalBytes`) leave the indexes
- * out, for a caller that adds the sizes it read per index instead of opening every index twice.
+ * Every table's facts. Given the indexes' facts, `indexBytes` sums their sizes instead of reading
+ * every index again.
  */
-export async function fetchTables(ctx: StatsContext, { indexSizes = true } = {}): Promise<TableFacts[]> {
+export async function fetchTables(ctx: StatsContext, indexes?: readonly IndexFacts[]): Promise<TableFacts[]> {
   const ins = ctx.server.versionNum >= 130000 ? 'pg_stat_get_ins_since_vacuum(c.oid)' : '0';
   // 14+: reltuples -1 means never vacuumed or analyzed. 13: 0 with no pages and no analyze means the same.
   const unmeasured =
@@ -46,7 +47,7 @@ export async function fetchTables(ctx: StatsContext, { indexSizes = true } = {})
   // every index and TOAST table, which costs a third of the time over thousands of tables. Exact
   // sizes: pg_table_size (heap, TOAST, FSM, VM) and pg_indexes_size open each relation.
   const exact = ctx.options.sizes === 'exact';
-  const indexBytes = !indexSizes
+  const indexBytes = indexes
     ? '0'
     : exact
       ? 'pg_indexes_size(c.oid)'
@@ -70,11 +71,14 @@ export async function fetchTables(ctx: StatsContext, { indexSizes = true } = {})
      order by n.nspname, c.relname`,
     schemaParams(ctx.options),
   );
-  return rows.map((r) => ({
-    ...(r as TableFacts),
-    totalBytes: r.tableBytes + r.indexBytes,
-    reloptions: Object.fromEntries(((r.reloptions as string[] | null) ?? []).map((o) => o.split(/=(.*)/s).slice(0, 2))),
-  }));
+  const sums = new Map<string, number>();
+  for (const i of indexes ?? []) sums.set(`${i.schema}\0${i.table}`, (sums.get(`${i.schema}\0${i.table}`) ?? 0) + i.sizeBytes);
+  for (const r of rows) {
+    if (indexes) r.indexBytes = sums.get(`${r.schema}\0${r.name}`) ?? 0;
+    r.totalBytes = r.tableBytes + r.indexBytes;
+    r.reloptions = Object.fromEntries(((r.reloptions as string[] | null) ?? []).map((o) => o.split(/=(.*)/s).slice(0, 2)));
+  }
+  return rows as TableFacts[];
 }
 
 /** Sizes of one table, in bytes: `totalBytes` = `tableBytes` (heap and TOAST) + `indexBytes`. */
