@@ -32,30 +32,42 @@ export interface Bloat {
   readonly note: string | null;
 }
 
-// Column statistics as one jsonb object built once per statement, looked up by quoted name: a join
-// on pg_stats' name columns is planned as a nested loop (millions of comparisons over 10,000 tables).
-const statsMap = (key: string, value: string, group: string) => `(select jsonb_object_agg(k, v) from (
-  select format(${key}) as k, ${value} as v from pg_stats s join pg_namespace n on n.nspname = s.schemaname
-  where not s.inherited and ${SCHEMA_FILTER}${group}) x)`;
+// Column statistics as one jsonb object built once per statement (pg_stats is costly: it checks a
+// privilege per column), looked up by quoted name: a join on pg_stats' name columns is planned as a
+// nested loop (millions of comparisons over 10,000 tables). It is read as `(select m from st)`, a
+// value computed once: a CTE scan would copy it for every row.
+const STATS_MAP = `with st as materialized (select (select jsonb_object_agg(format('%I.%I.%I', s.schemaname, s.tablename, s.attname),
+  jsonb_build_array(s.null_frac, s.avg_width)) from pg_stats s join pg_namespace n on n.nspname = s.schemaname
+  where not s.inherited and ${SCHEMA_FILTER}) as m)`;
+// Per relation, over its columns (attribute `a` of relation `rel`): null fraction, width and whether every column has statistics.
+const COLUMNS = (
+  from: string,
+  where: string,
+  rel: string,
+  defaultWidth: number,
+) => `lateral (select max(coalesce((s->>0)::float8, 0)) as maxnull,
+    count(s) as nstats, sum((1 - coalesce((s->>0)::float8, 0)) * coalesce((s->>1)::float8, ${defaultWidth})) as width,
+    bool_or(a.atttypid = 'pg_catalog.name'::regtype) or count(*) <> count(s) as is_na, count(s) > 0 as analyzed
+  from ${from}, lateral (select (select m from st) -> format('%I.%I.%I', n.nspname, ${rel}, a.attname) as s) j ${where}) k`;
+const FILLFACTOR = (rel: string, fallback: number) =>
+  `coalesce(substring(array_to_string(${rel}.reloptions, ' ') from 'fillfactor=([0-9]+)')::smallint, ${fallback})`;
+const BTREE = `ci.relam = (select oid from pg_am where amname = 'btree')`;
 const ROUND = (x: string) => `(case when ${x} % 8 = 0 then 8 else ${x} % 8 end)`;
 
 // ioguix's table bloat estimate (github.com/ioguix/pgsql-bloat-estimation): the pages the live
 // rows should fill, from pg_stats' average widths and null fractions, against relpages.
 const TABLE_ESTIMATE = `
-select schema, "table", null as index, bs * pages as size_bytes, is_na, analyzed,
-  greatest(pages - ceil(reltuples / ((bs - 24) * fillfactor / (tpl_size * 100))) - ceil(toasttuples / 4), 0) * bs as wasted_bytes
+select schema, "table", null::name as index, (bs * pages)::float8 as size_bytes, is_na, analyzed,
+  (greatest(pages - ceil(reltuples / ((bs - 24) * fillfactor / (tpl_size * 100))) - ceil(toasttuples / 4), 0) * bs)::float8 as wasted_bytes
 from (
   select *, 4 + hdr + width + 16 - ${ROUND('hdr')} - ${ROUND('ceil(width)::int')} as tpl_size
   from (
     select n.nspname as schema, c.relname as "table", greatest(c.reltuples, 0) as reltuples,
       c.relpages + coalesce(t.relpages, 0) as pages, greatest(coalesce(t.reltuples, 0), 0) as toasttuples,
-      coalesce(substring(array_to_string(c.reloptions, ' ') from 'fillfactor=([0-9]+)')::smallint, 100) as fillfactor,
-      ${BLOCK} as bs, s is not null as analyzed, s is null or a.has_name or a.n <> (s->>0)::int as is_na,
-      23 + case when (s->>1)::float8 > 0 then (7 + (s->>0)::int) / 8 else 0 end as hdr, coalesce((s->>2)::float8, 0) as width
-    from pg_class c join pg_namespace n on n.oid = c.relnamespace left join pg_class t on t.oid = c.reltoastrelid
-      cross join lateral (select count(*) as n, bool_or(atttypid = 'pg_catalog.name'::regtype) as has_name
-        from pg_attribute where attrelid = c.oid and attnum > 0 and not attisdropped) a,
-      lateral (select m -> format('%I.%I', n.nspname, c.relname) as s from st) j
+      ${FILLFACTOR('c', 100)} as fillfactor, ${BLOCK} as bs, is_na, analyzed,
+      23 + case when maxnull > 0 then (7 + nstats) / 8 else 0 end as hdr, coalesce(width, 0) as width
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace left join pg_class t on t.oid = c.reltoastrelid,
+      ${COLUMNS('pg_attribute a', 'where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped', 'c.relname', 0)}
     where c.relkind in ('r', 'm') and ${SCHEMA_FILTER}
   ) x
 ) y`;
@@ -63,50 +75,38 @@ from (
 // ioguix's btree bloat estimate: leaf pages the index's tuples should need at its fillfactor. A key
 // column is the table's column, or for an expression the index's own (pg_stats lists it by index).
 const INDEX_ESTIMATE = `
-select schema, "table", index, bs * relpages as size_bytes, is_na, analyzed,
-  greatest(relpages - coalesce(1 + ceil(reltuples / floor((bs - 40) * fillfactor / (100 * (4 + hdr + 8 - ${ROUND('hdr')}
-    + width + 8 - case when width = 0 then 0 else ${ROUND('width::int')} end)::float))), 0), 0) * bs as wasted_bytes
+select schema, "table", index, (bs * relpages)::float8 as size_bytes, is_na, analyzed,
+  (greatest(relpages - coalesce(1 + ceil(reltuples / floor((bs - 40) * fillfactor / (100 * (4 + hdr + 8 - ${ROUND('hdr')}
+    + width + 8 - case when width = 0 then 0 else ${ROUND('width::int')} end)::float))), 0), 0) * bs)::float8 as wasted_bytes
 from (
   select n.nspname as schema, t.relname as "table", ci.relname as index, greatest(ci.reltuples, 0) as reltuples, ci.relpages,
-    coalesce(substring(array_to_string(ci.reloptions, ' ') from 'fillfactor=([0-9]+)')::smallint, 90) as fillfactor,
-    ${BLOCK} as bs, k.*
+    ${FILLFACTOR('ci', 90)} as fillfactor, ${BLOCK} as bs, case when maxnull = 0 then 8 else 12 end as hdr, width, is_na, analyzed
   from pg_index i join pg_class ci on ci.oid = i.indexrelid join pg_class t on t.oid = i.indrelid
     join pg_namespace n on n.oid = t.relnamespace,
-    lateral (select case when max(coalesce((s->>0)::float8, 0)) = 0 then 8 else 12 end as hdr,
-        sum((1 - coalesce((s->>0)::float8, 0)) * coalesce((s->>1)::float8, 1024)) as width,
-        bool_or(a.atttypid = 'pg_catalog.name'::regtype) or count(*) <> count(s) as is_na, count(s) > 0 as analyzed
-      from generate_series(0, i.indnatts - 1) p
-        join pg_attribute a on a.attrelid = case when i.indkey[p] = 0 then i.indexrelid else i.indrelid end
-          and a.attnum = case when i.indkey[p] = 0 then p + 1 else i.indkey[p] end,
-        lateral (select m -> format('%I.%I.%I', n.nspname, case when i.indkey[p] = 0 then ci.relname else t.relname end, a.attname) as s from st) j
-    ) k
-  where ci.relam = (select oid from pg_am where amname = 'btree') and ci.relpages > 0 and ${SCHEMA_FILTER}
+    ${COLUMNS(
+      `generate_series(0, i.indnatts - 1) p join pg_attribute a on a.attrelid = case when i.indkey[p] = 0 then i.indexrelid else i.indrelid end
+        and a.attnum = case when i.indkey[p] = 0 then p + 1 else i.indkey[p] end`,
+      '',
+      'case when i.indkey[p] = 0 then ci.relname else t.relname end',
+      1024,
+    )}
+  where ${BTREE} and ci.relpages > 0 and ${SCHEMA_FILTER}
 ) x`;
-
-const TABLE_STATS = `with st as materialized (select ${statsMap(
-  "'%I.%I', s.schemaname, s.tablename",
-  'jsonb_build_array(count(*), max(coalesce(s.null_frac, 0)), sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)))',
-  ' group by s.schemaname, s.tablename',
-)} as m)`;
-const INDEX_STATS = `with st as materialized (select ${statsMap(
-  "'%I.%I.%I', s.schemaname, s.tablename, s.attname",
-  'jsonb_build_array(s.null_frac, s.avg_width)',
-  '',
-)} as m)`;
 
 // Exact figures: pgstattuple's dead tuples and free space over the table; for a btree index,
 // pgstatindex's leaf free space beyond the fillfactor's reserve, plus empty and deleted pages.
 const TABLE_EXACT = (schema: string) => `
-select n.nspname as schema, c.relname as "table", null as index, p.table_len as size_bytes, p.dead_tuple_len + p.free_space as wasted_bytes
+select n.nspname as schema, c.relname as "table", null::name as index, p.table_len::float8 as size_bytes,
+  (p.dead_tuple_len + p.free_space)::float8 as wasted_bytes
 from pg_class c join pg_namespace n on n.oid = c.relnamespace cross join lateral ${schema}.pgstattuple(c.oid) p
 where c.relkind in ('r', 'm') and c.relispopulated and ${SCHEMA_FILTER}`;
 const INDEX_EXACT = (schema: string) => `
-select n.nspname as schema, t.relname as "table", ci.relname as index, p.index_size as size_bytes,
-  (p.empty_pages + p.deleted_pages) * ${BLOCK} + case when p.leaf_pages > 0 then greatest(p.leaf_pages * ${BLOCK}
-    * (coalesce(substring(array_to_string(ci.reloptions, ' ') from 'fillfactor=([0-9]+)')::smallint, 90) - p.avg_leaf_density) / 100, 0) else 0 end as wasted_bytes
+select n.nspname as schema, t.relname as "table", ci.relname as index, p.index_size::float8 as size_bytes,
+  ((p.empty_pages + p.deleted_pages) * ${BLOCK} + case when p.leaf_pages > 0 then greatest(p.leaf_pages * ${BLOCK}
+    * (${FILLFACTOR('ci', 90)} - p.avg_leaf_density) / 100, 0) else 0 end)::float8 as wasted_bytes
 from pg_index i join pg_class ci on ci.oid = i.indexrelid join pg_class t on t.oid = i.indrelid
   join pg_namespace n on n.oid = t.relnamespace, lateral ${schema}.pgstatindex(i.indexrelid) p
-where ci.relam = (select oid from pg_am where amname = 'btree') and ci.relkind = 'i' and i.indisvalid and ${SCHEMA_FILTER}`;
+where ${BTREE} and ci.relkind = 'i' and i.indisvalid and ${SCHEMA_FILTER}`;
 
 function toBloat(r: Record<string, unknown>, method: Bloat['method'], note: string | null): Bloat {
   const sizeBytes = num(r.size_bytes) ?? 0;
@@ -136,40 +136,42 @@ function exactUnavailable(ctx: StatsContext): string | null {
   if (!ext)
     return 'exact bloat asked for, but the pgstattuple extension is not installed in this database (CREATE EXTENSION pgstattuple)';
   if (!ext.executable)
-    return 'exact bloat asked for, but this role may not execute pgstattuple (grant pg_stat_scan_tables or pg_monitor)';
+    return 'exact bloat asked for, but this role may not execute pgstattuple and pgstatindex (grant pg_stat_scan_tables or pg_monitor)';
   return null;
 }
 
 /**
- * Table or btree index bloat: the estimate, or with `bloat: 'exact'` a full scan of each by
- * pgstattuple (tables) or pgstatindex (indexes). When exact is asked for but unavailable, the
- * estimate is returned with a `note` saying why.
+ * Table and btree index bloat in one statement: the estimate, or with `bloat: 'exact'` a full scan
+ * of each by pgstattuple (tables) or pgstatindex (indexes). When exact is asked for but unavailable,
+ * the estimate is returned with a `note` saying why.
  */
-async function fetchBloat(ctx: StatsContext, index: boolean): Promise<Bloat[]> {
-  const params = schemaParams(ctx.options);
+export async function fetchBloat(
+  ctx: StatsContext,
+  { tables = true, indexes = true } = {},
+): Promise<{ tables: Bloat[]; indexes: Bloat[] }> {
   const unavailable = ctx.options.bloat === 'exact' ? exactUnavailable(ctx) : null;
-  if (ctx.options.bloat === 'exact' && unavailable === null) {
-    const schema = quoteCatalogName(ctx.server.pgstattuple!.schema);
-    const { rows } = await ctx.q.query((index ? INDEX_EXACT : TABLE_EXACT)(schema), params);
-    return rows.map((r) => toBloat(r, 'pgstattuple', null));
-  }
-  const { rows } = await ctx.q.query(index ? `${INDEX_STATS} ${INDEX_ESTIMATE}` : `${TABLE_STATS} ${TABLE_ESTIMATE}`, params);
-  return rows.map((r) => toBloat(r, 'estimate', unavailable));
+  const exact = ctx.options.bloat === 'exact' && unavailable === null;
+  const schema = exact ? quoteCatalogName(ctx.server.pgstattuple!.schema) : '';
+  const parts = [
+    tables && (exact ? TABLE_EXACT(schema) : TABLE_ESTIMATE),
+    indexes && (exact ? INDEX_EXACT(schema) : INDEX_ESTIMATE),
+  ];
+  const sql = `${exact ? '' : STATS_MAP} ${parts.filter(Boolean).join(' union all ')}`;
+  const { rows } = await ctx.q.query(sql, schemaParams(ctx.options));
+  const all = rows.map((r) => (exact ? toBloat(r, 'pgstattuple', null) : toBloat(r, 'estimate', unavailable)));
+  return { tables: byWaste(all.filter((b) => b.index === null)), indexes: byWaste(all.filter((b) => b.index !== null)) };
 }
-
-export const fetchTableBloat = (ctx: StatsContext): Promise<Bloat[]> => fetchBloat(ctx, false);
-export const fetchIndexBloat = (ctx: StatsContext): Promise<Bloat[]> => fetchBloat(ctx, true);
 
 /** Table bloat of every table, most wasted bytes first (estimate by default; `bloat: 'exact'` for pgstattuple). */
 export function getTableBloat(source: StatsSource, options?: StatsOptions): Promise<Bloat[]> {
-  return runStats(source, options, async (ctx) => byWaste(await fetchTableBloat(ctx)));
+  return runStats(source, options, async (ctx) => (await fetchBloat(ctx, { indexes: false })).tables);
 }
 
 /** Btree index bloat, most wasted bytes first (estimate by default; `bloat: 'exact'` for pgstatindex). */
 export function getIndexBloat(source: StatsSource, options?: StatsOptions): Promise<Bloat[]> {
-  return runStats(source, options, async (ctx) => byWaste(await fetchIndexBloat(ctx)));
+  return runStats(source, options, async (ctx) => (await fetchBloat(ctx, { tables: false })).indexes);
 }
 
-export function byWaste(rows: Bloat[]): Bloat[] {
+function byWaste(rows: Bloat[]): Bloat[] {
   return rows.sort((a, b) => (b.wastedBytes ?? -1) - (a.wastedBytes ?? -1));
 }

@@ -66,7 +66,8 @@ select current_setting('server_version_num')::int as version_num, current_databa
   pg_is_in_recovery() as in_recovery,
   pg_has_role(current_user, 'pg_read_all_stats', 'usage') as read_all_stats,
   (select json_build_object('schema', n.nspname, 'version', e.extversion,
-     'executable', has_function_privilege(format('%I.pgstattuple(regclass)', n.nspname), 'execute'))
+     'executable', has_function_privilege(format('%I.pgstattuple(regclass)', n.nspname), 'execute')
+       and has_function_privilege(format('%I.pgstatindex(regclass)', n.nspname), 'execute'))
    from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pgstattuple') as pgstattuple,
   (select json_build_object('schema', n.nspname, 'version', e.extversion,
      'loaded', exists (select from pg_settings where name = 'pg_stat_statements.max'))

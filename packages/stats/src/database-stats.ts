@@ -41,8 +41,8 @@ export interface DatabaseStats {
 
 /**
  * Every figure of this package in one read-only repeatable-read transaction, in a fixed number of
- * statements however many tables there are (at most 12: begin, server facts, database, tables,
- * indexes, table bloat, index bloat, sessions, sequences, replication, pg_stat_statements, commit).
+ * statements however many tables there are (at most 11: begin, server facts, database, tables,
+ * indexes, table and index bloat, sessions, sequences, replication, pg_stat_statements, commit).
  * Row counts here are always the catalog's estimates.
  */
 export function getDatabaseStats(source: StatsSource, options?: StatsOptions): Promise<DatabaseStats> {
@@ -53,8 +53,7 @@ export function getDatabaseStats(source: StatsSource, options?: StatsOptions): P
       const db = await database.fetchDatabase(ctx);
       const idx = await indexes.fetchIndexes(ctx);
       const tbl = await tables.fetchTables(ctx, idx); // index sizes summed from idx, not read twice
-      const tableBloat = await bloat.fetchTableBloat(ctx);
-      const indexBloat = await bloat.fetchIndexBloat(ctx);
+      const waste = await bloat.fetchBloat(ctx);
       const sessions = await activity.fetchSessions(ctx);
       const sequences = await wraparound.fetchSequences(ctx);
       const replication = await fetchReplication(ctx);
@@ -73,8 +72,8 @@ export function getDatabaseStats(source: StatsSource, options?: StatsOptions): P
         unusedIndexes: indexes.toUnusedIndexes(idx, statsReset),
         duplicateIndexes: indexes.toDuplicateIndexes(idx),
         invalidIndexes: indexes.toInvalidIndexes(idx),
-        tableBloat: bloat.byWaste(tableBloat),
-        indexBloat: bloat.byWaste(indexBloat),
+        tableBloat: waste.tables,
+        indexBloat: waste.indexes,
         cacheHitRatios: indexes.toCacheHitRatios(tbl, idx, statsReset),
         connections: activity.toConnections(sessions, ctx),
         longRunningQueries: activity.toLongRunning(sessions, ctx.options.longRunningMs),

@@ -63,18 +63,13 @@ export async function fetchIndexes(ctx: StatsContext): Promise<IndexFacts[]> {
 }
 
 /** Usage of one index; `scans` counts since `statsReset`. */
-export interface IndexUsage {
-  readonly schema: string;
-  readonly table: string;
-  readonly name: string;
-  readonly sizeBytes: number;
-  readonly scans: number;
-  readonly tuplesRead: number;
-  readonly unique: boolean;
-  readonly valid: boolean;
+export type IndexUsage = Pick<
+  IndexFacts,
+  'schema' | 'table' | 'name' | 'sizeBytes' | 'scans' | 'tuplesRead' | 'unique' | 'valid'
+> & {
   /** When `scans` started counting (`pg_stat_database.stats_reset`); null = never reset. */
   readonly statsReset: Date | null;
-}
+};
 
 function toUsage(i: IndexFacts, statsReset: Date | null): IndexUsage {
   const { schema, table, name, sizeBytes, scans, tuplesRead, unique, valid } = i;
@@ -116,16 +111,14 @@ export interface DuplicateIndex {
  */
 export function toDuplicateIndexes(indexes: readonly IndexFacts[]): DuplicateIndex[] {
   const out: DuplicateIndex[] = [];
-  const groups = new Map<string, (IndexFacts & { signature: NonNullable<IndexFacts['signature']> })[]>();
-  for (const i of indexes) {
-    if (!i.signature) continue;
+  type Candidate = IndexFacts & { signature: NonNullable<IndexFacts['signature']> };
+  const groups = new Map<string, Candidate[]>();
+  for (const i of indexes.filter((i): i is Candidate => i.signature !== null)) {
     const key = [i.schema, i.table, i.method, i.signature.expressions, i.signature.predicate].join('\0');
-    const group = groups.get(key);
-    if (group) group.push({ ...i, signature: i.signature });
-    else groups.set(key, [{ ...i, signature: i.signature }]);
+    groups.set(key, [...(groups.get(key) ?? []), i]);
   }
   for (const group of groups.values()) {
-    const covers = (a: (typeof group)[number], b: (typeof group)[number]): boolean => {
+    const covers = (a: Candidate, b: Candidate): boolean => {
       const [x, y] = [a.signature, b.signature];
       if (a === b || x.columns.length > y.columns.length) return false;
       if (!x.columns.every((c, k) => c === y.columns[k] && x.opclasses[k] === y.opclasses[k])) return false;
@@ -155,16 +148,13 @@ export function toDuplicateIndexes(indexes: readonly IndexFacts[]): DuplicateInd
   return out;
 }
 
-/** An index the planner ignores: a failed `CREATE INDEX CONCURRENTLY` (or one still building). */
-export interface InvalidIndex {
-  readonly schema: string;
-  readonly table: string;
-  readonly name: string;
+/**
+ * An index the planner ignores: a failed `CREATE INDEX CONCURRENTLY` (or one still building;
+ * `building` is true while a build is in progress and it may still become valid).
+ */
+export type InvalidIndex = Pick<IndexFacts, 'schema' | 'table' | 'name' | 'sizeBytes' | 'building'> & {
   readonly definition: string;
-  readonly sizeBytes: number;
-  /** True when a build is in progress right now: it may still become valid. */
-  readonly building: boolean;
-}
+};
 
 export function toInvalidIndexes(indexes: readonly IndexFacts[]): InvalidIndex[] {
   return indexes

@@ -82,19 +82,10 @@ export async function fetchTables(ctx: StatsContext, indexes?: readonly IndexFac
 }
 
 /** Sizes of one table, in bytes: `totalBytes` = `tableBytes` (heap and TOAST) + `indexBytes`. */
-export interface TableSize {
-  readonly schema: string;
-  readonly name: string;
-  readonly kind: TableFacts['kind'];
-  /** tableBytes + indexBytes (`pg_total_relation_size`). */
-  readonly totalBytes: number;
-  /** Heap with its TOAST, free space and visibility maps (`pg_table_size`). */
-  readonly tableBytes: number;
-  /** All its indexes (`pg_indexes_size`). */
-  readonly indexBytes: number;
+export type TableSize = Pick<TableFacts, 'schema' | 'name' | 'kind' | 'totalBytes' | 'tableBytes' | 'indexBytes'> & {
   /** True for page counts from the catalog (`sizes: 'estimate'`), false for the files' sizes. */
   readonly estimated: boolean;
-}
+};
 
 export function toTableSizes(tables: readonly TableFacts[], ctx: StatsContext): TableSize[] {
   const estimated = ctx.options.sizes === 'estimate';
