@@ -6,6 +6,7 @@ import {
   SCHEMA_FILTER,
   type StatsContext,
   type StatsSource,
+  schemaFilter,
   schemaParams,
 } from './context.js';
 import type { StatsOptions } from './options.js';
@@ -37,8 +38,7 @@ export interface Bloat {
 // nested loop (millions of comparisons over 10,000 tables). It is read as `(select m from st)`, a
 // value computed once: a CTE scan would copy it for every row.
 const STATS_MAP = `with st as materialized (select (select jsonb_object_agg(format('%I.%I.%I', s.schemaname, s.tablename, s.attname),
-  jsonb_build_array(s.null_frac, s.avg_width)) from pg_stats s join pg_namespace n on n.nspname = s.schemaname
-  where not s.inherited and ${SCHEMA_FILTER}) as m)`;
+  jsonb_build_array(s.null_frac, s.avg_width)) from pg_stats s where not s.inherited and ${schemaFilter('s.schemaname')}) as m)`;
 // Per relation, over its columns (attribute `a` of relation `rel`): null fraction, width and whether every column has statistics.
 const COLUMNS = (
   from: string,

@@ -129,12 +129,13 @@ async function runOn<T>(
 }
 
 /**
- * The schema filter every query shares, on `n.nspname`, bound as `$1` (exclude), `$2` (include or
+ * The schema filter every query shares, on `n.nspname` (or another column naming a schema), bound as `$1` (exclude), `$2` (include or
  * null) and `$3` (include system schemas). Names are compared, never spliced into SQL.
  */
-export const SCHEMA_FILTER = `(n.nspname <> all($1::text[]) and case when $2::text[] is null
-  then $3::boolean or (n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname !~ '^pg_(toast_)?temp_')
-  else n.nspname = any($2::text[]) end)`;
+export const schemaFilter = (n = 'n.nspname') => `(${n} <> all($1::text[]) and case when $2::text[] is null
+  then $3::boolean or (${n} not in ('pg_catalog', 'information_schema', 'pg_toast') and ${n} !~ '^pg_(toast_)?temp_')
+  else ${n} = any($2::text[]) end)`;
+export const SCHEMA_FILTER = schemaFilter();
 
 /** The server's block size, for sizes from page counts. */
 export const BLOCK = `current_setting('block_size')::int8`;
