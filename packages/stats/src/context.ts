@@ -55,20 +55,9 @@ function transactionState(source: SourceShape): TransactionState | undefined {
   return fromClient === undefined ? undefined : (fromClient as TransactionState);
 }
 
-const SETTINGS = [
-  'autovacuum',
-  'autovacuum_vacuum_threshold',
-  'autovacuum_vacuum_scale_factor',
-  'autovacuum_vacuum_insert_threshold',
-  'autovacuum_vacuum_insert_scale_factor',
-  'autovacuum_vacuum_max_threshold',
-  'autovacuum_analyze_threshold',
-  'autovacuum_analyze_scale_factor',
-  'autovacuum_freeze_max_age',
-  'autovacuum_multixact_freeze_max_age',
-  'max_connections',
-  'track_counts',
-];
+const SETTINGS = `autovacuum autovacuum_vacuum_threshold autovacuum_vacuum_scale_factor autovacuum_vacuum_insert_threshold
+  autovacuum_vacuum_insert_scale_factor autovacuum_vacuum_max_threshold autovacuum_analyze_threshold autovacuum_analyze_scale_factor
+  autovacuum_freeze_max_age autovacuum_multixact_freeze_max_age max_connections track_counts`.split(/\s+/);
 
 // The `loaded` test: pg_stat_statements defines `pg_stat_statements.max` only when it is in
 // shared_preload_libraries, and pg_settings lists it to every role.
@@ -77,7 +66,8 @@ select current_setting('server_version_num')::int as version_num, current_databa
   pg_is_in_recovery() as in_recovery,
   pg_has_role(current_user, 'pg_read_all_stats', 'usage') as read_all_stats,
   (select json_build_object('schema', n.nspname, 'version', e.extversion,
-     'executable', has_function_privilege(format('%I.pgstattuple(regclass)', n.nspname), 'execute'))
+     'executable', has_function_privilege(format('%I.pgstattuple(regclass)', n.nspname), 'execute')
+       and has_function_privilege(format('%I.pgstatindex(regclass)', n.nspname), 'execute'))
    from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pgstattuple') as pgstattuple,
   (select json_build_object('schema', n.nspname, 'version', e.extversion,
      'loaded', exists (select from pg_settings where name = 'pg_stat_statements.max'))
@@ -139,12 +129,16 @@ async function runOn<T>(
 }
 
 /**
- * The schema filter every query shares, on `n.nspname`, bound as `$1` (exclude), `$2` (include or
+ * The schema filter every query shares, on `n.nspname` (or another column naming a schema), bound as `$1` (exclude), `$2` (include or
  * null) and `$3` (include system schemas). Names are compared, never spliced into SQL.
  */
-export const SCHEMA_FILTER = `(n.nspname <> all($1::text[]) and case when $2::text[] is null
-  then $3::boolean or (n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname !~ '^pg_(toast_)?temp_')
-  else n.nspname = any($2::text[]) end)`;
+export const schemaFilter = (n = 'n.nspname') => `(${n} <> all($1::text[]) and case when $2::text[] is null
+  then $3::boolean or (${n} not in ('pg_catalog', 'information_schema', 'pg_toast') and ${n} !~ '^pg_(toast_)?temp_')
+  else ${n} = any($2::text[]) end)`;
+export const SCHEMA_FILTER = schemaFilter();
+
+/** The server's block size, for sizes from page counts. */
+export const BLOCK = `current_setting('block_size')::int8`;
 
 /** Values for {@link SCHEMA_FILTER}'s parameters. */
 export function schemaParams(options: ResolvedStatsOptions): unknown[] {

@@ -1,57 +1,39 @@
-import {
-  type BlockingNode,
-  type Connections,
-  fetchSessions,
-  type Session,
-  toBlockingTree,
-  toConnections,
-  toLongRunning,
-} from './activity.js';
-import { type Bloat, byWaste, fetchIndexBloat, fetchTableBloat } from './bloat.js';
+import * as activity from './activity.js';
+import * as bloat from './bloat.js';
 import { runStats, type ServerInfo, type StatsSource } from './context.js';
-import { type CheckpointCounters, type DatabaseCounters, type DatabaseSize, fetchDatabase } from './database.js';
-import {
-  type CacheHitRatios,
-  type DuplicateIndex,
-  fetchIndexes,
-  type IndexUsage,
-  type InvalidIndex,
-  toCacheHitRatios,
-  toDuplicateIndexes,
-  toIndexUsage,
-  toInvalidIndexes,
-  toUnusedIndexes,
-  type UnusedIndex,
-} from './indexes.js';
+import * as database from './database.js';
+import * as indexes from './indexes.js';
 import type { StatsOptions } from './options.js';
 import { fetchReplication, type Replication } from './replication.js';
 import { fetchQueryStats, type QueryStats } from './statements.js';
-import { fetchTables, type TableRowCount, type TableSize, toRowCounts, toTableSizes } from './tables.js';
+import * as tables from './tables.js';
 import { type TableVacuumStats, toVacuumStats } from './vacuum.js';
-import { fetchSequences, type SequenceUsage, toSequenceUsage, toWraparound, type Wraparound } from './wraparound.js';
+import * as wraparound from './wraparound.js';
 
 /** Everything at once, read in one read-only transaction so the figures agree. */
 export interface DatabaseStats {
   /** When the snapshot was taken (server clock). */
   readonly takenAt: Date;
   readonly server: Pick<ServerInfo, 'versionNum' | 'inRecovery' | 'readAllStats'>;
-  readonly size: DatabaseSize;
-  readonly counters: DatabaseCounters;
-  readonly checkpoints: CheckpointCounters;
-  readonly tableSizes: readonly TableSize[];
-  readonly rowCounts: readonly TableRowCount[];
-  readonly indexUsage: readonly IndexUsage[];
-  readonly unusedIndexes: readonly UnusedIndex[];
-  readonly duplicateIndexes: readonly DuplicateIndex[];
-  readonly invalidIndexes: readonly InvalidIndex[];
-  readonly tableBloat: readonly Bloat[];
-  readonly indexBloat: readonly Bloat[];
-  readonly cacheHitRatios: CacheHitRatios;
-  readonly connections: Connections;
-  readonly longRunningQueries: readonly Session[];
-  readonly blockedQueries: readonly BlockingNode[];
-  readonly wraparound: Wraparound;
-  readonly sequences: readonly SequenceUsage[];
+  /** How sizes were read (the `sizes` option): from the files, or from the catalog's page counts. */
+  readonly sizes: 'exact' | 'estimate';
+  readonly size: database.DatabaseSize;
+  readonly counters: database.DatabaseCounters;
+  readonly checkpoints: database.CheckpointCounters;
+  readonly tableSizes: readonly tables.TableSize[];
+  readonly rowCounts: readonly tables.TableRowCount[];
+  readonly indexUsage: readonly indexes.IndexUsage[];
+  readonly unusedIndexes: readonly indexes.UnusedIndex[];
+  readonly duplicateIndexes: readonly indexes.DuplicateIndex[];
+  readonly invalidIndexes: readonly indexes.InvalidIndex[];
+  readonly tableBloat: readonly bloat.Bloat[];
+  readonly indexBloat: readonly bloat.Bloat[];
+  readonly cacheHitRatios: indexes.CacheHitRatios;
+  readonly connections: activity.Connections;
+  readonly longRunningQueries: readonly activity.Session[];
+  readonly blockedQueries: readonly activity.BlockingNode[];
+  readonly wraparound: wraparound.Wraparound;
+  readonly sequences: readonly wraparound.SequenceUsage[];
   readonly vacuum: readonly TableVacuumStats[];
   readonly replication: Replication;
   readonly queryStats: QueryStats;
@@ -59,8 +41,8 @@ export interface DatabaseStats {
 
 /**
  * Every figure of this package in one read-only repeatable-read transaction, in a fixed number of
- * statements however many tables there are (at most 12: begin, server facts, database, tables,
- * indexes, table bloat, index bloat, sessions, sequences, replication, pg_stat_statements, commit).
+ * statements however many tables there are (at most 11: begin, server facts, database, tables,
+ * indexes, table and index bloat, sessions, sequences, replication, pg_stat_statements, commit).
  * Row counts here are always the catalog's estimates.
  */
 export function getDatabaseStats(source: StatsSource, options?: StatsOptions): Promise<DatabaseStats> {
@@ -68,45 +50,37 @@ export function getDatabaseStats(source: StatsSource, options?: StatsOptions): P
     source,
     options,
     async (ctx) => {
-      const database = await fetchDatabase(ctx);
-      const indexes = await fetchIndexes(ctx);
-      const indexBytes = new Map<string, number>();
-      for (const i of indexes) {
-        const key = JSON.stringify([i.schema, i.table]);
-        indexBytes.set(key, (indexBytes.get(key) ?? 0) + i.sizeBytes);
-      }
-      const tables = (await fetchTables(ctx, { indexSizes: false })).map((t) => {
-        const bytes = indexBytes.get(JSON.stringify([t.schema, t.name])) ?? 0;
-        return { ...t, indexBytes: bytes, totalBytes: t.tableBytes + bytes };
-      });
-      const tableBloat = await fetchTableBloat(ctx);
-      const indexBloat = await fetchIndexBloat(ctx);
-      const sessions = await fetchSessions(ctx);
-      const sequences = await fetchSequences(ctx);
+      const db = await database.fetchDatabase(ctx);
+      const idx = await indexes.fetchIndexes(ctx);
+      const tbl = await tables.fetchTables(ctx, idx); // index sizes summed from idx, not read twice
+      const waste = await bloat.fetchBloat(ctx);
+      const sessions = await activity.fetchSessions(ctx);
+      const sequences = await wraparound.fetchSequences(ctx);
       const replication = await fetchReplication(ctx);
       const queryStats = await fetchQueryStats(ctx);
-      const reset = ctx.server.statsReset;
+      const { versionNum, inRecovery, readAllStats, statsReset } = ctx.server;
       return {
-        takenAt: database.takenAt,
-        server: { versionNum: ctx.server.versionNum, inRecovery: ctx.server.inRecovery, readAllStats: ctx.server.readAllStats },
-        size: database.size,
-        counters: database.counters,
-        checkpoints: database.checkpoints,
-        tableSizes: toTableSizes(tables),
-        rowCounts: toRowCounts(tables),
-        indexUsage: toIndexUsage(indexes, reset),
-        unusedIndexes: toUnusedIndexes(indexes, reset),
-        duplicateIndexes: toDuplicateIndexes(indexes),
-        invalidIndexes: toInvalidIndexes(indexes),
-        tableBloat: byWaste(tableBloat),
-        indexBloat: byWaste(indexBloat),
-        cacheHitRatios: toCacheHitRatios(tables, indexes, reset),
-        connections: toConnections(sessions, ctx),
-        longRunningQueries: toLongRunning(sessions, ctx.options.longRunningMs),
-        blockedQueries: toBlockingTree(sessions),
-        wraparound: toWraparound(database.databases, tables, ctx),
-        sequences: toSequenceUsage(sequences),
-        vacuum: toVacuumStats(tables, ctx.server),
+        takenAt: db.takenAt,
+        server: { versionNum, inRecovery, readAllStats },
+        sizes: ctx.options.sizes,
+        size: db.size,
+        counters: db.counters,
+        checkpoints: db.checkpoints,
+        tableSizes: tables.toTableSizes(tbl, ctx),
+        rowCounts: tables.toRowCounts(tbl),
+        indexUsage: indexes.toIndexUsage(idx, statsReset),
+        unusedIndexes: indexes.toUnusedIndexes(idx, statsReset),
+        duplicateIndexes: indexes.toDuplicateIndexes(idx),
+        invalidIndexes: indexes.toInvalidIndexes(idx),
+        tableBloat: waste.tables,
+        indexBloat: waste.indexes,
+        cacheHitRatios: indexes.toCacheHitRatios(tbl, idx, statsReset),
+        connections: activity.toConnections(sessions, ctx),
+        longRunningQueries: activity.toLongRunning(sessions, ctx.options.longRunningMs),
+        blockedQueries: activity.toBlockingTree(sessions),
+        wraparound: wraparound.toWraparound(db.databases, tbl, ctx),
+        sequences: wraparound.toSequenceUsage(sequences),
+        vacuum: toVacuumStats(tbl, ctx.server),
         replication,
         queryStats,
       };

@@ -1,4 +1,4 @@
-import { date, oneRow, ratio, runStats, type StatsContext, type StatsSource } from './context.js';
+import { BLOCK, date, oneRow, ratio, runStats, type StatsContext, type StatsSource } from './context.js';
 import type { StatsOptions } from './options.js';
 
 /** The current database's size. */
@@ -53,6 +53,12 @@ export interface DatabaseFacts {
 
 const WRAP_LIMIT = 2 ** 31;
 
+/** The database's size: its files, or with `sizes: 'estimate'` its relations' page counts (shared catalogs are not its own). */
+const databaseBytes = (ctx: StatsContext) =>
+  ctx.options.sizes === 'exact'
+    ? 'pg_database_size(current_database())::float8'
+    : `((select sum(relpages) from pg_class where not relisshared) * ${BLOCK})::float8`;
+
 export async function fetchDatabase(ctx: StatsContext): Promise<DatabaseFacts> {
   const checkpoints =
     ctx.server.versionNum >= 170000
@@ -60,7 +66,7 @@ export async function fetchDatabase(ctx: StatsContext): Promise<DatabaseFacts> {
       : 'select checkpoints_timed as timed, checkpoints_req as requested, stats_reset as "statsReset" from pg_stat_bgwriter';
   const r = await oneRow(
     ctx.q,
-    `select current_database() as database, pg_database_size(current_database())::float8 as size_bytes, now() as taken_at,
+    `select current_database() as database, ${databaseBytes(ctx)} as size_bytes, now() as taken_at,
       (select row_to_json(d) from (select numbackends as backends, xact_commit as commits, xact_rollback as rollbacks,
          blks_read as "blocksRead", blks_hit as "blocksHit", deadlocks, temp_bytes as "tempBytes", conflicts,
          stats_reset as "statsReset" from pg_stat_database where datname = current_database()) d) as counters,
@@ -82,7 +88,7 @@ export async function fetchDatabase(ctx: StatsContext): Promise<DatabaseFacts> {
 /** Size of the current database in bytes (`pg_database_size`). */
 export function getDatabaseSize(source: StatsSource, options?: StatsOptions): Promise<DatabaseSize> {
   return runStats(source, options, async (ctx) => {
-    const r = await oneRow(ctx.q, 'select current_database() as database, pg_database_size(current_database()) as size_bytes');
-    return { database: r.database, sizeBytes: Number(r.size_bytes) };
+    const r = await oneRow(ctx.q, `select current_database() as database, ${databaseBytes(ctx)} as "sizeBytes"`);
+    return r as DatabaseSize;
   });
 }

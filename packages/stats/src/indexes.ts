@@ -1,4 +1,4 @@
-import { ratio, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
+import { BLOCK, ratio, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
 import type { StatsOptions } from './options.js';
 import { fetchTables } from './tables.js';
 
@@ -19,58 +19,57 @@ export interface IndexFacts {
   readonly valid: boolean;
   /** A `CREATE INDEX` is building it right now (an invalid index may just be in progress). */
   readonly building: boolean;
-  /** Key columns in order, as attribute numbers of the table; 0 for an expression. */
-  readonly columns: readonly number[];
   readonly scans: number;
   readonly tuplesRead: number;
   readonly blocksRead: number;
   readonly blocksHit: number;
-  /** Internals for duplicate detection. */
-  readonly signature: { readonly opclasses: string; readonly expressions: string | null; readonly predicate: string | null };
+  /**
+   * For duplicate detection, set on valid indexes sharing their first key column with another of
+   * the table: key columns as attribute numbers (0 for an expression) with their operator classes.
+   */
+  readonly signature: {
+    readonly columns: readonly number[];
+    readonly opclasses: readonly number[];
+    readonly expressions: string | null;
+    readonly predicate: string | null;
+  } | null;
 }
 
 export async function fetchIndexes(ctx: StatsContext): Promise<IndexFacts[]> {
   // pg_get_indexdef costs as much as the rest: only for indexes a finding may name (invalid, or
-  // sharing a first key column with another index of the table).
+  // sharing a first key column with another valid index of the table: a duplicate candidate).
   const { rows } = await ctx.q.query(
-    `select n.nspname as schema, t.relname as table, ci.relname as name, am.amname as method,
-       case when not i.indisvalid or count(*) over (partition by i.indrelid, i.indkey[0]) > 1
-         then pg_get_indexdef(i.indexrelid) end as definition,
-       pg_total_relation_size(i.indexrelid)::float8 as "sizeBytes", i.indisunique as unique, i.indisprimary as primary,
+    `select schema, "table", name, method, "sizeBytes", "unique", "primary", "constraint", valid, building, scans, "tuplesRead",
+       "blocksHit", "blocksRead", case when not valid or candidate then pg_get_indexdef(oid) end as definition,
+       case when candidate then json_build_object('columns', (indkey::int2[])[0:keys - 1], 'opclasses', (indclass::oid[])[0:keys - 1],
+         'expressions', pg_get_expr(indexprs, indrelid), 'predicate', pg_get_expr(indpred, indrelid)) end as signature
+     from (select n.nspname as schema, t.relname as table, ci.relname as name, am.amname as method, i.indexrelid as oid,
+       i.indisvalid and count(*) filter (where i.indisvalid) over (partition by i.indrelid, i.indkey[0]) > 1 as candidate,
+       ${ctx.options.sizes === 'exact' ? 'pg_total_relation_size(i.indexrelid)' : `ci.relpages * ${BLOCK}`}::float8 as "sizeBytes", i.indisunique as unique, i.indisprimary as primary,
        con.conname as constraint, i.indisvalid as valid,
        i.indexrelid in (select index_relid from pg_stat_progress_create_index) as building,
-       i.indkey::text as columns, i.indnkeyatts as key_count, i.indclass::text as opclasses,
-       pg_get_expr(i.indexprs, i.indrelid) as expressions, pg_get_expr(i.indpred, i.indrelid) as predicate,
+       i.indkey, i.indnkeyatts as keys, i.indclass, i.indexprs, i.indpred, i.indrelid,
        pg_stat_get_numscans(i.indexrelid)::float8 as scans, pg_stat_get_tuples_returned(i.indexrelid)::float8 as "tuplesRead",
        pg_stat_get_blocks_hit(i.indexrelid)::float8 as "blocksHit",
        (pg_stat_get_blocks_fetched(i.indexrelid) - pg_stat_get_blocks_hit(i.indexrelid))::float8 as "blocksRead"
      from pg_index i join pg_class ci on ci.oid = i.indexrelid join pg_class t on t.oid = i.indrelid
        join pg_namespace n on n.oid = t.relnamespace join pg_am am on am.oid = ci.relam
        left join pg_constraint con on con.conindid = i.indexrelid and con.conrelid = i.indrelid and con.contype in ('p', 'u', 'x')
-     where t.relkind in ('r', 'm') and ${SCHEMA_FILTER}
-     order by n.nspname, t.relname, ci.relname`,
+     where t.relkind in ('r', 'm') and ${SCHEMA_FILTER}) x
+     order by schema, "table", name`,
     schemaParams(ctx.options),
   );
-  return rows.map(({ key_count, opclasses, expressions, predicate, ...r }) => ({
-    ...(r as IndexFacts),
-    columns: (r.columns as string).split(' ').slice(0, key_count).map(Number),
-    signature: { opclasses, expressions, predicate },
-  }));
+  return rows as IndexFacts[];
 }
 
 /** Usage of one index; `scans` counts since `statsReset`. */
-export interface IndexUsage {
-  readonly schema: string;
-  readonly table: string;
-  readonly name: string;
-  readonly sizeBytes: number;
-  readonly scans: number;
-  readonly tuplesRead: number;
-  readonly unique: boolean;
-  readonly valid: boolean;
+export type IndexUsage = Pick<
+  IndexFacts,
+  'schema' | 'table' | 'name' | 'sizeBytes' | 'scans' | 'tuplesRead' | 'unique' | 'valid'
+> & {
   /** When `scans` started counting (`pg_stat_database.stats_reset`); null = never reset. */
   readonly statsReset: Date | null;
-}
+};
 
 function toUsage(i: IndexFacts, statsReset: Date | null): IndexUsage {
   const { schema, table, name, sizeBytes, scans, tuplesRead, unique, valid } = i;
@@ -112,52 +111,50 @@ export interface DuplicateIndex {
  */
 export function toDuplicateIndexes(indexes: readonly IndexFacts[]): DuplicateIndex[] {
   const out: DuplicateIndex[] = [];
-  const byTable = new Map<string, IndexFacts[]>();
-  for (const i of indexes) {
-    if (!i.valid) continue;
-    const key = JSON.stringify([i.schema, i.table, i.method, i.signature.expressions, i.signature.predicate]);
-    byTable.set(key, [...(byTable.get(key) ?? []), i]);
+  type Candidate = IndexFacts & { signature: NonNullable<IndexFacts['signature']> };
+  const groups = new Map<string, Candidate[]>();
+  for (const i of indexes.filter((i): i is Candidate => i.signature !== null)) {
+    const key = [i.schema, i.table, i.method, i.signature.expressions, i.signature.predicate].join('\0');
+    groups.set(key, [...(groups.get(key) ?? []), i]);
   }
-  const covers = (a: IndexFacts, b: IndexFacts): boolean => {
-    if (a === b || a.columns.length > b.columns.length) return false;
-    const aClasses = a.signature.opclasses.split(' ');
-    const bClasses = b.signature.opclasses.split(' ');
-    if (!a.columns.every((c, k) => c === b.columns[k] && aClasses[k] === bClasses[k])) return false;
-    const same = a.columns.length === b.columns.length;
-    if (a.unique && !(same && b.unique)) return false;
-    // Of two identical indexes report one: keep the constraint's, else the first by name.
-    return !(same && (a.constraint || a.primary || (b.unique === a.unique && !b.constraint && a.name < b.name)));
-  };
-  for (const group of byTable.values()) {
+  for (const group of groups.values()) {
+    const covers = (a: Candidate, b: Candidate): boolean => {
+      const [x, y] = [a.signature, b.signature];
+      if (a === b || x.columns.length > y.columns.length) return false;
+      if (!x.columns.every((c, k) => c === y.columns[k] && x.opclasses[k] === y.opclasses[k])) return false;
+      const same = x.columns.length === y.columns.length;
+      if (a.unique && !(same && b.unique)) return false;
+      // Of two identical indexes report one: keep the constraint's, else the first by name.
+      return !(same && (a.constraint || a.primary || (b.unique === a.unique && !b.constraint && a.name < b.name)));
+    };
     for (const a of group) {
       // The widest cover: dropping every reported index still leaves it.
-      const b = group.filter((b) => covers(a, b)).sort((x, y) => y.columns.length - x.columns.length)[0];
+      const b = group.filter((b) => covers(a, b)).sort((p, q) => q.signature.columns.length - p.signature.columns.length)[0];
       if (!b) continue;
+      const { schema, table, name, definition, sizeBytes } = a;
+      const relation = a.signature.columns.length === b.signature.columns.length ? 'same columns' : 'prefix';
       out.push({
-        schema: a.schema,
-        table: a.table,
-        name: a.name,
-        definition: a.definition ?? '',
-        sizeBytes: a.sizeBytes,
+        schema,
+        table,
+        name,
+        definition: definition ?? '',
+        sizeBytes,
         coveredBy: b.name,
         coveredByDefinition: b.definition ?? '',
-        relation: a.columns.length === b.columns.length ? 'same columns' : 'prefix',
+        relation,
       });
     }
   }
   return out;
 }
 
-/** An index the planner ignores: a failed `CREATE INDEX CONCURRENTLY` (or one still building). */
-export interface InvalidIndex {
-  readonly schema: string;
-  readonly table: string;
-  readonly name: string;
+/**
+ * An index the planner ignores: a failed `CREATE INDEX CONCURRENTLY` (or one still building;
+ * `building` is true while a build is in progress and it may still become valid).
+ */
+export type InvalidIndex = Pick<IndexFacts, 'schema' | 'table' | 'name' | 'sizeBytes' | 'building'> & {
   readonly definition: string;
-  readonly sizeBytes: number;
-  /** True when a build is in progress right now: it may still become valid. */
-  readonly building: boolean;
-}
+};
 
 export function toInvalidIndexes(indexes: readonly IndexFacts[]): InvalidIndex[] {
   return indexes

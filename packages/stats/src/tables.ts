@@ -1,5 +1,6 @@
-import { num, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
+import { BLOCK, num, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
 import { StatsTimeoutError } from './errors.js';
+import type { IndexFacts } from './indexes.js';
 import type { StatsOptions } from './options.js';
 
 /** One table (or materialized view) as the catalog and the statistics collector describe it. */
@@ -32,10 +33,10 @@ export interface TableFacts {
 }
 
 /**
- * Every table's facts. With `indexSizes: false` `indexBytes` (and `totalBytes`) leave the indexes
- * out, for a caller that adds the sizes it read per index instead of opening every index twice.
+ * Every table's facts. Given the indexes' facts, `indexBytes` sums their sizes instead of reading
+ * every index again.
  */
-export async function fetchTables(ctx: StatsContext, { indexSizes = true } = {}): Promise<TableFacts[]> {
+export async function fetchTables(ctx: StatsContext, indexes?: readonly IndexFacts[]): Promise<TableFacts[]> {
   const ins = ctx.server.versionNum >= 130000 ? 'pg_stat_get_ins_since_vacuum(c.oid)' : '0';
   // 14+: reltuples -1 means never vacuumed or analyzed. 13: 0 with no pages and no analyze means the same.
   const unmeasured =
@@ -43,11 +44,18 @@ export async function fetchTables(ctx: StatsContext, { indexSizes = true } = {})
       ? 'c.reltuples < 0'
       : 'c.reltuples = 0 and c.relpages = 0 and pg_stat_get_last_analyze_time(c.oid) is null and pg_stat_get_last_autoanalyze_time(c.oid) is null';
   // The pg_stat_get_* functions by oid, not the pg_stat_all_tables views: the views also aggregate
-  // every index and TOAST table, which costs a third of the time over thousands of tables. Sizes:
-  // pg_table_size (heap, TOAST, FSM, VM) and pg_indexes_size stat each file once.
+  // every index and TOAST table, which costs a third of the time over thousands of tables. Exact
+  // sizes: pg_table_size (heap, TOAST, FSM, VM) and pg_indexes_size open each relation.
+  const exact = ctx.options.sizes === 'exact';
+  const indexBytes = indexes
+    ? '0'
+    : exact
+      ? 'pg_indexes_size(c.oid)'
+      : `(select coalesce(sum(ci.relpages), 0) * ${BLOCK} from pg_index i join pg_class ci on ci.oid = i.indexrelid where i.indrelid = c.oid)`;
   const { rows } = await ctx.q.query(
     `select n.nspname as schema, c.relname as name, case c.relkind when 'm' then 'materialized view' else 'table' end as kind,
-       pg_table_size(c.oid)::float8 as "tableBytes", ${indexSizes ? 'pg_indexes_size(c.oid)' : '0'}::float8 as "indexBytes",
+       ${exact ? 'pg_table_size(c.oid)' : `(c.relpages + coalesce(t.relpages, 0)) * ${BLOCK}`}::float8 as "tableBytes",
+       ${indexBytes}::float8 as "indexBytes",
        case when ${unmeasured} then null else c.reltuples::float8 end as reltuples,
        pg_stat_get_live_tuples(c.oid)::float8 as "liveTuples", pg_stat_get_dead_tuples(c.oid)::float8 as "deadTuples",
        pg_stat_get_mod_since_analyze(c.oid)::float8 as "modifiedSinceAnalyze", ${ins}::float8 as "insertedSinceVacuum",
@@ -63,27 +71,24 @@ export async function fetchTables(ctx: StatsContext, { indexSizes = true } = {})
      order by n.nspname, c.relname`,
     schemaParams(ctx.options),
   );
-  return rows.map((r) => ({
-    ...(r as TableFacts),
-    totalBytes: r.tableBytes + r.indexBytes,
-    reloptions: Object.fromEntries(((r.reloptions as string[] | null) ?? []).map((o) => o.split(/=(.*)/s).slice(0, 2))),
-  }));
+  const sums = new Map<string, number>();
+  for (const i of indexes ?? []) sums.set(`${i.schema}\0${i.table}`, (sums.get(`${i.schema}\0${i.table}`) ?? 0) + i.sizeBytes);
+  for (const r of rows) {
+    if (indexes) r.indexBytes = sums.get(`${r.schema}\0${r.name}`) ?? 0;
+    r.totalBytes = r.tableBytes + r.indexBytes;
+    r.reloptions = Object.fromEntries(((r.reloptions as string[] | null) ?? []).map((o) => o.split(/=(.*)/s).slice(0, 2)));
+  }
+  return rows as TableFacts[];
 }
 
 /** Sizes of one table, in bytes: `totalBytes` = `tableBytes` (heap and TOAST) + `indexBytes`. */
-export interface TableSize {
-  readonly schema: string;
-  readonly name: string;
-  readonly kind: TableFacts['kind'];
-  /** tableBytes + indexBytes (`pg_total_relation_size`). */
-  readonly totalBytes: number;
-  /** Heap with its TOAST, free space and visibility maps (`pg_table_size`). */
-  readonly tableBytes: number;
-  /** All its indexes (`pg_indexes_size`). */
-  readonly indexBytes: number;
-}
+export type TableSize = Pick<TableFacts, 'schema' | 'name' | 'kind' | 'totalBytes' | 'tableBytes' | 'indexBytes'> & {
+  /** True for page counts from the catalog (`sizes: 'estimate'`), false for the files' sizes. */
+  readonly estimated: boolean;
+};
 
-export function toTableSizes(tables: readonly TableFacts[]): TableSize[] {
+export function toTableSizes(tables: readonly TableFacts[], ctx: StatsContext): TableSize[] {
+  const estimated = ctx.options.sizes === 'estimate';
   return tables
     .map(({ schema, name, kind, totalBytes, tableBytes, indexBytes }) => ({
       schema,
@@ -92,6 +97,7 @@ export function toTableSizes(tables: readonly TableFacts[]): TableSize[] {
       totalBytes,
       tableBytes,
       indexBytes,
+      estimated,
     }))
     .sort((a, b) => b.totalBytes - a.totalBytes);
 }
@@ -168,7 +174,7 @@ async function exactRowCounts(ctx: StatsContext): Promise<TableRowCount[]> {
 
 /** Sizes of every table and materialized view in bytes, largest first. */
 export function getTableSizes(source: StatsSource, options?: StatsOptions): Promise<TableSize[]> {
-  return runStats(source, options, async (ctx) => toTableSizes(await fetchTables(ctx)));
+  return runStats(source, options, async (ctx) => toTableSizes(await fetchTables(ctx), ctx));
 }
 
 /**

@@ -2,18 +2,13 @@ import { runStats, type ServerInfo, type StatsSource } from './context.js';
 import type { StatsOptions } from './options.js';
 import { fetchTables, type TableFacts } from './tables.js';
 
+const COUNTERS = [
+  ...['schema', 'name', 'liveTuples', 'deadTuples', 'modifiedSinceAnalyze', 'insertedSinceVacuum'],
+  ...['lastVacuum', 'lastAutovacuum', 'lastAnalyze', 'lastAutoanalyze'],
+] as const;
+
 /** Dead tuples, last (auto)vacuum/analyze, and whether autovacuum is due by its own formula. */
-export interface TableVacuumStats {
-  readonly schema: string;
-  readonly name: string;
-  readonly liveTuples: number;
-  readonly deadTuples: number;
-  readonly modifiedSinceAnalyze: number;
-  readonly insertedSinceVacuum: number;
-  readonly lastVacuum: Date | null;
-  readonly lastAutovacuum: Date | null;
-  readonly lastAnalyze: Date | null;
-  readonly lastAutoanalyze: Date | null;
+export type TableVacuumStats = Pick<TableFacts, (typeof COUNTERS)[number]> & {
   /** False when autovacuum is off for this table (`autovacuum_enabled=off`) or for the server. */
   readonly autovacuumEnabled: boolean;
   /** Dead tuples past which autovacuum vacuums: threshold + scale factor × reltuples (capped by `autovacuum_vacuum_max_threshold` on 18+). */
@@ -27,7 +22,7 @@ export interface TableVacuumStats {
   readonly analyzeDue: boolean;
   /** When the counters above last restarted (`pg_stat_database.stats_reset`); null = never. */
   readonly statsReset: Date | null;
-}
+};
 
 function setting(t: TableFacts, server: ServerInfo, name: string): number {
   const own = t.reloptions[name];
@@ -54,16 +49,7 @@ export function toVacuumStats(tables: readonly TableFacts[], server: ServerInfo)
       const enabled =
         server.settings.autovacuum !== 'off' && !/^(off|false|no|0)$/i.test(t.reloptions.autovacuum_enabled ?? 'on');
       return {
-        schema: t.schema,
-        name: t.name,
-        liveTuples: t.liveTuples,
-        deadTuples: t.deadTuples,
-        modifiedSinceAnalyze: t.modifiedSinceAnalyze,
-        insertedSinceVacuum: t.insertedSinceVacuum,
-        lastVacuum: t.lastVacuum,
-        lastAutovacuum: t.lastAutovacuum,
-        lastAnalyze: t.lastAnalyze,
-        lastAutoanalyze: t.lastAutoanalyze,
+        ...(Object.fromEntries(COUNTERS.map((k) => [k, t[k]])) as Pick<TableFacts, (typeof COUNTERS)[number]>),
         autovacuumEnabled: enabled,
         vacuumThreshold,
         insertThreshold,

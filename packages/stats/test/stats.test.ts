@@ -62,11 +62,15 @@ beforeAll(async () => {
     create table other.thing (id int primary key);
     create table locked (id int primary key);
     insert into locked values (1);
+    create table sparse (id int primary key);
+    insert into sparse select generate_series(1, 50000);
+    delete from sparse where id % 20 <> 0;
     analyze accounts; analyze churn; analyze fresh; analyze dupes; analyze orders; analyze other.thing; analyze locked;`);
   // A failed CREATE INDEX CONCURRENTLY leaves an invalid index behind.
   await expect(db.admin('create unique index concurrently dupes_v_key on dupes (v)')).rejects.toThrow(
     /could not create unique index/,
   );
+  await db.admin('vacuum sparse'); // empties and deletes leaf pages of its primary key
   await db.admin(`select setval('orders_id_seq', ${Math.ceil(INT4_MAX * 0.9)})`);
   await db.admin('select * from accounts where id = 1'); // the primary key is used, the email indexes are not
 });
@@ -116,6 +120,19 @@ describe('sizes and rows', () => {
     expect(accounts.totalBytes).toBe(Number(rows[0].t));
     expect(accounts.indexBytes).toBeGreaterThan(0);
     for (let i = 1; i < sizes.length; i++) expect(sizes[i - 1]!.totalBytes).toBeGreaterThanOrEqual(sizes[i]!.totalBytes);
+  });
+
+  test("sizes: 'estimate' reads page counts from the catalog and says so", async () => {
+    const exact = (await getTableSizes(pool)).find((t) => t.name === 'accounts')!;
+    const estimate = (await getTableSizes(pool, { sizes: 'estimate' })).find((t) => t.name === 'accounts')!;
+    expect(exact.estimated).toBe(false);
+    expect(estimate.estimated).toBe(true);
+    // Analyzed after loading and indexed since: heap and index page counts are current; no FSM or VM yet.
+    expect(estimate.tableBytes).toBeGreaterThan(0.9 * exact.tableBytes);
+    expect(estimate.tableBytes).toBeLessThanOrEqual(exact.tableBytes);
+    expect(estimate.indexBytes).toBe(exact.indexBytes);
+    const size = await getDatabaseSize(pool, { sizes: 'estimate' });
+    expect(size.sizeBytes).toBeGreaterThan(0.5 * (await getDatabaseSize(pool)).sizeBytes);
   });
 
   test('include and exclude schemas; system schemas only when asked', async () => {
@@ -263,6 +280,25 @@ describe('bloat', () => {
       await p.close({ force: true });
       await other.drop();
     }
+  });
+
+  test('exact index bloat matches pgstatindex: free leaf space beyond the fillfactor, plus empty and deleted pages', async (t) => {
+    if (!pgstattuple) t.skip('pgstattuple is not available on this server');
+    const exact = await getIndexBloat(pool, { bloat: 'exact' });
+    const row = exact.find((b) => b.index === 'sparse_pkey')!;
+    const { rows } = await db.admin(
+      `select index_size, leaf_pages, empty_pages, deleted_pages, avg_leaf_density, current_setting('block_size')::int as bs
+       from pgstatindex('sparse_pkey')`,
+    );
+    const p = rows[0];
+    const leafFree = Math.max((Number(p.leaf_pages) * p.bs * (90 - p.avg_leaf_density)) / 100, 0);
+    expect(row).toMatchObject({ table: 'sparse', method: 'pgstattuple', sizeBytes: Number(p.index_size), note: null });
+    expect(row.wastedBytes).toBeCloseTo((Number(p.empty_pages) + Number(p.deleted_pages)) * p.bs + leafFree, 3);
+    console.info(`[stats] sparse_pkey: exact ${row.wastedFraction!.toFixed(3)}, leaf density ${p.avg_leaf_density}%`);
+    expect(row.wastedFraction).toBeGreaterThan(0.5);
+    // An invalid index is left out: pgstatindex cannot read it.
+    expect(exact.some((b) => b.index === 'dupes_v_key')).toBe(false);
+    expect(exact.find((b) => b.index === 'accounts_pkey')!.method).toBe('pgstattuple');
   });
 
   test('btree index bloat estimates', async () => {
