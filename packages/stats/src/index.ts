@@ -1,3 +1,5 @@
+// Database failures are pool's typed errors (one SQLSTATE table for every package).
+export { StatementTimeoutError } from '@accountdb/pool';
 export {
   type BlockingNode,
   type Connections,
@@ -16,7 +18,6 @@ export {
   getDatabaseSize,
 } from './database.js';
 export { type DatabaseStats, getDatabaseStats } from './database-stats.js';
-export { StatsTimeoutError } from './errors.js';
 export { formatBytes } from './format.js';
 export {
   type CacheHitRatios,

@@ -1,5 +1,5 @@
+import { type SqlError, StatementTimeoutError } from '@accountdb/pool';
 import { BLOCK, num, runStats, SCHEMA_FILTER, type StatsContext, type StatsSource, schemaParams } from './context.js';
-import { StatsTimeoutError } from './errors.js';
 import type { IndexFacts } from './indexes.js';
 import type { StatsOptions } from './options.js';
 
@@ -167,7 +167,11 @@ async function exactRowCounts(ctx: StatsContext): Promise<TableRowCount[]> {
     }));
   } catch (err) {
     await ctx.q.query(ctx.inTransaction ? close : 'rollback').catch(() => {});
-    if ((err as { sqlstate?: unknown }).sqlstate === '57014') throw new StatsTimeoutError(timeout, err);
+    if ((err as { sqlstate?: unknown }).sqlstate === '57014')
+      throw new StatementTimeoutError(
+        `Exact row counts took longer than exactRowCountTimeoutMs ${timeout} ms and were canceled`,
+        err as SqlError,
+      );
     throw err;
   }
 }
@@ -180,7 +184,7 @@ export function getTableSizes(source: StatsSource, options?: StatsOptions): Prom
 /**
  * Row counts: the catalog's estimates (flagged `estimated`; a never-measured table says so), or
  * with `exactRowCounts` a `count(*)` of each table bounded by `exactRowCountTimeoutMs`
- * (a {@link StatsTimeoutError} past it). Exact counts on a pool run in a transaction of their own.
+ * (pool's `StatementTimeoutError` past it). Exact counts on a pool run in a transaction of their own.
  */
 export function getTableRowCounts(source: StatsSource, options?: StatsOptions): Promise<TableRowCount[]> {
   return runStats(source, options, async (ctx) => {

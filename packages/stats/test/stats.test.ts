@@ -21,7 +21,7 @@ import {
   getUnusedIndexes,
   getVacuumStats,
   getWraparound,
-  StatsTimeoutError,
+  StatementTimeoutError,
 } from '../src/index.js';
 import { poolFor, waitFor } from './helpers.js';
 
@@ -158,15 +158,15 @@ describe('sizes and rows', () => {
     expect(exact.find((t) => t.name === 'never_analyzed')).toMatchObject({ rows: 100, estimated: false });
   });
 
-  test('exact counts past their timeout are a StatsTimeoutError, and a lease in a transaction keeps its own timeout', async () => {
+  test('exact counts past their timeout are a StatementTimeoutError, and a lease in a transaction keeps its own timeout', async () => {
     // A table locked by another session cannot be counted: the server-side timeout ends the wait.
     const holder = await pool.acquire();
     try {
       await holder.query('begin');
       await holder.query('lock table locked in access exclusive mode');
       const err = await getTableRowCounts(pool, { exactRowCounts: true, exactRowCountTimeoutMs: 200 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(StatsTimeoutError);
-      expect((err as StatsTimeoutError).code).toBe('STATS_TIMEOUT');
+      expect(err).toBeInstanceOf(StatementTimeoutError);
+      expect(err).toMatchObject({ code: 'STATEMENT_TIMEOUT', sqlstate: '57014' });
     } finally {
       await holder.query('rollback');
       holder.release();
