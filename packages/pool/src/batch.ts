@@ -1,7 +1,15 @@
 import type pg from 'pg';
 import type { HostPort } from './config.js';
 import { toDatabaseError } from './database-errors.js';
-import { type FillableResult, failCopyIn, newResult, type PgClient, prepareValue, writeFlight } from './driver.js';
+import {
+  afterReadyForQuery,
+  type FillableResult,
+  failCopyIn,
+  newResult,
+  type PgClient,
+  prepareValue,
+  writeFlight,
+} from './driver.js';
 import { encodeBatch } from './protocol.js';
 
 /**
@@ -209,10 +217,18 @@ class StatementBatch<Role extends string> implements pg.Submittable {
     this.#index++;
   }
 
-  /** A server error (the rest of the batch is skipped) or a connection error; pg stops routing to us. */
-  handleError(error: unknown): void {
-    if (this.#unsent) this.#fail('unsent', -1, error);
-    else this.#fail('statement', this.#index, error);
+  /**
+   * A server error (the rest of the batch is skipped) or a connection error; pg stops routing to us.
+   * After a statement error the server still sends ReadyForQuery with the transaction status: the
+   * outcome waits for it, so a caller reading the connection's status afterwards reads the real one.
+   * A FATAL error or a lost socket brings none, and a value that could not be sent needs none.
+   */
+  handleError(error: unknown, connection?: pg.Connection): void {
+    if (this.#unsent) return this.#fail('unsent', -1, error);
+    const index = this.#index;
+    if (connection && (error as { severity?: unknown } | null)?.severity === 'ERROR')
+      afterReadyForQuery(connection, () => this.#fail('statement', index, error));
+    else this.#fail('statement', index, error);
   }
 
   handleReadyForQuery(): void {

@@ -115,3 +115,15 @@ export function writeFlight(connection: pg.Connection, flight: Buffer): void {
 export function failCopyIn(connection: pg.Connection, message: string): void {
   (connection as unknown as { sendCopyFail(msg: string): void }).sendCopyFail(message);
 }
+
+/** Run `then` once the server's next ReadyForQuery has been handled by pg (it listens first), or the connection ended. */
+export function afterReadyForQuery(connection: pg.Connection, then: () => void): void {
+  const events = connection as unknown as NodeJS.EventEmitter;
+  const done = () => {
+    events.off('readyForQuery', done);
+    events.off('end', done);
+    then();
+  };
+  events.on('readyForQuery', done);
+  events.on('end', done);
+}
