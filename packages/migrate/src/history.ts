@@ -65,9 +65,9 @@ export async function ensureHistory(db: Queryable, history: HistoryTable): Promi
   )`);
 }
 
-/** Every row, oldest first; empty when the table does not exist yet. */
-export async function readHistory(db: Queryable, history: HistoryTable): Promise<HistoryRow[]> {
-  if (!(await historyExists(db, history))) return [];
+/** Every row, oldest first; empty when the table does not exist yet (`exists`: known to exist). */
+export async function readHistory(db: Queryable, history: HistoryTable, exists = false): Promise<HistoryRow[]> {
+  if (!exists && !(await historyExists(db, history))) return [];
   const { rows } = await db.query<HistoryRow & { rank: string }>(
     `SELECT ${COLUMNS} FROM ${history.qualified} ORDER BY installed_rank`,
   );
@@ -81,16 +81,26 @@ export interface NewHistoryRow {
   readonly kind: HistoryRow['kind'];
   readonly script: string;
   readonly checksum: string | null;
-  readonly durationMs: number;
+  /** `null`: the time since the transaction began, measured by the server. */
+  readonly durationMs: number | null;
   readonly success: boolean;
 }
 
-/** Insert a row; returns its rank. */
+/** Insert a row (sends its one query at once, before any await); returns its rank. */
 export async function insertHistory(db: Queryable, history: HistoryTable, row: NewHistoryRow): Promise<number> {
   const { rows } = await db.query<{ rank: string }>(
     `INSERT INTO ${history.qualified} (version, description, kind, script, checksum, duration_ms, success)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING installed_rank AS rank`,
-    [row.version, row.description, row.kind, row.script, row.checksum, Math.round(row.durationMs), row.success],
+     VALUES ($1, $2, $3, $4, $5, coalesce($6, extract(epoch FROM clock_timestamp() - now()) * 1000)::integer, $7)
+     RETURNING installed_rank AS rank`,
+    [
+      row.version,
+      row.description,
+      row.kind,
+      row.script,
+      row.checksum,
+      row.durationMs === null ? null : Math.round(row.durationMs),
+      row.success,
+    ],
   );
   return Number(rows[0]!.rank);
 }

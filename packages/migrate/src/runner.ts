@@ -13,11 +13,19 @@ import {
   MigrationDriftError,
   MigrationError,
   MigrationFailedError,
+  MigrationLintError,
   MigrationLockTimeoutError,
   MigrationNoDownError,
   MigrationOutOfOrderError,
 } from './errors.js';
-import { compareVersions, type MigrationFile, type MigrationHeader, readMigrations, splitStatements } from './files.js';
+import {
+  compareVersions,
+  type MigrationFile,
+  type MigrationHeader,
+  readMigrations,
+  type Statement,
+  splitStatements,
+} from './files.js';
 import {
   deleteHistory,
   ensureHistory,
@@ -29,6 +37,7 @@ import {
   readHistory,
   updateChecksum,
 } from './history.js';
+import { type LintFinding, type LintResult, lintMigrations } from './lint.js';
 import { acquireMigrationLock, lockKey, releaseMigrationLock, sleep } from './lock.js';
 import {
   type BaselineOptions,
@@ -191,6 +200,13 @@ function context(
   };
 }
 
+/** Validate options and read the directory (both before any SQL), then build the context. */
+async function prepare(pool: Pool, options: RunOptions & { version?: unknown }, needs: { version?: boolean } = {}) {
+  const opts = resolveOptions(options, needs);
+  const files = await readMigrations(opts.dir);
+  return { ctx: context(pool, options, opts), files };
+}
+
 /** Read-only: in a READ ONLY transaction that is rolled back, so nothing is written or committed. */
 async function readOnly<T>(ctx: Context, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
   return ctx.pool.withConnectionRetry(async (conn) => {
@@ -212,7 +228,7 @@ function retryOptions(ctx: Context) {
  * whole session on connection failures with the pool's backoff: transactional work rolled back with the
  * session, so a rerun picks up where the history says.
  */
-async function locked<T>(ctx: Context, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+async function locked<T>(ctx: Context, fn: (conn: PoolConnection, rows: HistoryRow[]) => Promise<T>): Promise<T> {
   const key = lockKey(ctx.history);
   const { maxRetries, retryIntervalMs, maxRetryIntervalMs } = ctx.pool.config;
   const max = ctx.opts.maxRetries ?? maxRetries;
@@ -226,7 +242,7 @@ async function locked<T>(ctx: Context, fn: (conn: PoolConnection) => Promise<T>)
       );
       try {
         await ensureHistory(lease, ctx.history);
-        return await fn(lease);
+        return await fn(lease, await readHistory(lease, ctx.history, true));
       } finally {
         await releaseMigrationLock(lease, key).catch(() => {});
       }
@@ -250,67 +266,69 @@ interface Step {
   readonly file: string;
   readonly sql: string;
   readonly header: MigrationHeader;
-  /** Inside the transaction (or after the statements, for non-transactional files): record the outcome. */
-  readonly record: (conn: PoolConnection, durationMs: number) => Promise<void>;
+  /** Non-transactional only: the statements, as the parser split them. */
+  readonly statements?: readonly Statement[];
+  /**
+   * Transactional: record the outcome inside the transaction. Must send exactly one query before its first
+   * await: it is pipelined between the migration and COMMIT.
+   */
+  readonly record: (conn: PoolConnection) => Promise<unknown>;
   /** Non-transactional only: written before the first statement, so an interruption leaves a failed row. */
   readonly begin?: (conn: PoolConnection) => Promise<number>;
   readonly finish?: (conn: PoolConnection, rank: number, durationMs: number) => Promise<void>;
 }
 
-function timeouts(ctx: Context, header: MigrationHeader): [string, string] {
-  return [`${header.lockTimeoutMs ?? ctx.opts.lockTimeoutMs}ms`, `${header.statementTimeoutMs ?? ctx.opts.statementTimeoutMs}ms`];
-}
+const SET_TIMEOUTS = "SELECT set_config('lock_timeout', $1, $3), set_config('statement_timeout', $2, $3)";
 
 async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promise<number> {
-  const [lockTimeout, statementTimeout] = timeouts(ctx, step.header);
-  if (!step.header.transaction) return applyOutsideTransaction(conn, step, lockTimeout, statementTimeout);
+  const lockTimeoutMs = step.header.lockTimeoutMs ?? ctx.opts.lockTimeoutMs;
+  const timeouts = [`${lockTimeoutMs}ms`, `${step.header.statementTimeoutMs ?? ctx.opts.statementTimeoutMs}ms`];
+  if (!step.header.transaction) return applyOutsideTransaction(conn, step, timeouts);
   const { retryIntervalMs, maxRetryIntervalMs } = ctx.pool.config;
   let holder: LockHolder | undefined;
   const started = performance.now();
   for (let attempt = 0; ; attempt++) {
     const t0 = performance.now();
-    const watch = watchBlockers(ctx.pool, conn.processId, step.header.lockTimeoutMs ?? ctx.opts.lockTimeoutMs);
-    try {
-      await conn.query('BEGIN');
-      await conn.query("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)", [
-        lockTimeout,
-        statementTimeout,
-      ]);
-      await conn.query(step.sql);
-      const durationMs = performance.now() - t0;
-      await step.record(conn, durationMs);
-      await conn.query('COMMIT');
-      return durationMs;
-    } catch (err) {
-      if (isTransientConnectionError(err)) throw err;
-      await conn.query('ROLLBACK').catch(() => {});
-      if ((err as { sqlstate?: unknown }).sqlstate !== '55P03') throw new MigrationFailedError(step.file, false, err);
-      holder = watch.last() ?? holder;
-      if (attempt >= ctx.opts.lockRetries) {
-        throw new MigrationLockTimeoutError('table', Math.round(performance.now() - started), holder, step.file, { cause: err });
-      }
-      const delayMs = Math.max(100, backoffDelay(attempt + 1, Math.max(retryIntervalMs, 100) / 4, maxRetryIntervalMs));
-      ctx.log.warn({ file: step.file, attempt: attempt + 1, delayMs, blockingPid: holder?.pid }, 'lock_timeout; retrying');
-      ctx.progress({ event: 'retry', file: step.file, attempt: attempt + 1, delayMs, reason: 'lock_timeout' });
-      await sleep(delayMs);
-    } finally {
+    const watch = watchBlockers(ctx.pool, conn.processId, lockTimeoutMs);
+    // One round trip: BEGIN, timeouts, the migration, its history row and COMMIT go out together. After an
+    // error the server skips to COMMIT, which then rolls back; the first error is the migration's.
+    conn.setPipelining(true);
+    const results = await Promise.allSettled([
+      conn.query('BEGIN'),
+      conn.query(SET_TIMEOUTS, [...timeouts, true]),
+      conn.query(step.sql),
+      step.record(conn),
+      conn.query('COMMIT'),
+    ]).finally(() => {
+      conn.setPipelining(false);
       watch.stop();
+    });
+    const failure = results.find((r) => r.status === 'rejected');
+    if (!failure) return performance.now() - t0;
+    const err: unknown = failure.reason;
+    if (isTransientConnectionError(err)) throw err;
+    if (conn.client.getTransactionStatus() !== 'I') await conn.query('ROLLBACK').catch(() => {});
+    if ((err as { sqlstate?: unknown }).sqlstate !== '55P03') throw new MigrationFailedError(step.file, false, err);
+    holder = watch.last() ?? holder;
+    if (attempt >= ctx.opts.lockRetries) {
+      throw new MigrationLockTimeoutError('table', Math.round(performance.now() - started), holder, step.file, { cause: err });
     }
+    const delayMs = Math.max(100, backoffDelay(attempt + 1, Math.max(retryIntervalMs, 100) / 4, maxRetryIntervalMs));
+    ctx.log.warn({ file: step.file, attempt: attempt + 1, delayMs, blockingPid: holder?.pid }, 'lock_timeout; retrying');
+    ctx.progress({ event: 'retry', file: step.file, attempt: attempt + 1, delayMs, reason: 'lock_timeout' });
+    await sleep(delayMs);
   }
 }
 
-async function applyOutsideTransaction(conn: PoolConnection, step: Step, lockTimeout: string, statementTimeout: string) {
-  const statements = await splitStatements(step.file, step.sql);
+async function applyOutsideTransaction(conn: PoolConnection, step: Step, timeouts: string[]) {
+  const statements = step.statements ?? (await splitStatements(step.file, step.sql));
   const rank = await step.begin!(conn);
   const { rows } = await conn.query<{ l: string; s: string }>(
     "SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s",
   );
   const t0 = performance.now();
   try {
-    await conn.query("SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)", [
-      lockTimeout,
-      statementTimeout,
-    ]);
+    await conn.query(SET_TIMEOUTS, [...timeouts, false]);
     for (const statement of statements) {
       try {
         await conn.query(statement.sql);
@@ -320,10 +338,7 @@ async function applyOutsideTransaction(conn: PoolConnection, step: Step, lockTim
       }
     }
   } finally {
-    await conn.query("SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)", [
-      rows[0]!.l,
-      rows[0]!.s,
-    ]);
+    await conn.query(SET_TIMEOUTS, [rows[0]!.l, rows[0]!.s, false]);
   }
   const durationMs = performance.now() - t0;
   await step.finish!(conn, rank, durationMs);
@@ -370,8 +385,8 @@ function watchBlockers(pool: Pool, pid: number, lockTimeoutMs: number) {
   };
 }
 
-function upStep(ctx: Context, f: MigrationFile): Step {
-  const row = (success: boolean, durationMs: number) => ({
+function upStep(ctx: Context, f: MigrationFile, statements: readonly Statement[] | undefined): Step {
+  const row = (success: boolean, durationMs: number | null) => ({
     version: f.version,
     description: f.description,
     kind: f.kind,
@@ -384,9 +399,9 @@ function upStep(ctx: Context, f: MigrationFile): Step {
     file: f.file,
     sql: f.sql,
     header: f.header,
-    record: async (conn, durationMs) => {
-      await insertHistory(conn, ctx.history, row(true, durationMs));
-    },
+    ...(statements ? { statements } : {}),
+    // Inside the pipelined transaction: the server measures the duration (since BEGIN).
+    record: (conn) => insertHistory(conn, ctx.history, row(true, null)),
     begin: (conn) => insertHistory(conn, ctx.history, row(false, 0)),
     finish: (conn, rank, durationMs) => markSucceeded(conn, ctx.history, rank, durationMs),
   };
@@ -407,25 +422,44 @@ async function runSteps(ctx: Context, conn: PoolConnection, steps: readonly Step
 
 // ---- commands --------------------------------------------------------------------------------------
 
+/** Lint the pending files; `existing` looks tables up on `conn`. Logs warnings, reports them, throws errors. */
+async function lint(ctx: Context, conn: PoolConnection, pending: readonly MigrationFile[]): Promise<LintResult> {
+  const result = await lintMigrations(pending, ctx.opts, async (names) => {
+    const { rows } = await conn.query<{ n: string }>('SELECT n FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NOT NULL', [
+      names,
+    ]);
+    return new Set(rows.map((r) => r.n));
+  });
+  for (const finding of result.findings) {
+    ctx.log.warn({ ...finding }, 'migration lint finding');
+    ctx.progress({ event: 'lint', finding });
+  }
+  return result;
+}
+
+function assertLintClean(findings: readonly LintFinding[]): void {
+  const errors = findings.filter((f) => f.severity === 'error');
+  if (errors.length > 0) throw new MigrationLintError(errors);
+}
+
 /**
  * Apply pending migrations (seed `run_migrations`, with its retries): under the migration lock, validate every
- * applied checksum, refuse recorded failures and out-of-order files, then apply versioned files up to `to` and
- * changed repeatable files, each transactional one in one transaction with its history row.
+ * applied checksum, refuse recorded failures and out-of-order files, lint the pending files (warnings go to the
+ * logger and `onProgress`; errors stop the run before anything is applied), then apply versioned files up to
+ * `to` and changed repeatable files, each transactional one in one transaction with its history row.
  * Throws `ConfigError` (bad options, before any SQL), `MigrationFileError`, `MigrationBlockedError`,
- * `MigrationDriftError`, `MigrationOutOfOrderError`, `MigrationLockTimeoutError`, `MigrationFailedError`.
+ * `MigrationDriftError`, `MigrationOutOfOrderError`, `MigrationLintError` (a parse error, or any finding with
+ * `strict`), `MigrationLockTimeoutError`, `MigrationFailedError`.
  */
 export async function runMigrations(pool: Pool, options: UpOptions): Promise<AppliedMigration[]> {
-  const opts = resolveOptions(options);
-  const files = await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  return locked(ctx, async (conn) => {
-    const status = analyze(files, await readHistory(conn, ctx.history), opts);
-    assertRunnable(status, opts.outOfOrder);
-    return runSteps(
-      ctx,
-      conn,
-      status.pending.map((f) => upStep(ctx, f)),
-    );
+  const { ctx, files } = await prepare(pool, options);
+  return locked(ctx, async (conn, rows) => {
+    const status = analyze(files, rows, ctx.opts);
+    assertRunnable(status, ctx.opts.outOfOrder);
+    const { findings, statements } = await lint(ctx, conn, status.pending);
+    assertLintClean(findings);
+    const steps = status.pending.map((f) => upStep(ctx, f, f.header.transaction ? undefined : statements.get(f.file)));
+    return runSteps(ctx, conn, steps);
   });
 }
 
@@ -434,10 +468,8 @@ export async function migrationStatus(
   pool: Pool,
   options: MigrationOptions & Pick<UpOptions, 'to' | 'outOfOrder'>,
 ): Promise<MigrationStatus> {
-  const opts = resolveOptions(options);
-  const files = await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  return readOnly(ctx, async (conn) => analyze(files, await readHistory(conn, ctx.history), opts));
+  const { ctx, files } = await prepare(pool, options);
+  return readOnly(ctx, async (conn) => analyze(files, await readHistory(conn, ctx.history), ctx.opts));
 }
 
 /** One migration `up` would run. */
@@ -445,7 +477,7 @@ export interface PlannedMigration {
   readonly file: string;
   readonly kind: 'versioned' | 'repeatable';
   readonly transaction: boolean;
-  /** Statements, as PostgreSQL's parser splits the file. */
+  /** Statements, as PostgreSQL's parser splits the file (0 when it cannot parse it: see `findings`). */
   readonly statements: number;
 }
 
@@ -454,40 +486,48 @@ export interface MigrationPlan {
   readonly migrations: readonly PlannedMigration[];
   /** What would stop `up`: recorded failures, drift, out-of-order files. Empty when `up` would proceed. */
   readonly problems: readonly string[];
+  /** Lint findings of the pending files; those of severity `error` would stop `up`. */
+  readonly findings: readonly LintFinding[];
   readonly status: MigrationStatus;
 }
 
 /**
  * What `up` would do, without doing it: takes no lock and runs its reads in a READ ONLY transaction that is
- * rolled back. Every pending file is parsed by PostgreSQL's grammar (a parse error throws `MigrationFileError`).
+ * rolled back. Every pending file is parsed and linted by PostgreSQL's grammar; parse errors and (with
+ * `strict`) every finding come back as `error` findings instead of being thrown.
  */
 export async function planMigrations(pool: Pool, options: UpOptions): Promise<MigrationPlan> {
-  const opts = resolveOptions(options);
-  const files = await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  const status = await readOnly(ctx, async (conn) => analyze(files, await readHistory(conn, ctx.history), opts));
+  const { ctx, files } = await prepare(pool, options);
+  const { status, findings, statements } = await readOnly(ctx, async (conn) => {
+    const status = analyze(files, await readHistory(conn, ctx.history), ctx.opts);
+    return { status, ...(await lint(ctx, conn, status.pending)) };
+  });
   const problems: string[] = [];
   try {
-    assertRunnable(status, opts.outOfOrder);
+    assertRunnable(status, ctx.opts.outOfOrder);
   } catch (err) {
     problems.push((err as Error).message);
   }
-  const migrations: PlannedMigration[] = [];
-  for (const f of status.pending) {
-    const statements = await splitStatements(f.file, f.sql);
-    migrations.push({ file: f.file, kind: f.kind, transaction: f.header.transaction, statements: statements.length });
-  }
-  return { migrations, problems, status };
+  const migrations = status.pending.map((f) => ({
+    file: f.file,
+    kind: f.kind,
+    transaction: f.header.transaction,
+    statements: statements.get(f.file)?.length ?? 0,
+  }));
+  return { migrations, problems, findings, status };
 }
 
-/** Read-only check that `up` could proceed: throws `MigrationBlockedError`, `MigrationDriftError` or `MigrationOutOfOrderError`. */
+/**
+ * Read-only check that `up` could proceed: throws `MigrationBlockedError`, `MigrationDriftError`,
+ * `MigrationOutOfOrderError`, or `MigrationLintError` (a pending file PostgreSQL cannot parse; any finding with `strict`).
+ */
 export async function validateMigrations(
   pool: Pool,
-  options: MigrationOptions & Pick<UpOptions, 'outOfOrder'>,
+  options: MigrationOptions & Pick<UpOptions, 'outOfOrder' | 'strict' | 'lockTimeoutMs'>,
 ): Promise<MigrationStatus> {
-  const status = await migrationStatus(pool, options);
-  for (const f of status.pending) await splitStatements(f.file, f.sql);
-  assertRunnable(status, options.outOfOrder === true);
+  const { status, findings, problems } = await planMigrations(pool, options);
+  if (problems.length > 0) assertRunnable(status, options.outOfOrder === true);
+  assertLintClean(findings);
   return status;
 }
 
@@ -496,18 +536,15 @@ export async function validateMigrations(
  * the removal of its history row. Every one must have a down file (checked before any is run).
  */
 export async function downMigrations(pool: Pool, options: DownOptions): Promise<AppliedMigration[]> {
-  const opts = resolveOptions(options);
-  const files = await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  return locked(ctx, async (conn) => {
-    const rows = await readHistory(conn, ctx.history);
+  const { ctx, files } = await prepare(pool, options);
+  return locked(ctx, async (conn, rows) => {
     const status = analyze(files, rows, { to: undefined, outOfOrder: true });
     if (status.failed.length > 0) throw new MigrationBlockedError(status.failed);
     if (status.drift.length > 0) throw new MigrationDriftError(status.drift);
     const applied = rows
       .filter((r) => r.kind === 'versioned')
       .sort((a, b) => compareVersions(b.version!, a.version!))
-      .slice(0, opts.steps);
+      .slice(0, ctx.opts.steps);
     const byVersion = new Map(files.map((f) => [f.version, f]));
     const steps: Step[] = applied.map((r) => {
       const down = byVersion.get(r.version)?.down;
@@ -543,11 +580,8 @@ export interface RepairResult {
  * checksums of applied files with their current contents (accepting a deliberate edit). Under the migration lock.
  */
 export async function repairMigrations(pool: Pool, options: RunOptions): Promise<RepairResult> {
-  const opts = resolveOptions(options);
-  const files = await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  return locked(ctx, async (conn) => {
-    const rows = await readHistory(conn, ctx.history);
+  const { ctx, files } = await prepare(pool, options);
+  return locked(ctx, async (conn, rows) => {
     const byVersion = new Map(files.filter((f) => f.version !== null).map((f) => [f.version, f]));
     const removedFailed: string[] = [];
     const realigned: string[] = [];
@@ -580,11 +614,8 @@ export async function repairMigrations(pool: Pool, options: RunOptions): Promise
  * already has versioned or baseline rows.
  */
 export async function baselineMigrations(pool: Pool, options: BaselineOptions): Promise<void> {
-  const opts = resolveOptions(options, { version: true });
-  await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  await locked(ctx, async (conn) => {
-    const rows = await readHistory(conn, ctx.history);
+  const { ctx } = await prepare(pool, options, { version: true });
+  await locked(ctx, async (conn, rows) => {
     if (rows.some((r) => r.kind !== 'repeatable')) {
       throw new MigrationError(
         'MIGRATION_BASELINE_REFUSED',
@@ -592,8 +623,8 @@ export async function baselineMigrations(pool: Pool, options: BaselineOptions): 
       );
     }
     await insertHistory(conn, ctx.history, {
-      version: opts.version!,
-      description: opts.description,
+      version: ctx.opts.version!,
+      description: ctx.opts.description,
       kind: 'baseline',
       script: '<< baseline >>',
       checksum: null,
