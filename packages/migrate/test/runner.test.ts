@@ -337,6 +337,32 @@ describe('options', () => {
     }
   });
 
+  test('hostile file names (quotes, unicode, 200 characters) are applied and recorded verbatim', async () => {
+    const t = uniqueName('hist');
+    const hostile = `it's "quoted" ünïcødé 🚀; DROP TABLE x; --`;
+    const long = 'x'.repeat(200);
+    const dir = await fx.dir({
+      [`1_${hostile}.sql`]: 'SELECT 1;',
+      [`2_${long}.sql`]: 'SELECT 2;',
+      [`R__${hostile}.sql`]: 'SELECT 3;',
+    });
+    const pool = fx.pool();
+    expect(await runMigrations(pool, { dir, table: t })).toHaveLength(3);
+    const { rows } = await fx.db.admin(`SELECT script, description FROM "${t}" ORDER BY installed_rank`);
+    expect(rows).toEqual([
+      { script: `1_${hostile}.sql`, description: hostile },
+      { script: `2_${long}.sql`, description: long },
+      { script: `R__${hostile}.sql`, description: hostile },
+    ]);
+    expect((await migrationStatus(pool, { dir, table: t })).entries.map((e) => e.state)).toEqual([
+      'applied',
+      'applied',
+      'applied',
+    ]);
+    await fx.write(dir, `3_${long}x.sql`, 'SELECT 4;');
+    await expect(runMigrations(pool, { dir, table: t })).rejects.toThrow(/longer than 200/);
+  });
+
   test('a hostile history table name is quoted, not interpolated', async () => {
     const t = `we"ird; DROP TABLE x; -- ${uniqueName('h')}`;
     const dir = await fx.dir({ '0001_a.sql': 'SELECT 1;' });
