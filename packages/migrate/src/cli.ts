@@ -156,29 +156,17 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  const lockTimeoutMs = integer('lock-timeout', values['lock-timeout']);
-  const statementTimeoutMs = integer('statement-timeout', values['statement-timeout']);
-  const migrationLockTimeoutMs = integer('wait', values.wait);
-  const steps = integer('steps', values.steps);
   const findings: LintFinding[] = [];
-  const base = {
-    dir,
-    ...(values.schema === undefined ? {} : { schema: values.schema }),
-    ...(values.table === undefined ? {} : { table: values.table }),
-  };
+  // Options left undefined take the library's defaults.
+  const base = { dir, schema: values.schema, table: values.table, outOfOrder: values['out-of-order'] };
   const run = {
     ...base,
-    ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }),
-    ...(statementTimeoutMs === undefined ? {} : { statementTimeoutMs }),
-    ...(migrationLockTimeoutMs === undefined ? {} : { migrationLockTimeoutMs }),
+    lockTimeoutMs: integer('lock-timeout', values['lock-timeout']),
+    statementTimeoutMs: integer('statement-timeout', values['statement-timeout']),
+    migrationLockTimeoutMs: integer('wait', values.wait),
     onProgress: progressPrinter(findings),
   };
-  const up = {
-    ...run,
-    ...(values.to === undefined ? {} : { to: values.to }),
-    ...(values['out-of-order'] ? { outOfOrder: true } : {}),
-    ...(values.strict ? { strict: true } : {}),
-  };
+  const up = { ...run, to: values.to, strict: values.strict };
   const known = ['up', 'down', 'status', 'plan', 'validate', 'repair', 'baseline'];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}"`);
   const pool = openPool();
@@ -191,13 +179,13 @@ async function main(argv: string[]): Promise<number> {
         return EXIT.ok;
       }
       case 'down': {
-        const reverted = await downMigrations(pool, { ...run, ...(steps === undefined ? {} : { steps }) });
+        const reverted = await downMigrations(pool, { ...run, steps: integer('steps', values.steps) });
         process.stderr.write(`reverted ${reverted.length} migration(s)\n`);
         out({ reverted });
         return EXIT.ok;
       }
       case 'status': {
-        const status = await migrationStatus(pool, { ...base, ...(values['out-of-order'] ? { outOfOrder: true } : {}) });
+        const status = await migrationStatus(pool, base);
         printStatus(status);
         out({ ...status, pending: status.pending.map((f) => f.file) });
         if (status.failed.length > 0 || status.drift.length > 0 || status.outOfOrder.length > 0) return EXIT.drift;

@@ -100,12 +100,7 @@ export function parseHeader(file: string, sql: string): MigrationHeader {
  * Versioned files come sorted by version, then repeatables by description.
  */
 export async function readMigrations(dir: string): Promise<MigrationFile[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    throw new MigrationFileError(dir, `cannot read the migrations directory (${(err as { code?: string }).code ?? 'error'})`);
-  }
+  const names = await listDirectory(dir);
   const ups = new Map<string, { file: string; description: string; kind: 'versioned' | 'repeatable'; version: string | null }>();
   const downs = new Map<string, string>();
   for (const file of names.sort()) {
@@ -139,30 +134,32 @@ export async function readMigrations(dir: string): Promise<MigrationFile[]> {
   for (const [version, file] of downs) {
     if (!ups.has(`V:${version}`)) throw new MigrationFileError(file, `down file without an up migration for version ${version}`);
   }
-  const result: MigrationFile[] = [];
-  for (const entry of ups.values()) {
-    const sql = normalizeSql(await readFile(join(dir, entry.file), 'utf8'));
-    const downFile = entry.version === null ? undefined : downs.get(entry.version);
-    let down: MigrationFile['down'];
-    if (downFile) {
-      const downSql = normalizeSql(await readFile(join(dir, downFile), 'utf8'));
-      down = { file: downFile, sql: downSql, header: parseHeader(downFile, downSql) };
-    }
-    result.push({ ...entry, sql, checksum: checksumOf(sql), header: parseHeader(entry.file, sql), ...(down ? { down } : {}) });
-  }
-  return result.sort((a, b) =>
-    a.version !== null && b.version !== null
-      ? compareVersions(a.version, b.version)
-      : a.version !== null
-        ? -1
-        : b.version !== null
-          ? 1
-          : a.description < b.description
-            ? -1
-            : a.description > b.description
-              ? 1
-              : 0,
+  const load = async (file: string) => {
+    const sql = normalizeSql(await readFile(join(dir, file), 'utf8'));
+    return { file, sql, header: parseHeader(file, sql) };
+  };
+  const result = await Promise.all(
+    [...ups.values()].map(async (entry): Promise<MigrationFile> => {
+      const { sql, header } = await load(entry.file);
+      const downFile = entry.version === null ? undefined : downs.get(entry.version);
+      return { ...entry, sql, header, checksum: checksumOf(sql), ...(downFile ? { down: await load(downFile) } : {}) };
+    }),
   );
+  const byDescription = (a: MigrationFile, b: MigrationFile) =>
+    a.description < b.description ? -1 : a.description > b.description ? 1 : 0;
+  return [
+    ...result.filter((f) => f.version !== null).sort((a, b) => compareVersions(a.version!, b.version!)),
+    ...result.filter((f) => f.version === null).sort(byDescription),
+  ];
+}
+
+/** The names in a migrations directory; a {@link MigrationFileError} when it cannot be read. */
+export async function listDirectory(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    throw new MigrationFileError(dir, `cannot read the migrations directory (${(err as { code?: string }).code ?? 'error'})`);
+  }
 }
 
 /** One statement of a file, with the line it starts on. */

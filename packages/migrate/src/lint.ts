@@ -1,16 +1,4 @@
-import type {
-  AlterTableCmd,
-  AlterTableStmt,
-  ColumnDef,
-  Constraint,
-  DropStmt,
-  IndexStmt,
-  Node,
-  RangeVar,
-  ReindexStmt,
-  SelectStmt,
-  VariableSetStmt,
-} from 'libpg-query';
+import type * as pg from 'libpg-query';
 import { MigrationFileError } from './errors.js';
 import { type MigrationFile, type ParsedStatement, parseStatements } from './files.js';
 import { quoteIdentifier } from './history.js';
@@ -70,26 +58,29 @@ const WEAKER = new Set([
   'AT_DetachPartitionFinalize',
 ]);
 
-const same = (a: RangeVar, b: RangeVar) =>
+/** Column constraints that give a new column its values. */
+const VALUED = new Set(['CONSTR_DEFAULT', 'CONSTR_IDENTITY', 'CONSTR_GENERATED']);
+
+const same = (a: pg.RangeVar, b: pg.RangeVar) =>
   a.relname === b.relname && (!a.schemaname || !b.schemaname || a.schemaname === b.schemaname);
-const nameOf = (r: RangeVar) => (r.schemaname ? `${r.schemaname}.${r.relname}` : (r.relname ?? '?'));
-const unpack = (node: Node | undefined) => Object.entries(node ?? {})[0] as [string, unknown] | undefined;
+const nameOf = (r: pg.RangeVar) => (r.schemaname ? `${r.schemaname}.${r.relname}` : (r.relname ?? '?'));
+const unpack = (node: pg.Node | undefined) => Object.entries(node ?? {})[0] as [string, unknown] | undefined;
 const isZero = (value: string) => /^\s*0+(\.0*)?\s*(us|ms|s|min|h|d)?\s*$/.test(value);
 const defnames = (list: unknown) =>
-  ((list as Node[] | undefined) ?? []).map((o) => (o as { DefElem?: { defname?: string } }).DefElem?.defname);
+  ((list as pg.Node[] | undefined) ?? []).map((o) => (o as { DefElem?: { defname?: string } }).DefElem?.defname);
 
 /** The lock_timeout a `SET`, `RESET` or `SELECT set_config('lock_timeout', ...)` leaves: true = none. */
 function lockTimeoutChange(kind: string, body: unknown): boolean | undefined {
   if (kind === 'VariableSetStmt') {
-    const s = body as VariableSetStmt;
+    const s = body as pg.VariableSetStmt;
     if (s.name !== 'lock_timeout') return undefined;
     if (s.kind !== 'VAR_SET_VALUE') return true; // RESET / DEFAULT: the server's default, usually none
     const value = (s.args?.[0] as { A_Const?: { ival?: { ival?: number }; sval?: { sval?: string } } })?.A_Const;
     return value?.sval ? isZero(value.sval.sval ?? '') : (value?.ival?.ival ?? 0) === 0;
   }
   if (kind !== 'SelectStmt') return undefined;
-  for (const target of (body as SelectStmt).targetList ?? []) {
-    const call = (target as { ResTarget?: { val?: { FuncCall?: { funcname?: Node[]; args?: Node[] } } } }).ResTarget?.val
+  for (const target of (body as pg.SelectStmt).targetList ?? []) {
+    const call = (target as { ResTarget?: { val?: { FuncCall?: { funcname?: pg.Node[]; args?: pg.Node[] } } } }).ResTarget?.val
       ?.FuncCall;
     const name = (call?.funcname?.at(-1) as { String?: { sval?: string } })?.String?.sval;
     const args = call?.args?.map((a) => (a as { A_Const?: { sval?: { sval?: string } } }).A_Const?.sval?.sval);
@@ -99,14 +90,14 @@ function lockTimeoutChange(kind: string, body: unknown): boolean | undefined {
 }
 
 /** The table a statement takes an ACCESS EXCLUSIVE lock on (`null`: some relation), or undefined when it takes none. */
-function exclusiveTarget(kind: string, body: Record<string, unknown>): RangeVar | null | undefined {
-  const first = (list: unknown) => ((list as Node[] | undefined)?.[0] as { RangeVar?: RangeVar } | undefined)?.RangeVar;
+function exclusiveTarget(kind: string, body: Record<string, unknown>): pg.RangeVar | null | undefined {
+  const first = (list: unknown) => ((list as pg.Node[] | undefined)?.[0] as { RangeVar?: pg.RangeVar } | undefined)?.RangeVar;
   switch (kind) {
     case 'AlterTableStmt': {
-      const s = body as AlterTableStmt;
+      const s = body as pg.AlterTableStmt;
       const strong = (s.cmds ?? []).some((c) => {
-        const cmd = (c as { AlterTableCmd: AlterTableCmd }).AlterTableCmd;
-        const fk = (cmd.def as { Constraint?: Constraint })?.Constraint?.contype === 'CONSTR_FOREIGN';
+        const cmd = (c as { AlterTableCmd: pg.AlterTableCmd }).AlterTableCmd;
+        const fk = (cmd.def as { Constraint?: pg.Constraint })?.Constraint?.contype === 'CONSTR_FOREIGN';
         return !(WEAKER.has(cmd.subtype ?? '') || /Trig/.test(cmd.subtype ?? '') || fk);
       });
       return strong ? (s.relation ?? null) : undefined;
@@ -116,7 +107,7 @@ function exclusiveTarget(kind: string, body: Record<string, unknown>): RangeVar 
     case 'ReindexStmt':
     case 'ClusterStmt':
       if (body.concurrent || defnames(body.params).includes('concurrently')) return undefined;
-      return kind === 'RenameStmt' && !body.relation ? undefined : ((body.relation as RangeVar | undefined) ?? null);
+      return kind === 'RenameStmt' && !body.relation ? undefined : ((body.relation as pg.RangeVar | undefined) ?? null);
     case 'DropStmt':
       return body.concurrent || !/TABLE|INDEX|VIEW|SEQUENCE|POLICY|TRIGGER|RULE/.test(String(body.removeType)) ? undefined : null;
     case 'TruncateStmt':
@@ -125,25 +116,17 @@ function exclusiveTarget(kind: string, body: Record<string, unknown>): RangeVar 
       return body.mode === 8 ? (first(body.relations) ?? null) : undefined;
     case 'VacuumStmt':
       return defnames(body.options).includes('full')
-        ? (((body.rels as Node[] | undefined)?.[0] as { VacuumRelation?: { relation?: RangeVar } })?.VacuumRelation?.relation ??
-            null)
+        ? (((body.rels as pg.Node[] | undefined)?.[0] as { VacuumRelation?: { relation?: pg.RangeVar } })?.VacuumRelation
+            ?.relation ?? null)
         : undefined;
     case 'CreatePolicyStmt':
     case 'AlterPolicyStmt':
-      return (body.table as RangeVar | undefined) ?? null;
+      return (body.table as pg.RangeVar | undefined) ?? null;
     case 'ViewStmt':
-      return body.replace ? ((body.view as RangeVar | undefined) ?? null) : undefined;
+      return body.replace ? ((body.view as pg.RangeVar | undefined) ?? null) : undefined;
     default:
       return undefined;
   }
-}
-
-/** A finding that stands only if its table exists before the migration (not created by the same file). */
-interface Candidate {
-  readonly finding: LintFinding;
-  readonly table: RangeVar;
-  /** Index of the file among the linted ones. */
-  readonly index: number;
 }
 
 /**
@@ -157,10 +140,11 @@ export async function lintMigrations(
 ): Promise<LintResult> {
   const findings: LintFinding[] = [];
   const statements = new Map<string, ParsedStatement[]>();
-  const candidates: Candidate[] = [];
-  const createdBy: RangeVar[][] = [];
+  // Findings that stand only if their table exists before the file: created by an earlier file, or in the database.
+  const candidates: { finding: LintFinding; table: pg.RangeVar; earlier: pg.RangeVar[] }[] = [];
+  const created: pg.RangeVar[] = [];
   const severity = opts.strict ? 'error' : 'warning';
-  for (const [index, f] of files.entries()) {
+  for (const f of files) {
     let parsed: ParsedStatement[];
     try {
       parsed = await parseStatements(f.file, f.sql);
@@ -168,113 +152,83 @@ export async function lintMigrations(
       if (!(err instanceof MigrationFileError)) throw err;
       const fix = 'fix the SQL (PostgreSQL 18 grammar)';
       findings.push({ file: f.file, line: err.line ?? 1, rule: 'parse-error', severity: 'error', message: err.reason, fix });
-      createdBy.push([]);
       continue;
     }
     statements.set(f.file, parsed);
-    const created: RangeVar[] = [];
-    createdBy.push(created);
-    const fresh = (r: RangeVar | undefined) => r !== undefined && created.some((c) => same(c, r));
+    const earlier = [...created];
+    const fresh = (r: pg.RangeVar | null | undefined) => !!r && created.slice(earlier.length).some((c) => same(c, r));
     let noLockTimeout = (f.header.lockTimeoutMs ?? opts.lockTimeoutMs) === 0;
     let lockTimeoutReported = false;
     for (const st of parsed) {
       const [kind, raw] = unpack(st.node) ?? ['', {}];
       const body = raw as Record<string, unknown>;
-      const add = (rule: keyof typeof FIX, message: string, location?: number) =>
-        findings.push({ file: f.file, line: st.lineAt(location), rule, severity, message, fix: FIX[rule] });
+      const what = kind.replace(/Stmt$/, '');
+      const add = (rule: keyof typeof FIX, message: string, location?: number, ifExists?: pg.RangeVar) => {
+        const finding = { file: f.file, line: st.lineAt(location), rule, severity, message, fix: FIX[rule] } as const;
+        if (ifExists) candidates.push({ finding, table: ifExists, earlier });
+        else findings.push(finding);
+      };
       noLockTimeout = lockTimeoutChange(kind, body) ?? noLockTimeout;
       const target = exclusiveTarget(kind, body);
-      if (target !== undefined && noLockTimeout && !lockTimeoutReported && !fresh(target ?? undefined)) {
+      if (target !== undefined && noLockTimeout && !lockTimeoutReported && !fresh(target)) {
         lockTimeoutReported = true;
-        add(
-          'lock-timeout',
-          `${kind.replace(/Stmt$/, '')} takes an ACCESS EXCLUSIVE lock with no lock_timeout: queued behind a long query, it blocks every query on ${target ? nameOf(target) : 'the relation'}`,
-        );
+        const on = target ? nameOf(target) : 'the relation';
+        add('lock-timeout', `${what} takes an ACCESS EXCLUSIVE lock with no lock_timeout: queued, it blocks all of ${on}`);
       }
-      if (kind === 'CreateStmt') created.push((body as { relation: RangeVar }).relation);
-      if (kind === 'CreateTableAsStmt') created.push((body as { into: { rel: RangeVar } }).into.rel);
+      if (kind === 'CreateStmt') created.push((body as { relation: pg.RangeVar }).relation);
+      if (kind === 'CreateTableAsStmt') created.push((body as { into: { rel: pg.RangeVar } }).into.rel);
       const concurrently =
         (/^(IndexStmt|DropStmt)$/.test(kind) && body.concurrent === true) ||
-        (kind === 'ReindexStmt' && defnames((body as ReindexStmt).params).includes('concurrently'));
-      if (f.header.transaction && concurrently) {
-        add(
-          'concurrently-in-transaction',
-          `${kind.replace(/Stmt$/, '').toUpperCase()} CONCURRENTLY cannot run inside a transaction block, and this migration runs in one`,
-        );
+        (kind === 'ReindexStmt' && defnames((body as pg.ReindexStmt).params).includes('concurrently'));
+      if (f.header.transaction && concurrently)
+        add('concurrently-in-transaction', `${what.toUpperCase()} CONCURRENTLY cannot run inside a transaction block`);
+      const index = body as pg.IndexStmt;
+      if (kind === 'IndexStmt' && !index.concurrent && index.relation && !fresh(index.relation)) {
+        const message = `CREATE INDEX without CONCURRENTLY blocks writes to ${nameOf(index.relation)} while it builds`;
+        add('index-not-concurrent', message, -1, index.relation);
       }
-      if (kind === 'IndexStmt') {
-        const s = body as IndexStmt;
-        if (!s.concurrent && s.relation && !fresh(s.relation)) {
-          const message = `CREATE INDEX without CONCURRENTLY on existing table ${nameOf(s.relation)} blocks its writes while the index builds`;
-          candidates.push({
-            finding: {
-              file: f.file,
-              line: st.line,
-              rule: 'index-not-concurrent',
-              severity,
-              message,
-              fix: FIX['index-not-concurrent'],
-            },
-            table: s.relation,
-            index,
-          });
+      if (kind === 'DropStmt' && (body as pg.DropStmt).removeType === 'OBJECT_TABLE') {
+        const names = ((body as pg.DropStmt).objects ?? []).map((o) =>
+          ((o as { List?: { items?: pg.Node[] } }).List?.items ?? []).map(
+            (i) => (i as { String?: { sval?: string } }).String?.sval,
+          ),
+        );
+        const tables = names.map((n) => n.join('.')).join(', ');
+        add('drop-table', `DROP TABLE ${tables}: code still using it fails once this is applied`);
+      }
+      const alter = body as pg.AlterTableStmt;
+      if (kind !== 'AlterTableStmt' || fresh(alter.relation)) continue;
+      const table = nameOf(alter.relation ?? {});
+      for (const c of alter.cmds ?? []) {
+        const cmd = (c as { AlterTableCmd: pg.AlterTableCmd }).AlterTableCmd;
+        const column = (cmd.def as { ColumnDef?: pg.ColumnDef })?.ColumnDef;
+        const constraint = (cmd.def as { Constraint?: pg.Constraint })?.Constraint;
+        const types = (column?.constraints ?? []).map((k) => (k as { Constraint: pg.Constraint }).Constraint.contype ?? '');
+        const validated = /CHECK|FOREIGN/.test(constraint?.contype ?? '') && !constraint?.skip_validation;
+        if (cmd.subtype === 'AT_AddColumn' && types.includes('CONSTR_NOTNULL') && !types.some((t) => VALUED.has(t))) {
+          const message = `ADD COLUMN ${column?.colname} NOT NULL without a default fails once ${table} has rows`;
+          add('add-column-not-null', message, column?.location);
         }
-      }
-      if (kind === 'DropStmt' && (body as DropStmt).removeType === 'OBJECT_TABLE') {
-        const names = ((body as DropStmt).objects ?? []).map((o) =>
-          ((o as { List?: { items?: Node[] } }).List?.items ?? [])
-            .map((i) => (i as { String?: { sval?: string } }).String?.sval)
-            .join('.'),
-        );
-        add('drop-table', `DROP TABLE ${names.join(', ')}: code still reading it fails once this is applied`);
-      }
-      if (kind !== 'AlterTableStmt' || fresh((body as AlterTableStmt).relation)) continue;
-      const table = nameOf((body as AlterTableStmt).relation ?? {});
-      for (const c of (body as AlterTableStmt).cmds ?? []) {
-        const cmd = (c as { AlterTableCmd: AlterTableCmd }).AlterTableCmd;
-        const column = (cmd.def as { ColumnDef?: ColumnDef })?.ColumnDef;
-        const constraint = (cmd.def as { Constraint?: Constraint })?.Constraint;
-        if (cmd.subtype === 'AT_AddColumn' && column) {
-          const types = (column.constraints ?? []).map((k) => (k as { Constraint: Constraint }).Constraint.contype);
-          if (
-            types.includes('CONSTR_NOTNULL') &&
-            !types.some((t) => t === 'CONSTR_DEFAULT' || t === 'CONSTR_IDENTITY' || t === 'CONSTR_GENERATED')
-          )
-            add(
-              'add-column-not-null',
-              `ADD COLUMN ${column.colname} NOT NULL without a default fails on ${table} as soon as it has rows`,
-              column.location,
-            );
-        } else if (cmd.subtype === 'AT_AlterColumnType') {
-          add(
-            'alter-column-type',
-            `ALTER COLUMN ${cmd.name} TYPE rewrites ${table} and its indexes under an ACCESS EXCLUSIVE lock`,
-            column?.location,
-          );
-        } else if (
-          cmd.subtype === 'AT_AddConstraint' &&
-          constraint &&
-          /CHECK|FOREIGN/.test(constraint.contype ?? '') &&
-          !constraint.skip_validation
-        ) {
-          const what = constraint.contype === 'CONSTR_CHECK' ? 'CHECK' : 'FOREIGN KEY';
-          const name = constraint.conname ? ` ${constraint.conname}` : '';
+        if (cmd.subtype === 'AT_AlterColumnType') {
+          const message = `ALTER COLUMN ${cmd.name} TYPE rewrites ${table} and its indexes under ACCESS EXCLUSIVE`;
+          add('alter-column-type', message, column?.location);
+        }
+        if (cmd.subtype === 'AT_AddConstraint' && validated) {
+          const name = [constraint?.contype === 'CONSTR_CHECK' ? 'CHECK' : 'FOREIGN KEY', constraint?.conname].filter(Boolean);
           add(
             'constraint-not-valid',
-            `ADD ${what}${name} without NOT VALID scans all of ${table} while holding its lock`,
-            constraint.location,
+            `ADD ${name.join(' ')} without NOT VALID scans all of ${table} under its lock`,
+            constraint?.location,
           );
-        } else if (cmd.subtype === 'AT_DropColumn') {
-          add('drop-column', `DROP COLUMN ${cmd.name} on ${table}: code still reading it fails once this is applied`);
         }
+        if (cmd.subtype === 'AT_DropColumn')
+          add('drop-column', `DROP COLUMN ${cmd.name} on ${table}: code still using it fails once this is applied`);
       }
     }
   }
-  // CREATE INDEX counts only on an existing table: created by an earlier pending file, or present in the database.
-  const unresolved = candidates.filter((c) => !createdBy.slice(0, c.index).some((list) => list.some((r) => same(r, c.table))));
-  const quoted = (r: RangeVar) => (r.schemaname ? `${quoteIdentifier(r.schemaname)}.` : '') + quoteIdentifier(r.relname ?? '');
-  const present =
-    unresolved.length > 0 ? await existing([...new Set(unresolved.map((c) => quoted(c.table)))]) : new Set<string>();
+  const quoted = (r: pg.RangeVar) => (r.schemaname ? `${quoteIdentifier(r.schemaname)}.` : '') + quoteIdentifier(r.relname ?? '');
+  const unresolved = candidates.filter((c) => !c.earlier.some((r) => same(r, c.table)));
+  const present = unresolved.length > 0 ? await existing([...new Set(unresolved.map((c) => quoted(c.table)))]) : new Set();
   for (const c of candidates) if (!unresolved.includes(c) || present.has(quoted(c.table))) findings.push(c.finding);
   const order = new Map(files.map((f, i) => [f.file, i]));
   findings.sort((a, b) => order.get(a.file)! - order.get(b.file)! || a.line - b.line);

@@ -85,24 +85,11 @@ export interface Resolved {
   readonly description: string;
 }
 
-const KNOWN = new Set([
-  'dir',
-  'schema',
-  'table',
-  'logger',
-  'migrationLockTimeoutMs',
-  'lockTimeoutMs',
-  'statementTimeoutMs',
-  'lockRetries',
-  'maxRetries',
-  'onProgress',
-  'to',
-  'outOfOrder',
-  'strict',
-  'steps',
-  'version',
-  'description',
-]);
+const KNOWN = new Set(
+  'dir schema table logger migrationLockTimeoutMs lockTimeoutMs statementTimeoutMs lockRetries maxRetries onProgress to outOfOrder strict steps version description'.split(
+    ' ',
+  ),
+);
 
 function shape(value: unknown): string {
   if (value === null) return 'null';

@@ -179,16 +179,15 @@ interface Context {
   readonly progress: (p: MigrationProgress) => void;
 }
 
-function context(
-  pool: Pool,
-  options: MigrationOptions & { onProgress?: (p: MigrationProgress) => void },
-  resolved: Resolved,
-): Context {
+/** Validate options and read the directory (both before any SQL), then build the context. */
+async function prepare(pool: Pool, options: RunOptions & { version?: unknown }, needs: { version?: boolean } = {}) {
+  const opts = resolveOptions(options, needs);
+  const files = await readMigrations(opts.dir);
   const onProgress = options.onProgress;
-  return {
+  const ctx: Context = {
     pool,
-    opts: resolved,
-    history: historyTable(resolved.schema, resolved.table),
+    opts,
+    history: historyTable(opts.schema, opts.table),
     log: packageLogger(options.logger, '@accountdb/migrate'),
     progress: (p) => {
       try {
@@ -198,29 +197,22 @@ function context(
       }
     },
   };
-}
-
-/** Validate options and read the directory (both before any SQL), then build the context. */
-async function prepare(pool: Pool, options: RunOptions & { version?: unknown }, needs: { version?: boolean } = {}) {
-  const opts = resolveOptions(options, needs);
-  const files = await readMigrations(opts.dir);
-  return { ctx: context(pool, options, opts), files };
+  return { ctx, files };
 }
 
 /** Read-only: in a READ ONLY transaction that is rolled back, so nothing is written or committed. */
 async function readOnly<T>(ctx: Context, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
-  return ctx.pool.withConnectionRetry(async (conn) => {
-    await conn.query('BEGIN TRANSACTION READ ONLY');
-    try {
-      return await fn(conn);
-    } finally {
-      await conn.query('ROLLBACK');
-    }
-  }, retryOptions(ctx));
-}
-
-function retryOptions(ctx: Context) {
-  return ctx.opts.maxRetries === undefined ? {} : { maxRetries: ctx.opts.maxRetries };
+  return ctx.pool.withConnectionRetry(
+    async (conn) => {
+      await conn.query('BEGIN TRANSACTION READ ONLY');
+      try {
+        return await fn(conn);
+      } finally {
+        await conn.query('ROLLBACK');
+      }
+    },
+    ctx.opts.maxRetries === undefined ? {} : { maxRetries: ctx.opts.maxRetries },
+  );
 }
 
 /**
@@ -323,9 +315,6 @@ async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promis
 async function applyOutsideTransaction(conn: PoolConnection, step: Step, timeouts: string[]) {
   const statements = step.statements ?? (await splitStatements(step.file, step.sql));
   const rank = await step.begin!(conn);
-  const { rows } = await conn.query<{ l: string; s: string }>(
-    "SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s",
-  );
   const t0 = performance.now();
   try {
     await conn.query(SET_TIMEOUTS, [...timeouts, false]);
@@ -338,7 +327,8 @@ async function applyOutsideTransaction(conn: PoolConnection, step: Step, timeout
       }
     }
   } finally {
-    await conn.query(SET_TIMEOUTS, [rows[0]!.l, rows[0]!.s, false]);
+    // Back to the session's defaults (those of its startup packet, role and database).
+    await conn.query('RESET lock_timeout; RESET statement_timeout');
   }
   const durationMs = performance.now() - t0;
   await step.finish!(conn, rank, durationMs);
@@ -386,12 +376,13 @@ function watchBlockers(pool: Pool, pid: number, lockTimeoutMs: number) {
 }
 
 function upStep(ctx: Context, f: MigrationFile, statements: readonly Statement[] | undefined): Step {
+  const { version, description, kind, file: script, checksum } = f;
   const row = (success: boolean, durationMs: number | null) => ({
-    version: f.version,
-    description: f.description,
-    kind: f.kind,
-    script: f.file,
-    checksum: f.checksum,
+    version,
+    description,
+    kind,
+    script,
+    checksum,
     durationMs,
     success,
   });
