@@ -272,10 +272,19 @@ interface Step {
 
 const SET_TIMEOUTS = "SELECT set_config('lock_timeout', $1, $3), set_config('statement_timeout', $2, $3)";
 
+/** The run's timeouts, or a file's when its header sets one: [lock_timeout, statement_timeout]. */
+function timeouts(ctx: Context, header: Partial<MigrationHeader> = {}): string[] {
+  return [`${header.lockTimeoutMs ?? ctx.opts.lockTimeoutMs}ms`, `${header.statementTimeoutMs ?? ctx.opts.statementTimeoutMs}ms`];
+}
+
 async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promise<number> {
   const lockTimeoutMs = step.header.lockTimeoutMs ?? ctx.opts.lockTimeoutMs;
-  const timeouts = [`${lockTimeoutMs}ms`, `${step.header.statementTimeoutMs ?? ctx.opts.statementTimeoutMs}ms`];
-  if (!step.header.transaction) return applyOutsideTransaction(conn, step, timeouts);
+  // The run's timeouts are set on the session once (runSteps); a file whose header differs sets its own.
+  const own =
+    step.header.lockTimeoutMs === undefined && step.header.statementTimeoutMs === undefined
+      ? undefined
+      : timeouts(ctx, step.header);
+  if (!step.header.transaction) return applyOutsideTransaction(ctx, conn, step, own);
   const { retryIntervalMs, maxRetryIntervalMs } = ctx.pool.config;
   let holder: LockHolder | undefined;
   const started = performance.now();
@@ -287,7 +296,7 @@ async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promis
     conn.setPipelining(true);
     const results = await Promise.allSettled([
       conn.query('BEGIN'),
-      conn.query(SET_TIMEOUTS, [...timeouts, true]),
+      ...(own ? [conn.query(SET_TIMEOUTS, [...own, true])] : []),
       conn.query(step.sql),
       step.record(conn),
       conn.query('COMMIT'),
@@ -312,12 +321,12 @@ async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promis
   }
 }
 
-async function applyOutsideTransaction(conn: PoolConnection, step: Step, timeouts: string[]) {
+async function applyOutsideTransaction(ctx: Context, conn: PoolConnection, step: Step, own: string[] | undefined) {
   const statements = step.statements ?? (await splitStatements(step.file, step.sql));
   const rank = await step.begin!(conn);
   const t0 = performance.now();
   try {
-    await conn.query(SET_TIMEOUTS, [...timeouts, false]);
+    if (own) await conn.query(SET_TIMEOUTS, [...own, false]);
     for (const statement of statements) {
       try {
         await conn.query(statement.sql);
@@ -327,8 +336,7 @@ async function applyOutsideTransaction(conn: PoolConnection, step: Step, timeout
       }
     }
   } finally {
-    // Back to the session's defaults (those of its startup packet, role and database).
-    await conn.query('RESET lock_timeout; RESET statement_timeout');
+    if (own) await conn.query(SET_TIMEOUTS, [...timeouts(ctx), false]);
   }
   const durationMs = performance.now() - t0;
   await step.finish!(conn, rank, durationMs);
@@ -400,15 +408,22 @@ function upStep(ctx: Context, f: MigrationFile, statements: readonly Statement[]
 
 async function runSteps(ctx: Context, conn: PoolConnection, steps: readonly Step[]): Promise<AppliedMigration[]> {
   const done: AppliedMigration[] = [];
-  for (const [i, step] of steps.entries()) {
-    ctx.progress({ event: 'start', file: step.file, index: i + 1, total: steps.length });
-    ctx.log.info({ file: step.file }, 'applying migration');
-    const durationMs = Math.round(await applyStep(ctx, conn, step));
-    ctx.log.info({ file: step.file, durationMs }, 'migration applied');
-    ctx.progress({ event: 'done', file: step.file, index: i + 1, total: steps.length, durationMs });
-    done.push({ file: step.file, durationMs });
+  if (steps.length === 0) return done;
+  await conn.query(SET_TIMEOUTS, [...timeouts(ctx), false]);
+  try {
+    for (const [i, step] of steps.entries()) {
+      ctx.progress({ event: 'start', file: step.file, index: i + 1, total: steps.length });
+      ctx.log.info({ file: step.file }, 'applying migration');
+      const durationMs = Math.round(await applyStep(ctx, conn, step));
+      ctx.log.info({ file: step.file, durationMs }, 'migration applied');
+      ctx.progress({ event: 'done', file: step.file, index: i + 1, total: steps.length, durationMs });
+      done.push({ file: step.file, durationMs });
+    }
+    return done;
+  } finally {
+    // Back to the session's defaults (those of its startup packet, role and database).
+    await conn.query('RESET lock_timeout; RESET statement_timeout').catch(() => {});
   }
-  return done;
 }
 
 // ---- commands --------------------------------------------------------------------------------------
