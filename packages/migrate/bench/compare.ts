@@ -4,7 +4,7 @@
  * on a fresh database, in ABBA order; print every time, the medians and the ratio ours/theirs (bar <= 1.0), the
  * queries each sends per migration, and the time of `status` (and of an `up` with nothing to do) on 500 applied.
  *
- * BENCH_MIGRATIONS (500), BENCH_PAIRS (3 ABBA pairs = 12 runs), BENCH_DATABASE_URL (a superuser URL to use
+ * BENCH_MIGRATIONS (500), BENCH_PAIRS (5 pairs of A B C · C B A = 30 runs), BENCH_DATABASE_URL (a superuser URL to use
  * instead of starting a server; databases `bench_migrate_*` are created and dropped on it).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -17,7 +17,7 @@ import pg from 'pg';
 import { migrationStatus, runMigrations } from '../src/index.js';
 
 const COUNT = Number(process.env.BENCH_MIGRATIONS ?? 500);
-const PAIRS = Number(process.env.BENCH_PAIRS ?? 3);
+const PAIRS = Number(process.env.BENCH_PAIRS ?? 5);
 
 /** Small migrations of the usual kinds, in groups of five per table. */
 function migrationSql(i: number): string {
@@ -135,18 +135,22 @@ async function main(): Promise<void> {
     }
     proto.query = original;
 
-    const times: Record<string, number[]> = { ours: [], 'node-pg-migrate': [] };
-    const ratios: number[] = [];
+    // The baseline is node-pg-migrate; CONTROL is node-pg-migrate again in its own slots: its ratio shows the noise floor.
+    const names = ['node-pg-migrate', 'ours', 'CONTROL'] as const;
+    const run = (name: (typeof names)[number]) => timed(name === 'CONTROL' ? 'node-pg-migrate' : name);
+    const times: Record<string, number[]> = { ours: [], 'node-pg-migrate': [], CONTROL: [] };
+    const ratios: Record<string, number[]> = { ours: [], CONTROL: [] };
     for (let pair = 0; pair < PAIRS; pair++) {
-      const order = pair % 2 === 0 ? ['ours', 'node-pg-migrate'] : ['node-pg-migrate', 'ours'];
-      const pairTimes: Record<string, number[]> = { ours: [], 'node-pg-migrate': [] };
-      for (const name of [...order, ...[...order].reverse()] as (keyof typeof contenders)[]) {
-        const elapsed = await timed(name);
-        pairTimes[name]!.push(elapsed);
+      // A B C · C B A, the first contender rotating from pair to pair.
+      const order = names.map((_, i) => names[(i + pair) % names.length]!);
+      const pairTimes: Record<string, number> = { ours: 0, 'node-pg-migrate': 0, CONTROL: 0 };
+      for (const name of [...order, ...[...order].reverse()]) {
+        const elapsed = await run(name);
+        pairTimes[name]! += elapsed;
         times[name]!.push(elapsed);
         console.log(`  pair ${pair + 1} ${name.padEnd(16)} ${ms(elapsed)}`);
       }
-      ratios.push(pairTimes.ours!.reduce((a, b) => a + b) / pairTimes['node-pg-migrate']!.reduce((a, b) => a + b));
+      for (const name of ['ours', 'CONTROL']) ratios[name]!.push(pairTimes[name]! / pairTimes['node-pg-migrate']!);
     }
 
     // status and an `up` with nothing to do, on 500 applied (each on its own database).
@@ -173,22 +177,22 @@ async function main(): Promise<void> {
       return time(() => theirs(url));
     });
 
-    const oursMedian = median(times.ours!);
-    const theirsMedian = median(times['node-pg-migrate']!);
     console.log('');
-    console.log(`contender          median time   per migration   queries/migration`);
-    for (const [name, m] of [
-      ['ours', oursMedian],
-      ['node-pg-migrate', theirsMedian],
-    ] as const)
+    console.log('contender          median time   per migration   queries/migration   ratio to node-pg-migrate (p25-p75)');
+    const quantile = (xs: number[], q: number) => [...xs].sort((x, y) => x - y)[Math.round(q * (xs.length - 1))]!;
+    for (const name of names) {
+      const m = median(times[name]!);
+      const r = ratios[name];
+      const ratio = r
+        ? `${median(r).toFixed(3)} (${quantile(r, 0.25).toFixed(3)}-${quantile(r, 0.75).toFixed(3)})`
+        : '1.000 baseline';
+      const queries = (counts[name] ?? counts['node-pg-migrate']!).toFixed(2);
       console.log(
-        `${name.padEnd(16)} ${ms(m)}   ${(m / COUNT).toFixed(2).padStart(8)} ms   ${counts[name]!.toFixed(2).padStart(10)}`,
+        `${name.padEnd(16)} ${ms(m)}   ${(m / COUNT).toFixed(2).padStart(8)} ms   ${queries.padStart(10)}          ${ratio}`,
       );
-    const ratio = median(ratios);
-    console.log(
-      `ratio ours/theirs: ${ratio.toFixed(3)} (median of per-pair ratios; per pair ${ratios.map((r) => r.toFixed(3)).join(', ')}) ` +
-        `${ratio <= 1 ? 'OK' : 'ABOVE'} bar 1.0`,
-    );
+    }
+    const ratio = median(ratios.ours!);
+    console.log(`ratio ours/theirs: ${ratio.toFixed(3)} (median of per-pair ratios) ${ratio <= 1 ? 'OK' : 'ABOVE'} bar 1.0`);
     console.log(`status on ${COUNT} applied (ours, median of 5): ${idle.status.toFixed(1)} ms`);
     console.log(
       `up with nothing to do on ${COUNT} applied (median of 5): ours ${idle.up.toFixed(1)} ms, node-pg-migrate ${theirsIdle.toFixed(1)} ms`,
