@@ -1,8 +1,9 @@
 /**
  * `pnpm --filter @accountdb/migrate bench`: apply the same 500 small SQL migrations with ours and with
  * node-pg-migrate (its SQL-file support, one transaction per migration like ours) on one PostgreSQL, each run
- * on a fresh database, in ABBA order; print every time, the medians and the ratio ours/theirs (bar <= 1.0), the
- * queries each sends per migration, and the time of `status` (and of an `up` with nothing to do) on 500 applied.
+ * on a fresh database, in ABBA order with a node-pg-migrate CONTROL (the noise floor); print every time, the
+ * medians, the ratio ours/theirs (bar <= 1.0), the queries each sends per migration, and the time of `status`
+ * (and of an `up` with nothing to do) on 500 applied.
  *
  * BENCH_MIGRATIONS (500), BENCH_PAIRS (5 pairs of A B C · C B A = 30 runs), BENCH_DATABASE_URL (a superuser URL to use
  * instead of starting a server; databases `bench_migrate_*` are created and dropped on it).
@@ -117,7 +118,9 @@ async function main(): Promise<void> {
   try {
     for (let i = 1; i <= COUNT; i++) await writeFile(join(dir, `${String(i).padStart(4, '0')}_step_${i}.sql`), migrationSql(i));
     const pgVersion = (await admin.query('SHOW server_version')).rows[0].server_version;
-    console.log(`migrate bench: ${COUNT} migrations, ${PAIRS} ABBA pairs, a fresh database per run, PostgreSQL ${pgVersion}`);
+    console.log(
+      `migrate bench: ${COUNT} migrations, ${PAIRS} pairs of A B C · C B A (rotating), a fresh database per run, PostgreSQL ${pgVersion}`,
+    );
 
     // Queries each sends per migration (counted on pg's Client in a separate, untimed run of each).
     const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
