@@ -86,13 +86,18 @@ export interface NewHistoryRow {
   readonly success: boolean;
 }
 
-/** Insert a row (sends its one query at once, before any await); returns its rank. */
-export async function insertHistory(db: Queryable, history: HistoryTable, row: NewHistoryRow): Promise<number> {
-  const { rows } = await db.query<{ rank: string }>(
-    `INSERT INTO ${history.qualified} (version, description, kind, script, checksum, duration_ms, success)
+/** A history statement with its bound values, to run alone or inside a migration's batch. */
+export interface HistoryStatement {
+  readonly text: string;
+  readonly values: readonly unknown[];
+}
+
+export function insertStatement(history: HistoryTable, row: NewHistoryRow): HistoryStatement {
+  return {
+    text: `INSERT INTO ${history.qualified} (version, description, kind, script, checksum, duration_ms, success)
      VALUES ($1, $2, $3, $4, $5, coalesce($6, extract(epoch FROM clock_timestamp() - now()) * 1000)::integer, $7)
      RETURNING installed_rank AS rank`,
-    [
+    values: [
       row.version,
       row.description,
       row.kind,
@@ -101,7 +106,13 @@ export async function insertHistory(db: Queryable, history: HistoryTable, row: N
       row.durationMs === null ? null : Math.round(row.durationMs),
       row.success,
     ],
-  );
+  };
+}
+
+/** Insert a row; returns its rank. */
+export async function insertHistory(db: Queryable, history: HistoryTable, row: NewHistoryRow): Promise<number> {
+  const { text, values } = insertStatement(history, row);
+  const { rows } = await db.query<{ rank: string }>(text, [...values]);
   return Number(rows[0]!.rank);
 }
 
@@ -112,8 +123,13 @@ export async function markSucceeded(db: Queryable, history: HistoryTable, rank: 
   ]);
 }
 
+export function deleteStatement(history: HistoryTable, rank: number): HistoryStatement {
+  return { text: `DELETE FROM ${history.qualified} WHERE installed_rank = $1`, values: [rank] };
+}
+
 export async function deleteHistory(db: Queryable, history: HistoryTable, rank: number): Promise<void> {
-  await db.query(`DELETE FROM ${history.qualified} WHERE installed_rank = $1`, [rank]);
+  const { text, values } = deleteStatement(history, rank);
+  await db.query(text, [...values]);
 }
 
 export async function updateChecksum(db: Queryable, history: HistoryTable, rank: number, checksum: string): Promise<void> {

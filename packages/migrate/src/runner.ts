@@ -1,4 +1,5 @@
 import {
+  type BatchStatement,
   backoffDelay,
   describeCause,
   isTransientConnectionError,
@@ -28,11 +29,14 @@ import {
 } from './files.js';
 import {
   deleteHistory,
+  deleteStatement,
   ensureHistory,
   type HistoryRow,
+  type HistoryStatement,
   type HistoryTable,
   historyTable,
   insertHistory,
+  insertStatement,
   markSucceeded,
   readHistory,
   updateChecksum,
@@ -256,18 +260,14 @@ async function locked<T>(ctx: Context, fn: (conn: PoolConnection, rows: HistoryR
 
 interface Step {
   readonly file: string;
-  readonly sql: string;
   readonly header: MigrationHeader;
-  /** Non-transactional only: the statements, as the parser split them. */
-  readonly statements?: readonly Statement[];
-  /**
-   * Transactional: record the outcome inside the transaction. Must send exactly one query before its first
-   * await: it is pipelined between the migration and COMMIT.
-   */
-  readonly record: (conn: PoolConnection) => Promise<unknown>;
+  /** The file's statements, as PostgreSQL's parser split them. */
+  readonly statements: readonly Statement[];
+  /** Transactional: the statement that records the outcome, sent in the migration's transaction. */
+  readonly record: HistoryStatement;
   /** Non-transactional only: written before the first statement, so an interruption leaves a failed row. */
   readonly begin?: (conn: PoolConnection) => Promise<number>;
-  readonly finish?: (conn: PoolConnection, rank: number, durationMs: number) => Promise<void>;
+  readonly finish?: (conn: PoolConnection, rank: number, durationMs: number) => Promise<unknown>;
 }
 
 const SET_TIMEOUTS = "SELECT set_config('lock_timeout', $1, $3), set_config('statement_timeout', $2, $3)";
@@ -286,27 +286,23 @@ async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promis
       : timeouts(ctx, step.header);
   if (!step.header.transaction) return applyOutsideTransaction(ctx, conn, step, own);
   const { retryIntervalMs, maxRetryIntervalMs } = ctx.pool.config;
+  // One flight, one round trip: BEGIN, the timeouts, each statement, the history row and COMMIT. After a
+  // failure the server skips the rest, and the transaction is rolled back below.
+  const batch: BatchStatement<'migration' | 'bookkeeping'>[] = [
+    { text: 'BEGIN', role: 'bookkeeping', discardRows: true },
+    ...(own ? [{ text: SET_TIMEOUTS, values: [...own, true], role: 'bookkeeping' as const, discardRows: true }] : []),
+    ...step.statements.map((s) => ({ text: s.sql, role: 'migration' as const, discardRows: true })),
+    { ...step.record, role: 'bookkeeping', discardRows: true },
+    { text: 'COMMIT', role: 'bookkeeping', discardRows: true },
+  ];
   let holder: LockHolder | undefined;
   const started = performance.now();
   for (let attempt = 0; ; attempt++) {
     const t0 = performance.now();
     const watch = watchBlockers(ctx.pool, conn.processId, lockTimeoutMs);
-    // One round trip: BEGIN, timeouts, the migration, its history row and COMMIT go out together. After an
-    // error the server skips to COMMIT, which then rolls back; the first error is the migration's.
-    conn.setPipelining(true);
-    const results = await Promise.allSettled([
-      conn.query('BEGIN'),
-      ...(own ? [conn.query(SET_TIMEOUTS, [...own, true])] : []),
-      conn.query(step.sql),
-      step.record(conn),
-      conn.query('COMMIT'),
-    ]).finally(() => {
-      conn.setPipelining(false);
-      watch.stop();
-    });
-    const failure = results.find((r) => r.status === 'rejected');
-    if (!failure) return performance.now() - t0;
-    const err: unknown = failure.reason;
+    const outcome = await conn.batch(batch).finally(() => watch.stop());
+    if (outcome.ok) return performance.now() - t0;
+    const err: unknown = outcome.error;
     if (isTransientConnectionError(err)) throw err;
     if (conn.client.getTransactionStatus() !== 'I') await conn.query('ROLLBACK').catch(() => {});
     if ((err as { sqlstate?: unknown }).sqlstate !== '55P03') throw new MigrationFailedError(step.file, false, err);
@@ -322,12 +318,11 @@ async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promis
 }
 
 async function applyOutsideTransaction(ctx: Context, conn: PoolConnection, step: Step, own: string[] | undefined) {
-  const statements = step.statements ?? (await splitStatements(step.file, step.sql));
   const rank = await step.begin!(conn);
   const t0 = performance.now();
   try {
     if (own) await conn.query(SET_TIMEOUTS, [...own, false]);
-    for (const statement of statements) {
+    for (const statement of step.statements) {
       try {
         await conn.query(statement.sql);
       } catch (err) {
@@ -383,7 +378,7 @@ function watchBlockers(pool: Pool, pid: number, lockTimeoutMs: number) {
   };
 }
 
-function upStep(ctx: Context, f: MigrationFile, statements: readonly Statement[] | undefined): Step {
+function upStep(ctx: Context, f: MigrationFile, statements: readonly Statement[]): Step {
   const { version, description, kind, file: script, checksum } = f;
   const row = (success: boolean, durationMs: number | null) => ({
     version,
@@ -396,11 +391,10 @@ function upStep(ctx: Context, f: MigrationFile, statements: readonly Statement[]
   });
   return {
     file: f.file,
-    sql: f.sql,
     header: f.header,
-    ...(statements ? { statements } : {}),
-    // Inside the pipelined transaction: the server measures the duration (since BEGIN).
-    record: (conn) => insertHistory(conn, ctx.history, row(true, null)),
+    statements,
+    // Inside the migration's transaction: the server measures the duration (since BEGIN).
+    record: insertStatement(ctx.history, row(true, null)),
     begin: (conn) => insertHistory(conn, ctx.history, row(false, 0)),
     finish: (conn, rank, durationMs) => markSucceeded(conn, ctx.history, rank, durationMs),
   };
@@ -464,7 +458,7 @@ export async function runMigrations(pool: Pool, options: UpOptions): Promise<App
     assertRunnable(status, ctx.opts.outOfOrder);
     const { findings, statements } = await lint(ctx, conn, status.pending);
     assertLintClean(findings);
-    const steps = status.pending.map((f) => upStep(ctx, f, f.header.transaction ? undefined : statements.get(f.file)));
+    const steps = status.pending.map((f) => upStep(ctx, f, statements.get(f.file) ?? []));
     return runSteps(ctx, conn, steps);
   });
 }
@@ -552,23 +546,27 @@ export async function downMigrations(pool: Pool, options: DownOptions): Promise<
       .sort((a, b) => compareVersions(b.version!, a.version!))
       .slice(0, ctx.opts.steps);
     const byVersion = new Map(files.map((f) => [f.version, f]));
-    const steps: Step[] = applied.map((r) => {
+    const downs = applied.map((r) => {
       const down = byVersion.get(r.version)?.down;
       if (!down) throw new MigrationNoDownError(r.script);
-      const remove = (conn: PoolConnection) => deleteHistory(conn, ctx.history, r.rank);
-      return {
+      return { r, down };
+    });
+    const steps: Step[] = [];
+    for (const { r, down } of downs) {
+      const remove = deleteStatement(ctx.history, r.rank);
+      steps.push({
         file: down.file,
-        sql: down.sql,
         header: down.header,
+        statements: await splitStatements(down.file, down.sql),
         record: remove,
         // A failed non-transactional down leaves the up row: the schema is half-reverted, so mark it failed.
         begin: async (c) => {
           await c.query(`UPDATE ${ctx.history.qualified} SET success = false WHERE installed_rank = $1`, [r.rank]);
           return r.rank;
         },
-        finish: (c) => remove(c),
-      };
-    });
+        finish: (c) => c.query(remove.text, [...remove.values]),
+      });
+    }
     return runSteps(ctx, conn, steps);
   });
 }
