@@ -2,7 +2,7 @@
  * `pnpm --filter @accountdb/migrate bench`: apply the same 500 small SQL migrations with ours and with
  * node-pg-migrate (its SQL-file support, one transaction per migration like ours) on one PostgreSQL, each run
  * on a fresh database, in ABBA order with a node-pg-migrate CONTROL (the noise floor); print every time, the
- * medians, the ratio ours/theirs (bar <= 1.0), the queries each sends per migration, and the time of `status`
+ * medians, the ratio ours/theirs (bar <= 1.0), the driver calls (`client.query`: a query, or a whole batch) each makes per migration, and the time of `status`
  * (and of an `up` with nothing to do) on 500 applied.
  *
  * BENCH_MIGRATIONS (500), BENCH_PAIRS (5 pairs of A B C · C B A = 30 runs), BENCH_DATABASE_URL (a superuser URL to use
@@ -122,7 +122,8 @@ async function main(): Promise<void> {
       `migrate bench: ${COUNT} migrations, ${PAIRS} pairs of A B C · C B A (rotating), a fresh database per run, PostgreSQL ${pgVersion}`,
     );
 
-    // Queries each sends per migration (counted on pg's Client in a separate, untimed run of each).
+    // Driver calls per migration, counted on pg's Client in a separate, untimed run of each: a call is one
+    // query for node-pg-migrate, and one batch (one flight) of several statements for ours.
     const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
     const original = proto.query;
     let queries = 0;
@@ -181,7 +182,7 @@ async function main(): Promise<void> {
     });
 
     console.log('');
-    console.log('contender          median time   per migration   queries/migration   ratio to node-pg-migrate (p25-p75)');
+    console.log('contender          median time   per migration   calls/migration     ratio to node-pg-migrate (p25-p75)');
     const quantile = (xs: number[], q: number) => [...xs].sort((x, y) => x - y)[Math.round(q * (xs.length - 1))]!;
     for (const name of names) {
       const m = median(times[name]!);
