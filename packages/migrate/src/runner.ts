@@ -304,7 +304,8 @@ async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promis
     if (outcome.ok) return performance.now() - t0;
     const err: unknown = outcome.error;
     if (isTransientConnectionError(err)) throw err;
-    if (conn.client.getTransactionStatus() !== 'I') await conn.query('ROLLBACK').catch(() => {});
+    // Always: the outcome can arrive before the ReadyForQuery that reports the failed transaction.
+    await conn.query('ROLLBACK').catch(() => {});
     if ((err as { sqlstate?: unknown }).sqlstate !== '55P03') throw new MigrationFailedError(step.file, false, err);
     holder = watch.last() ?? holder;
     if (attempt >= ctx.opts.lockRetries) {
