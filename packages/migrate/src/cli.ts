@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AccountDbError, createPool, loadConfig, type Pool, type PoolConfigInput } from '@accountdb/pool';
 import { createMigration } from './create.js';
+import { formatFinding, type LintFinding } from './lint.js';
 import type { MigrationProgress } from './options.js';
 import {
   baselineMigrations,
@@ -16,17 +17,17 @@ import {
 } from './runner.js';
 
 /** Exit codes (documented in the README). */
-export const EXIT = { ok: 0, failed: 1, drift: 2, lockTimeout: 3, pending: 4, usage: 64 } as const;
+export const EXIT = { ok: 0, failed: 1, drift: 2, lockTimeout: 3, pending: 4, lint: 5, usage: 64 } as const;
 
 const USAGE = `Usage: accountdb-migrate <command> [options]
 
 Commands:
-  up                 apply pending migrations (--to <version>, --out-of-order)
+  up                 apply pending migrations (--to <version>, --out-of-order, --strict)
   down               revert the newest migrations with their .down.sql files (--steps <n>, default 1)
   status             list migrations; exits 4 when any is pending, 2 when failed/drifted/out of order
-  plan               dry run of up: what would run; takes no lock, writes nothing
+  plan               dry run of up: what would run and lint findings; takes no lock, writes nothing
   create <words...>  create the next NNNN_words.sql (--repeatable for R__words.sql, --down for a .down.sql)
-  validate           check checksums, recorded failures and ordering; exits 2 on a problem
+  validate           check checksums, recorded failures, ordering and lint; exits 2 (or 5) on a problem
   repair             remove failed rows and realign checksums with the files
   baseline           mark the database as being at --version <v>
 
@@ -37,13 +38,15 @@ Options:
   --lock-timeout <ms>          lock_timeout per migration (default 5000; 0 = none)
   --statement-timeout <ms>     statement_timeout per migration (default 0 = none)
   --wait <ms>                  how long to wait for another runner's migration lock (default 120000)
+  --strict                     lint findings are errors (exit 5) instead of warnings (up, plan, validate)
   --json                       print the result as JSON on stdout
   -h, --help
 
 Connection: the pool's environment (DATABASE_URL, DB_*, PG*). Queries are not bounded client-side
 (queryTimeoutMs 0) unless DB_QUERY_TIMEOUT_MS is set: a long CREATE INDEX is silent on the wire.
 
-Exit codes: 0 ok, 1 failed, 2 drift/failed row/out of order, 3 lock timeout, 4 pending (status), 64 usage.`;
+Exit codes: 0 ok, 1 failed, 2 drift/failed row/out of order, 3 lock timeout, 4 pending (status),
+5 lint errors (a file PostgreSQL cannot parse; any finding with --strict), 64 usage.`;
 
 class UsageError extends Error {}
 
@@ -65,15 +68,20 @@ function exitCodeOf(err: unknown): number {
       return EXIT.drift;
     case 'MIGRATION_LOCK_TIMEOUT':
       return EXIT.lockTimeout;
+    case 'MIGRATION_LINT':
+      return EXIT.lint;
     default:
       return EXIT.failed;
   }
 }
 
-function progressPrinter(): (p: MigrationProgress) => void {
+function progressPrinter(findings: LintFinding[]): (p: MigrationProgress) => void {
   const tty = process.stderr.isTTY === true;
   return (p) => {
-    if (p.event === 'start' && tty) process.stderr.write(`\r\x1b[K[${p.index}/${p.total}] ${p.file} ...`);
+    if (p.event === 'lint') {
+      findings.push(p.finding);
+      process.stderr.write(`${formatFinding(p.finding)}\n`);
+    } else if (p.event === 'start' && tty) process.stderr.write(`\r\x1b[K[${p.index}/${p.total}] ${p.file} ...`);
     else if (p.event === 'done')
       process.stderr.write(`${tty ? '\r\x1b[K' : ''}[${p.index}/${p.total}] ${p.file} ${p.durationMs} ms\n`);
     else if (p.event === 'lock-wait') process.stderr.write(`waiting for the migration lock (${p.waitedMs} ms)\n`);
@@ -120,6 +128,7 @@ async function main(argv: string[]): Promise<number> {
       wait: { type: 'string' },
       repeatable: { type: 'boolean' },
       down: { type: 'boolean' },
+      strict: { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -147,27 +156,17 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  const lockTimeoutMs = integer('lock-timeout', values['lock-timeout']);
-  const statementTimeoutMs = integer('statement-timeout', values['statement-timeout']);
-  const migrationLockTimeoutMs = integer('wait', values.wait);
-  const steps = integer('steps', values.steps);
-  const base = {
-    dir,
-    ...(values.schema === undefined ? {} : { schema: values.schema }),
-    ...(values.table === undefined ? {} : { table: values.table }),
-  };
+  const findings: LintFinding[] = [];
+  // Options left undefined take the library's defaults.
+  const base = { dir, schema: values.schema, table: values.table, outOfOrder: values['out-of-order'] };
   const run = {
     ...base,
-    ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }),
-    ...(statementTimeoutMs === undefined ? {} : { statementTimeoutMs }),
-    ...(migrationLockTimeoutMs === undefined ? {} : { migrationLockTimeoutMs }),
-    onProgress: progressPrinter(),
+    lockTimeoutMs: integer('lock-timeout', values['lock-timeout']),
+    statementTimeoutMs: integer('statement-timeout', values['statement-timeout']),
+    migrationLockTimeoutMs: integer('wait', values.wait),
+    onProgress: progressPrinter(findings),
   };
-  const up = {
-    ...run,
-    ...(values.to === undefined ? {} : { to: values.to }),
-    ...(values['out-of-order'] ? { outOfOrder: true } : {}),
-  };
+  const up = { ...run, to: values.to, strict: values.strict };
   const known = ['up', 'down', 'status', 'plan', 'validate', 'repair', 'baseline'];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}"`);
   const pool = openPool();
@@ -176,17 +175,17 @@ async function main(argv: string[]): Promise<number> {
       case 'up': {
         const applied = await runMigrations(pool, up);
         process.stderr.write(applied.length === 0 ? 'up to date\n' : `applied ${applied.length} migration(s)\n`);
-        out({ applied });
+        out({ applied, findings });
         return EXIT.ok;
       }
       case 'down': {
-        const reverted = await downMigrations(pool, { ...run, ...(steps === undefined ? {} : { steps }) });
+        const reverted = await downMigrations(pool, { ...run, steps: integer('steps', values.steps) });
         process.stderr.write(`reverted ${reverted.length} migration(s)\n`);
         out({ reverted });
         return EXIT.ok;
       }
       case 'status': {
-        const status = await migrationStatus(pool, { ...base, ...(values['out-of-order'] ? { outOfOrder: true } : {}) });
+        const status = await migrationStatus(pool, base);
         printStatus(status);
         out({ ...status, pending: status.pending.map((f) => f.file) });
         if (status.failed.length > 0 || status.drift.length > 0 || status.outOfOrder.length > 0) return EXIT.drift;
@@ -200,11 +199,12 @@ async function main(argv: string[]): Promise<number> {
           );
         for (const p of plan.problems) process.stderr.write(`problem: ${p}\n`);
         if (plan.migrations.length === 0 && plan.problems.length === 0) process.stderr.write('nothing to apply\n');
-        out({ migrations: plan.migrations, problems: plan.problems });
-        return plan.problems.length > 0 ? EXIT.drift : EXIT.ok;
+        out({ migrations: plan.migrations, problems: plan.problems, findings: plan.findings });
+        if (plan.problems.length > 0) return EXIT.drift;
+        return plan.findings.some((f) => f.severity === 'error') ? EXIT.lint : EXIT.ok;
       }
       case 'validate': {
-        await validateMigrations(pool, { ...base, ...(values['out-of-order'] ? { outOfOrder: true } : {}) });
+        await validateMigrations(pool, up);
         process.stderr.write('valid\n');
         out({ valid: true });
         return EXIT.ok;
@@ -241,7 +241,13 @@ main(process.argv.slice(2)).then(
     process.stderr.write(`accountdb-migrate: ${err instanceof Error ? err.message : String(err)}\n`);
     if (process.argv.includes('--json'))
       process.stdout.write(
-        `${JSON.stringify({ error: { code: (err as { code?: unknown }).code ?? null, message: err instanceof Error ? err.message : String(err) } })}\n`,
+        `${JSON.stringify({
+          error: {
+            code: (err as { code?: unknown }).code ?? null,
+            message: err instanceof Error ? err.message : String(err),
+            ...((err as { findings?: unknown }).findings ? { findings: (err as { findings: unknown }).findings } : {}),
+          },
+        })}\n`,
       );
     process.exitCode = code;
   },

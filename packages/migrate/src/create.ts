@@ -1,7 +1,7 @@
-import { open, readdir } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '@accountdb/pool';
-import { MigrationFileError } from './errors.js';
+import { listDirectory } from './files.js';
 
 /** Options of {@link createMigration}. */
 export interface CreateMigrationOptions {
@@ -43,15 +43,7 @@ export async function createMigration(options: CreateMigrationOptions): Promise<
   if (options?.kind !== undefined && options.kind !== 'versioned' && options.kind !== 'repeatable')
     problems.push({ variable: 'kind', message: 'must be "versioned" or "repeatable"' });
   if (problems.length > 0) throw new ConfigError(problems);
-  let names: string[];
-  try {
-    names = await readdir(options.dir);
-  } catch (err) {
-    throw new MigrationFileError(
-      options.dir,
-      `cannot read the migrations directory (${(err as { code?: string }).code ?? 'error'})`,
-    );
-  }
+  const names = await listDirectory(options.dir);
   let file: string;
   if (options.kind === 'repeatable') {
     file = `R__${slug}.sql`;

@@ -1,4 +1,5 @@
 import { AccountDbError, type AccountDbErrorOptions } from '@accountdb/pool';
+import type { LintFinding } from './lint.js';
 
 /** Every `code` a migration error carries. */
 export type MigrationErrorCode =
@@ -9,7 +10,8 @@ export type MigrationErrorCode =
   | 'MIGRATION_BLOCKED'
   | 'MIGRATION_LOCK_TIMEOUT'
   | 'MIGRATION_NO_DOWN'
-  | 'MIGRATION_BASELINE_REFUSED';
+  | 'MIGRATION_BASELINE_REFUSED'
+  | 'MIGRATION_LINT';
 
 /** Root of the migration errors; `code` says which one. */
 export class MigrationError extends AccountDbError {
@@ -149,4 +151,18 @@ function describe(cause: unknown): string {
   if (!(cause instanceof Error)) return String(cause);
   const sqlstate = (cause as { sqlstate?: unknown }).sqlstate;
   return typeof sqlstate === 'string' ? `${cause.message} (SQLSTATE ${sqlstate})` : cause.message;
+}
+
+/** Lint errors stop the run before anything is applied: a file PostgreSQL cannot parse, or any finding with `strict`. */
+export class MigrationLintError extends MigrationError {
+  declare readonly code: 'MIGRATION_LINT';
+
+  /** @param findings the findings of severity `error` */
+  constructor(readonly findings: readonly LintFinding[]) {
+    super(
+      'MIGRATION_LINT',
+      `Lint error${findings.length === 1 ? '' : 's'} in pending migrations (nothing was applied):\n` +
+        findings.map((f) => `  - ${f.file}:${f.line} [${f.rule}] ${f.message}; fix: ${f.fix}`).join('\n'),
+    );
+  }
 }

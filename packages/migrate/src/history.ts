@@ -65,9 +65,9 @@ export async function ensureHistory(db: Queryable, history: HistoryTable): Promi
   )`);
 }
 
-/** Every row, oldest first; empty when the table does not exist yet. */
-export async function readHistory(db: Queryable, history: HistoryTable): Promise<HistoryRow[]> {
-  if (!(await historyExists(db, history))) return [];
+/** Every row, oldest first; empty when the table does not exist yet (`exists`: known to exist). */
+export async function readHistory(db: Queryable, history: HistoryTable, exists = false): Promise<HistoryRow[]> {
+  if (!exists && !(await historyExists(db, history))) return [];
   const { rows } = await db.query<HistoryRow & { rank: string }>(
     `SELECT ${COLUMNS} FROM ${history.qualified} ORDER BY installed_rank`,
   );
@@ -81,17 +81,38 @@ export interface NewHistoryRow {
   readonly kind: HistoryRow['kind'];
   readonly script: string;
   readonly checksum: string | null;
-  readonly durationMs: number;
+  /** `null`: the time since the transaction began, measured by the server. */
+  readonly durationMs: number | null;
   readonly success: boolean;
+}
+
+/** A history statement with its bound values, to run alone or inside a migration's batch. */
+export interface HistoryStatement {
+  readonly text: string;
+  readonly values: readonly unknown[];
+}
+
+export function insertStatement(history: HistoryTable, row: NewHistoryRow): HistoryStatement {
+  return {
+    text: `INSERT INTO ${history.qualified} (version, description, kind, script, checksum, duration_ms, success)
+     VALUES ($1, $2, $3, $4, $5, coalesce($6, extract(epoch FROM clock_timestamp() - now()) * 1000)::integer, $7)
+     RETURNING installed_rank AS rank`,
+    values: [
+      row.version,
+      row.description,
+      row.kind,
+      row.script,
+      row.checksum,
+      row.durationMs === null ? null : Math.round(row.durationMs),
+      row.success,
+    ],
+  };
 }
 
 /** Insert a row; returns its rank. */
 export async function insertHistory(db: Queryable, history: HistoryTable, row: NewHistoryRow): Promise<number> {
-  const { rows } = await db.query<{ rank: string }>(
-    `INSERT INTO ${history.qualified} (version, description, kind, script, checksum, duration_ms, success)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING installed_rank AS rank`,
-    [row.version, row.description, row.kind, row.script, row.checksum, Math.round(row.durationMs), row.success],
-  );
+  const { text, values } = insertStatement(history, row);
+  const { rows } = await db.query<{ rank: string }>(text, [...values]);
   return Number(rows[0]!.rank);
 }
 
@@ -102,8 +123,13 @@ export async function markSucceeded(db: Queryable, history: HistoryTable, rank: 
   ]);
 }
 
+export function deleteStatement(history: HistoryTable, rank: number): HistoryStatement {
+  return { text: `DELETE FROM ${history.qualified} WHERE installed_rank = $1`, values: [rank] };
+}
+
 export async function deleteHistory(db: Queryable, history: HistoryTable, rank: number): Promise<void> {
-  await db.query(`DELETE FROM ${history.qualified} WHERE installed_rank = $1`, [rank]);
+  const { text, values } = deleteStatement(history, rank);
+  await db.query(text, [...values]);
 }
 
 export async function updateChecksum(db: Queryable, history: HistoryTable, rank: number, checksum: string): Promise<void> {

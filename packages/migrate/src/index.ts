@@ -7,6 +7,7 @@ export {
   type MigrationErrorCode,
   MigrationFailedError,
   MigrationFileError,
+  MigrationLintError,
   MigrationLockTimeoutError,
   MigrationNoDownError,
   MigrationOutOfOrderError,
@@ -21,6 +22,7 @@ export {
   splitStatements,
 } from './files.js';
 export type { HistoryRow } from './history.js';
+export { formatFinding, type LintFinding, type LintRule } from './lint.js';
 export type { BaselineOptions, DownOptions, MigrationOptions, MigrationProgress, RunOptions, UpOptions } from './options.js';
 export {
   type AppliedMigration,

@@ -1,10 +1,12 @@
 import { ConfigError, type ConfigProblem, type Logger } from '@accountdb/pool';
+import type { LintFinding } from './lint.js';
 
 /** Progress of a run, for CLIs and dashboards. */
 export type MigrationProgress =
   | { readonly event: 'lock-wait'; readonly waitedMs: number }
   | { readonly event: 'start'; readonly file: string; readonly index: number; readonly total: number }
   | { readonly event: 'done'; readonly file: string; readonly index: number; readonly total: number; readonly durationMs: number }
+  | { readonly event: 'lint'; readonly finding: LintFinding }
   | {
       readonly event: 'retry';
       readonly file?: string;
@@ -47,6 +49,8 @@ export interface UpOptions extends RunOptions {
   readonly to?: string | number;
   /** Apply pending migrations older than the newest applied one instead of failing. Default false. */
   readonly outOfOrder?: boolean;
+  /** Lint findings are errors (`MigrationLintError`, nothing applied) instead of warnings. Default false. */
+  readonly strict?: boolean;
 }
 
 /** Options of `downMigrations`. */
@@ -75,28 +79,17 @@ export interface Resolved {
   readonly maxRetries: number | undefined;
   readonly to: string | undefined;
   readonly outOfOrder: boolean;
+  readonly strict: boolean;
   readonly steps: number;
   readonly version: string | undefined;
   readonly description: string;
 }
 
-const KNOWN = new Set([
-  'dir',
-  'schema',
-  'table',
-  'logger',
-  'migrationLockTimeoutMs',
-  'lockTimeoutMs',
-  'statementTimeoutMs',
-  'lockRetries',
-  'maxRetries',
-  'onProgress',
-  'to',
-  'outOfOrder',
-  'steps',
-  'version',
-  'description',
-]);
+const KNOWN = new Set(
+  'dir schema table logger migrationLockTimeoutMs lockTimeoutMs statementTimeoutMs lockRetries maxRetries onProgress to outOfOrder strict steps version description'.split(
+    ' ',
+  ),
+);
 
 function shape(value: unknown): string {
   if (value === null) return 'null';
@@ -142,7 +135,8 @@ export function resolveOptions(input: unknown, needs: { version?: boolean } = {}
     if (v !== undefined && (key === 'onProgress' ? typeof v !== 'function' : typeof v !== 'object' || v === null))
       problem(key, key === 'onProgress' ? 'must be a function' : 'must be a logger object');
   }
-  if (o.outOfOrder !== undefined && typeof o.outOfOrder !== 'boolean') problem('outOfOrder', 'must be a boolean');
+  for (const key of ['outOfOrder', 'strict'])
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') problem(key, 'must be a boolean');
   if (o.description !== undefined && (typeof o.description !== 'string' || o.description.length > 200))
     problem('description', 'must be a string of at most 200 characters');
   const resolved: Resolved = {
@@ -156,6 +150,7 @@ export function resolveOptions(input: unknown, needs: { version?: boolean } = {}
     maxRetries: o.maxRetries === undefined ? undefined : integer('maxRetries', 0),
     to: version('to'),
     outOfOrder: o.outOfOrder === true,
+    strict: o.strict === true,
     steps: integer('steps', 1, 1),
     version: version('version'),
     description: typeof o.description === 'string' ? o.description : 'baseline',

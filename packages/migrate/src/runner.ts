@@ -1,4 +1,5 @@
 import {
+  type BatchStatement,
   backoffDelay,
   describeCause,
   isTransientConnectionError,
@@ -13,22 +14,34 @@ import {
   MigrationDriftError,
   MigrationError,
   MigrationFailedError,
+  MigrationLintError,
   MigrationLockTimeoutError,
   MigrationNoDownError,
   MigrationOutOfOrderError,
 } from './errors.js';
-import { compareVersions, type MigrationFile, type MigrationHeader, readMigrations, splitStatements } from './files.js';
+import {
+  compareVersions,
+  type MigrationFile,
+  type MigrationHeader,
+  readMigrations,
+  type Statement,
+  splitStatements,
+} from './files.js';
 import {
   deleteHistory,
+  deleteStatement,
   ensureHistory,
   type HistoryRow,
+  type HistoryStatement,
   type HistoryTable,
   historyTable,
   insertHistory,
+  insertStatement,
   markSucceeded,
   readHistory,
   updateChecksum,
 } from './history.js';
+import { type LintFinding, type LintResult, lintMigrations } from './lint.js';
 import { acquireMigrationLock, lockKey, releaseMigrationLock, sleep } from './lock.js';
 import {
   type BaselineOptions,
@@ -170,16 +183,15 @@ interface Context {
   readonly progress: (p: MigrationProgress) => void;
 }
 
-function context(
-  pool: Pool,
-  options: MigrationOptions & { onProgress?: (p: MigrationProgress) => void },
-  resolved: Resolved,
-): Context {
+/** Validate options and read the directory (both before any SQL), then build the context. */
+async function prepare(pool: Pool, options: RunOptions & { version?: unknown }, needs: { version?: boolean } = {}) {
+  const opts = resolveOptions(options, needs);
+  const files = await readMigrations(opts.dir);
   const onProgress = options.onProgress;
-  return {
+  const ctx: Context = {
     pool,
-    opts: resolved,
-    history: historyTable(resolved.schema, resolved.table),
+    opts,
+    history: historyTable(opts.schema, opts.table),
     log: packageLogger(options.logger, '@accountdb/migrate'),
     progress: (p) => {
       try {
@@ -189,22 +201,22 @@ function context(
       }
     },
   };
+  return { ctx, files };
 }
 
 /** Read-only: in a READ ONLY transaction that is rolled back, so nothing is written or committed. */
 async function readOnly<T>(ctx: Context, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
-  return ctx.pool.withConnectionRetry(async (conn) => {
-    await conn.query('BEGIN TRANSACTION READ ONLY');
-    try {
-      return await fn(conn);
-    } finally {
-      await conn.query('ROLLBACK');
-    }
-  }, retryOptions(ctx));
-}
-
-function retryOptions(ctx: Context) {
-  return ctx.opts.maxRetries === undefined ? {} : { maxRetries: ctx.opts.maxRetries };
+  return ctx.pool.withConnectionRetry(
+    async (conn) => {
+      await conn.query('BEGIN TRANSACTION READ ONLY');
+      try {
+        return await fn(conn);
+      } finally {
+        await conn.query('ROLLBACK');
+      }
+    },
+    ctx.opts.maxRetries === undefined ? {} : { maxRetries: ctx.opts.maxRetries },
+  );
 }
 
 /**
@@ -212,7 +224,7 @@ function retryOptions(ctx: Context) {
  * whole session on connection failures with the pool's backoff: transactional work rolled back with the
  * session, so a rerun picks up where the history says.
  */
-async function locked<T>(ctx: Context, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+async function locked<T>(ctx: Context, fn: (conn: PoolConnection, rows: HistoryRow[]) => Promise<T>): Promise<T> {
   const key = lockKey(ctx.history);
   const { maxRetries, retryIntervalMs, maxRetryIntervalMs } = ctx.pool.config;
   const max = ctx.opts.maxRetries ?? maxRetries;
@@ -226,7 +238,7 @@ async function locked<T>(ctx: Context, fn: (conn: PoolConnection) => Promise<T>)
       );
       try {
         await ensureHistory(lease, ctx.history);
-        return await fn(lease);
+        return await fn(lease, await readHistory(lease, ctx.history, true));
       } finally {
         await releaseMigrationLock(lease, key).catch(() => {});
       }
@@ -248,70 +260,70 @@ async function locked<T>(ctx: Context, fn: (conn: PoolConnection) => Promise<T>)
 
 interface Step {
   readonly file: string;
-  readonly sql: string;
   readonly header: MigrationHeader;
-  /** Inside the transaction (or after the statements, for non-transactional files): record the outcome. */
-  readonly record: (conn: PoolConnection, durationMs: number) => Promise<void>;
+  /** The file's statements, as PostgreSQL's parser split them. */
+  readonly statements: readonly Statement[];
+  /** Transactional: the statement that records the outcome, sent in the migration's transaction. */
+  readonly record: HistoryStatement;
   /** Non-transactional only: written before the first statement, so an interruption leaves a failed row. */
   readonly begin?: (conn: PoolConnection) => Promise<number>;
-  readonly finish?: (conn: PoolConnection, rank: number, durationMs: number) => Promise<void>;
+  readonly finish?: (conn: PoolConnection, rank: number, durationMs: number) => Promise<unknown>;
 }
 
-function timeouts(ctx: Context, header: MigrationHeader): [string, string] {
+const SET_TIMEOUTS = "SELECT set_config('lock_timeout', $1, $3), set_config('statement_timeout', $2, $3)";
+
+/** The run's timeouts, or a file's when its header sets one: [lock_timeout, statement_timeout]. */
+function timeouts(ctx: Context, header: Partial<MigrationHeader> = {}): string[] {
   return [`${header.lockTimeoutMs ?? ctx.opts.lockTimeoutMs}ms`, `${header.statementTimeoutMs ?? ctx.opts.statementTimeoutMs}ms`];
 }
 
 async function applyStep(ctx: Context, conn: PoolConnection, step: Step): Promise<number> {
-  const [lockTimeout, statementTimeout] = timeouts(ctx, step.header);
-  if (!step.header.transaction) return applyOutsideTransaction(conn, step, lockTimeout, statementTimeout);
+  const lockTimeoutMs = step.header.lockTimeoutMs ?? ctx.opts.lockTimeoutMs;
+  // The run's timeouts are set on the session once (runSteps); a file whose header differs sets its own.
+  const own =
+    step.header.lockTimeoutMs === undefined && step.header.statementTimeoutMs === undefined
+      ? undefined
+      : timeouts(ctx, step.header);
+  if (!step.header.transaction) return applyOutsideTransaction(ctx, conn, step, own);
   const { retryIntervalMs, maxRetryIntervalMs } = ctx.pool.config;
+  // One flight, one round trip: BEGIN, the timeouts, each statement, the history row and COMMIT. After a
+  // failure the server skips the rest, and the transaction is rolled back below.
+  const batch: BatchStatement<'migration' | 'bookkeeping'>[] = [
+    { text: 'BEGIN', role: 'bookkeeping', discardRows: true },
+    ...(own ? [{ text: SET_TIMEOUTS, values: [...own, true], role: 'bookkeeping' as const, discardRows: true }] : []),
+    ...step.statements.map((s) => ({ text: s.sql, role: 'migration' as const, discardRows: true })),
+    { ...step.record, role: 'bookkeeping', discardRows: true },
+    { text: 'COMMIT', role: 'bookkeeping', discardRows: true },
+  ];
   let holder: LockHolder | undefined;
   const started = performance.now();
   for (let attempt = 0; ; attempt++) {
     const t0 = performance.now();
-    const watch = watchBlockers(ctx.pool, conn.processId, step.header.lockTimeoutMs ?? ctx.opts.lockTimeoutMs);
-    try {
-      await conn.query('BEGIN');
-      await conn.query("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)", [
-        lockTimeout,
-        statementTimeout,
-      ]);
-      await conn.query(step.sql);
-      const durationMs = performance.now() - t0;
-      await step.record(conn, durationMs);
-      await conn.query('COMMIT');
-      return durationMs;
-    } catch (err) {
-      if (isTransientConnectionError(err)) throw err;
-      await conn.query('ROLLBACK').catch(() => {});
-      if ((err as { sqlstate?: unknown }).sqlstate !== '55P03') throw new MigrationFailedError(step.file, false, err);
-      holder = watch.last() ?? holder;
-      if (attempt >= ctx.opts.lockRetries) {
-        throw new MigrationLockTimeoutError('table', Math.round(performance.now() - started), holder, step.file, { cause: err });
-      }
-      const delayMs = Math.max(100, backoffDelay(attempt + 1, Math.max(retryIntervalMs, 100) / 4, maxRetryIntervalMs));
-      ctx.log.warn({ file: step.file, attempt: attempt + 1, delayMs, blockingPid: holder?.pid }, 'lock_timeout; retrying');
-      ctx.progress({ event: 'retry', file: step.file, attempt: attempt + 1, delayMs, reason: 'lock_timeout' });
-      await sleep(delayMs);
-    } finally {
-      watch.stop();
+    const watch = watchBlockers(ctx.pool, conn.processId, lockTimeoutMs);
+    const outcome = await conn.batch(batch).finally(() => watch.stop());
+    if (outcome.ok) return performance.now() - t0;
+    const err: unknown = outcome.error;
+    if (isTransientConnectionError(err)) throw err;
+    // Always: the outcome can arrive before the ReadyForQuery that reports the failed transaction.
+    await conn.query('ROLLBACK').catch(() => {});
+    if ((err as { sqlstate?: unknown }).sqlstate !== '55P03') throw new MigrationFailedError(step.file, false, err);
+    holder = watch.last() ?? holder;
+    if (attempt >= ctx.opts.lockRetries) {
+      throw new MigrationLockTimeoutError('table', Math.round(performance.now() - started), holder, step.file, { cause: err });
     }
+    const delayMs = Math.max(100, backoffDelay(attempt + 1, Math.max(retryIntervalMs, 100) / 4, maxRetryIntervalMs));
+    ctx.log.warn({ file: step.file, attempt: attempt + 1, delayMs, blockingPid: holder?.pid }, 'lock_timeout; retrying');
+    ctx.progress({ event: 'retry', file: step.file, attempt: attempt + 1, delayMs, reason: 'lock_timeout' });
+    await sleep(delayMs);
   }
 }
 
-async function applyOutsideTransaction(conn: PoolConnection, step: Step, lockTimeout: string, statementTimeout: string) {
-  const statements = await splitStatements(step.file, step.sql);
+async function applyOutsideTransaction(ctx: Context, conn: PoolConnection, step: Step, own: string[] | undefined) {
   const rank = await step.begin!(conn);
-  const { rows } = await conn.query<{ l: string; s: string }>(
-    "SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s",
-  );
   const t0 = performance.now();
   try {
-    await conn.query("SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)", [
-      lockTimeout,
-      statementTimeout,
-    ]);
-    for (const statement of statements) {
+    if (own) await conn.query(SET_TIMEOUTS, [...own, false]);
+    for (const statement of step.statements) {
       try {
         await conn.query(statement.sql);
       } catch (err) {
@@ -320,10 +332,7 @@ async function applyOutsideTransaction(conn: PoolConnection, step: Step, lockTim
       }
     }
   } finally {
-    await conn.query("SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)", [
-      rows[0]!.l,
-      rows[0]!.s,
-    ]);
+    if (own) await conn.query(SET_TIMEOUTS, [...timeouts(ctx), false]);
   }
   const durationMs = performance.now() - t0;
   await step.finish!(conn, rank, durationMs);
@@ -370,23 +379,23 @@ function watchBlockers(pool: Pool, pid: number, lockTimeoutMs: number) {
   };
 }
 
-function upStep(ctx: Context, f: MigrationFile): Step {
-  const row = (success: boolean, durationMs: number) => ({
-    version: f.version,
-    description: f.description,
-    kind: f.kind,
-    script: f.file,
-    checksum: f.checksum,
+function upStep(ctx: Context, f: MigrationFile, statements: readonly Statement[]): Step {
+  const { version, description, kind, file: script, checksum } = f;
+  const row = (success: boolean, durationMs: number | null) => ({
+    version,
+    description,
+    kind,
+    script,
+    checksum,
     durationMs,
     success,
   });
   return {
     file: f.file,
-    sql: f.sql,
     header: f.header,
-    record: async (conn, durationMs) => {
-      await insertHistory(conn, ctx.history, row(true, durationMs));
-    },
+    statements,
+    // Inside the migration's transaction: the server measures the duration (since BEGIN).
+    record: insertStatement(ctx.history, row(true, null)),
     begin: (conn) => insertHistory(conn, ctx.history, row(false, 0)),
     finish: (conn, rank, durationMs) => markSucceeded(conn, ctx.history, rank, durationMs),
   };
@@ -394,38 +403,64 @@ function upStep(ctx: Context, f: MigrationFile): Step {
 
 async function runSteps(ctx: Context, conn: PoolConnection, steps: readonly Step[]): Promise<AppliedMigration[]> {
   const done: AppliedMigration[] = [];
-  for (const [i, step] of steps.entries()) {
-    ctx.progress({ event: 'start', file: step.file, index: i + 1, total: steps.length });
-    ctx.log.info({ file: step.file }, 'applying migration');
-    const durationMs = Math.round(await applyStep(ctx, conn, step));
-    ctx.log.info({ file: step.file, durationMs }, 'migration applied');
-    ctx.progress({ event: 'done', file: step.file, index: i + 1, total: steps.length, durationMs });
-    done.push({ file: step.file, durationMs });
+  if (steps.length === 0) return done;
+  await conn.query(SET_TIMEOUTS, [...timeouts(ctx), false]);
+  try {
+    for (const [i, step] of steps.entries()) {
+      ctx.progress({ event: 'start', file: step.file, index: i + 1, total: steps.length });
+      ctx.log.info({ file: step.file }, 'applying migration');
+      const durationMs = Math.round(await applyStep(ctx, conn, step));
+      ctx.log.info({ file: step.file, durationMs }, 'migration applied');
+      ctx.progress({ event: 'done', file: step.file, index: i + 1, total: steps.length, durationMs });
+      done.push({ file: step.file, durationMs });
+    }
+    return done;
+  } finally {
+    // Back to the session's defaults (those of its startup packet, role and database).
+    await conn.query('RESET lock_timeout; RESET statement_timeout').catch(() => {});
   }
-  return done;
 }
 
 // ---- commands --------------------------------------------------------------------------------------
 
+/** Lint the pending files; `existing` looks tables up on `conn`. Logs warnings, reports them, throws errors. */
+async function lint(ctx: Context, conn: PoolConnection, pending: readonly MigrationFile[]): Promise<LintResult> {
+  const result = await lintMigrations(pending, ctx.opts, async (names) => {
+    const { rows } = await conn.query<{ n: string }>('SELECT n FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NOT NULL', [
+      names,
+    ]);
+    return new Set(rows.map((r) => r.n));
+  });
+  for (const finding of result.findings) {
+    ctx.log.warn({ ...finding }, 'migration lint finding');
+    ctx.progress({ event: 'lint', finding });
+  }
+  return result;
+}
+
+function assertLintClean(findings: readonly LintFinding[]): void {
+  const errors = findings.filter((f) => f.severity === 'error');
+  if (errors.length > 0) throw new MigrationLintError(errors);
+}
+
 /**
  * Apply pending migrations (seed `run_migrations`, with its retries): under the migration lock, validate every
- * applied checksum, refuse recorded failures and out-of-order files, then apply versioned files up to `to` and
- * changed repeatable files, each transactional one in one transaction with its history row.
+ * applied checksum, refuse recorded failures and out-of-order files, lint the pending files (warnings go to the
+ * logger and `onProgress`; errors stop the run before anything is applied), then apply versioned files up to
+ * `to` and changed repeatable files, each transactional one in one transaction with its history row.
  * Throws `ConfigError` (bad options, before any SQL), `MigrationFileError`, `MigrationBlockedError`,
- * `MigrationDriftError`, `MigrationOutOfOrderError`, `MigrationLockTimeoutError`, `MigrationFailedError`.
+ * `MigrationDriftError`, `MigrationOutOfOrderError`, `MigrationLintError` (a parse error, or any finding with
+ * `strict`), `MigrationLockTimeoutError`, `MigrationFailedError`.
  */
 export async function runMigrations(pool: Pool, options: UpOptions): Promise<AppliedMigration[]> {
-  const opts = resolveOptions(options);
-  const files = await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  return locked(ctx, async (conn) => {
-    const status = analyze(files, await readHistory(conn, ctx.history), opts);
-    assertRunnable(status, opts.outOfOrder);
-    return runSteps(
-      ctx,
-      conn,
-      status.pending.map((f) => upStep(ctx, f)),
-    );
+  const { ctx, files } = await prepare(pool, options);
+  return locked(ctx, async (conn, rows) => {
+    const status = analyze(files, rows, ctx.opts);
+    assertRunnable(status, ctx.opts.outOfOrder);
+    const { findings, statements } = await lint(ctx, conn, status.pending);
+    assertLintClean(findings);
+    const steps = status.pending.map((f) => upStep(ctx, f, statements.get(f.file) ?? []));
+    return runSteps(ctx, conn, steps);
   });
 }
 
@@ -434,10 +469,8 @@ export async function migrationStatus(
   pool: Pool,
   options: MigrationOptions & Pick<UpOptions, 'to' | 'outOfOrder'>,
 ): Promise<MigrationStatus> {
-  const opts = resolveOptions(options);
-  const files = await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  return readOnly(ctx, async (conn) => analyze(files, await readHistory(conn, ctx.history), opts));
+  const { ctx, files } = await prepare(pool, options);
+  return readOnly(ctx, async (conn) => analyze(files, await readHistory(conn, ctx.history), ctx.opts));
 }
 
 /** One migration `up` would run. */
@@ -445,7 +478,7 @@ export interface PlannedMigration {
   readonly file: string;
   readonly kind: 'versioned' | 'repeatable';
   readonly transaction: boolean;
-  /** Statements, as PostgreSQL's parser splits the file. */
+  /** Statements, as PostgreSQL's parser splits the file (0 when it cannot parse it: see `findings`). */
   readonly statements: number;
 }
 
@@ -454,40 +487,48 @@ export interface MigrationPlan {
   readonly migrations: readonly PlannedMigration[];
   /** What would stop `up`: recorded failures, drift, out-of-order files. Empty when `up` would proceed. */
   readonly problems: readonly string[];
+  /** Lint findings of the pending files; those of severity `error` would stop `up`. */
+  readonly findings: readonly LintFinding[];
   readonly status: MigrationStatus;
 }
 
 /**
  * What `up` would do, without doing it: takes no lock and runs its reads in a READ ONLY transaction that is
- * rolled back. Every pending file is parsed by PostgreSQL's grammar (a parse error throws `MigrationFileError`).
+ * rolled back. Every pending file is parsed and linted by PostgreSQL's grammar; parse errors and (with
+ * `strict`) every finding come back as `error` findings instead of being thrown.
  */
 export async function planMigrations(pool: Pool, options: UpOptions): Promise<MigrationPlan> {
-  const opts = resolveOptions(options);
-  const files = await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  const status = await readOnly(ctx, async (conn) => analyze(files, await readHistory(conn, ctx.history), opts));
+  const { ctx, files } = await prepare(pool, options);
+  const { status, findings, statements } = await readOnly(ctx, async (conn) => {
+    const status = analyze(files, await readHistory(conn, ctx.history), ctx.opts);
+    return { status, ...(await lint(ctx, conn, status.pending)) };
+  });
   const problems: string[] = [];
   try {
-    assertRunnable(status, opts.outOfOrder);
+    assertRunnable(status, ctx.opts.outOfOrder);
   } catch (err) {
     problems.push((err as Error).message);
   }
-  const migrations: PlannedMigration[] = [];
-  for (const f of status.pending) {
-    const statements = await splitStatements(f.file, f.sql);
-    migrations.push({ file: f.file, kind: f.kind, transaction: f.header.transaction, statements: statements.length });
-  }
-  return { migrations, problems, status };
+  const migrations = status.pending.map((f) => ({
+    file: f.file,
+    kind: f.kind,
+    transaction: f.header.transaction,
+    statements: statements.get(f.file)?.length ?? 0,
+  }));
+  return { migrations, problems, findings, status };
 }
 
-/** Read-only check that `up` could proceed: throws `MigrationBlockedError`, `MigrationDriftError` or `MigrationOutOfOrderError`. */
+/**
+ * Read-only check that `up` could proceed: throws `MigrationBlockedError`, `MigrationDriftError`,
+ * `MigrationOutOfOrderError`, or `MigrationLintError` (a pending file PostgreSQL cannot parse; any finding with `strict`).
+ */
 export async function validateMigrations(
   pool: Pool,
-  options: MigrationOptions & Pick<UpOptions, 'outOfOrder'>,
+  options: MigrationOptions & Pick<UpOptions, 'outOfOrder' | 'strict' | 'lockTimeoutMs'>,
 ): Promise<MigrationStatus> {
-  const status = await migrationStatus(pool, options);
-  for (const f of status.pending) await splitStatements(f.file, f.sql);
-  assertRunnable(status, options.outOfOrder === true);
+  const { status, findings, problems } = await planMigrations(pool, options);
+  if (problems.length > 0) assertRunnable(status, options.outOfOrder === true);
+  assertLintClean(findings);
   return status;
 }
 
@@ -496,36 +537,37 @@ export async function validateMigrations(
  * the removal of its history row. Every one must have a down file (checked before any is run).
  */
 export async function downMigrations(pool: Pool, options: DownOptions): Promise<AppliedMigration[]> {
-  const opts = resolveOptions(options);
-  const files = await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  return locked(ctx, async (conn) => {
-    const rows = await readHistory(conn, ctx.history);
+  const { ctx, files } = await prepare(pool, options);
+  return locked(ctx, async (conn, rows) => {
     const status = analyze(files, rows, { to: undefined, outOfOrder: true });
     if (status.failed.length > 0) throw new MigrationBlockedError(status.failed);
     if (status.drift.length > 0) throw new MigrationDriftError(status.drift);
     const applied = rows
       .filter((r) => r.kind === 'versioned')
       .sort((a, b) => compareVersions(b.version!, a.version!))
-      .slice(0, opts.steps);
+      .slice(0, ctx.opts.steps);
     const byVersion = new Map(files.map((f) => [f.version, f]));
-    const steps: Step[] = applied.map((r) => {
+    const downs = applied.map((r) => {
       const down = byVersion.get(r.version)?.down;
       if (!down) throw new MigrationNoDownError(r.script);
-      const remove = (conn: PoolConnection) => deleteHistory(conn, ctx.history, r.rank);
-      return {
+      return { r, down };
+    });
+    const steps: Step[] = [];
+    for (const { r, down } of downs) {
+      const remove = deleteStatement(ctx.history, r.rank);
+      steps.push({
         file: down.file,
-        sql: down.sql,
         header: down.header,
+        statements: await splitStatements(down.file, down.sql),
         record: remove,
         // A failed non-transactional down leaves the up row: the schema is half-reverted, so mark it failed.
         begin: async (c) => {
           await c.query(`UPDATE ${ctx.history.qualified} SET success = false WHERE installed_rank = $1`, [r.rank]);
           return r.rank;
         },
-        finish: (c) => remove(c),
-      };
-    });
+        finish: (c) => c.query(remove.text, [...remove.values]),
+      });
+    }
     return runSteps(ctx, conn, steps);
   });
 }
@@ -543,11 +585,8 @@ export interface RepairResult {
  * checksums of applied files with their current contents (accepting a deliberate edit). Under the migration lock.
  */
 export async function repairMigrations(pool: Pool, options: RunOptions): Promise<RepairResult> {
-  const opts = resolveOptions(options);
-  const files = await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  return locked(ctx, async (conn) => {
-    const rows = await readHistory(conn, ctx.history);
+  const { ctx, files } = await prepare(pool, options);
+  return locked(ctx, async (conn, rows) => {
     const byVersion = new Map(files.filter((f) => f.version !== null).map((f) => [f.version, f]));
     const removedFailed: string[] = [];
     const realigned: string[] = [];
@@ -580,11 +619,8 @@ export async function repairMigrations(pool: Pool, options: RunOptions): Promise
  * already has versioned or baseline rows.
  */
 export async function baselineMigrations(pool: Pool, options: BaselineOptions): Promise<void> {
-  const opts = resolveOptions(options, { version: true });
-  await readMigrations(opts.dir);
-  const ctx = context(pool, options, opts);
-  await locked(ctx, async (conn) => {
-    const rows = await readHistory(conn, ctx.history);
+  const { ctx } = await prepare(pool, options, { version: true });
+  await locked(ctx, async (conn, rows) => {
     if (rows.some((r) => r.kind !== 'repeatable')) {
       throw new MigrationError(
         'MIGRATION_BASELINE_REFUSED',
@@ -592,8 +628,8 @@ export async function baselineMigrations(pool: Pool, options: BaselineOptions): 
       );
     }
     await insertHistory(conn, ctx.history, {
-      version: opts.version!,
-      description: opts.description,
+      version: ctx.opts.version!,
+      description: ctx.opts.description,
       kind: 'baseline',
       script: '<< baseline >>',
       checksum: null,

@@ -109,6 +109,31 @@ test('a failed migration exits 1; a held migration lock exits 3 naming the holde
   }
 });
 
+test('lint: plan and up print findings (file:line, rule, fix); --strict and parse errors exit 5 applying nothing', async () => {
+  const t = uniqueName('hist');
+  const n = uniqueName('tbl');
+  await fx.db.admin(`CREATE TABLE ${n} (id int, a int)`);
+  const dir = await fx.dir({ '0001_a.sql': `SELECT 1;\nALTER TABLE ${n} ALTER COLUMN a TYPE bigint;` });
+  const plan = await cli(['plan', '--dir', dir, '--table', t, '--json']);
+  expect(plan.code).toBe(0);
+  expect(plan.stderr).toContain('0001_a.sql:2: warning [alter-column-type]');
+  expect(JSON.parse(plan.stdout).findings).toMatchObject([{ file: '0001_a.sql', line: 2, rule: 'alter-column-type' }]);
+  expect((await cli(['plan', '--dir', dir, '--table', t, '--strict'])).code).toBe(5);
+  const strict = await cli(['up', '--dir', dir, '--table', t, '--strict', '--json']);
+  expect(strict.code).toBe(5);
+  expect(JSON.parse(strict.stdout).error).toMatchObject({ code: 'MIGRATION_LINT', findings: [{ severity: 'error' }] });
+  expect((await fx.db.admin(`SELECT count(*)::int AS n FROM "${t}"`)).rows[0].n).toBe(0);
+  const up = await cli(['up', '--dir', dir, '--table', t, '--json']);
+  expect(up.code).toBe(0);
+  expect(up.stderr).toMatch(/0001_a\.sql:2: warning \[alter-column-type\] .*; fix: /);
+  expect(JSON.parse(up.stdout).findings).toHaveLength(1);
+  await fx.write(dir, '0002_b.sql', 'SELECT 1;\n\nSELEC 2;');
+  const broken = await cli(['plan', '--dir', dir, '--table', t]);
+  expect(broken.code).toBe(5);
+  expect(broken.stderr).toContain('0002_b.sql:3: error [parse-error]');
+  expect((await cli(['up', '--dir', dir, '--table', t])).code).toBe(5);
+});
+
 test('usage errors and bad configuration exit 64 without echoing the password', async () => {
   expect((await cli([])).code).toBe(64);
   expect((await cli(['frobnicate'])).code).toBe(64);

@@ -254,6 +254,27 @@ test('a lock_timeout is retried, then reported naming the blocking pid', async (
   }
 });
 
+test('timeouts: the run values on every migration, a header on its file only, session defaults afterwards', async () => {
+  const t = uniqueName('hist');
+  const n = uniqueName('tbl');
+  const seen = `INSERT INTO ${n} SELECT current_setting('lock_timeout'), current_setting('statement_timeout');`;
+  const dir = await fx.dir({
+    '0001_create.sql': `CREATE TABLE ${n} (l text, s text);\n${seen}`,
+    '0002_header.sql': `-- migrate:lock-timeout=1234ms\n-- migrate:statement-timeout=2s\n${seen}`,
+    '0003_plain.sql': seen,
+    '0004_outside.sql': `-- migrate:no-transaction\n-- migrate:lock-timeout=3s\n${seen}`,
+    '0005_plain.sql': seen,
+  });
+  const pool = fx.pool({ max: 1 });
+  await runMigrations(pool, { dir, table: t, lockTimeoutMs: 700, statementTimeoutMs: 60_000 });
+  const { rows } = await fx.db.admin(`SELECT l, s FROM ${n}`);
+  expect(rows.map((r) => `${r.l} ${r.s}`)).toEqual(['700ms 1min', '1234ms 2s', '700ms 1min', '3s 1min', '700ms 1min']);
+  const after = await pool.query<{ l: string; s: string }>(
+    "SELECT current_setting('lock_timeout') AS l, current_setting('statement_timeout') AS s",
+  );
+  expect(after.rows).toEqual([{ l: '0', s: '0' }]);
+});
+
 test('plan is a read-only dry run: it works on a read-only session and creates nothing', async () => {
   const t = uniqueName('hist');
   const n = uniqueName('tbl');
@@ -335,6 +356,32 @@ describe('options', () => {
     } finally {
       await unreachable.close({ force: true });
     }
+  });
+
+  test('hostile file names (quotes, unicode, 200 characters) are applied and recorded verbatim', async () => {
+    const t = uniqueName('hist');
+    const hostile = `it's "quoted" ünïcødé 🚀; DROP TABLE x; --`;
+    const long = 'x'.repeat(200);
+    const dir = await fx.dir({
+      [`1_${hostile}.sql`]: 'SELECT 1;',
+      [`2_${long}.sql`]: 'SELECT 2;',
+      [`R__${hostile}.sql`]: 'SELECT 3;',
+    });
+    const pool = fx.pool();
+    expect(await runMigrations(pool, { dir, table: t })).toHaveLength(3);
+    const { rows } = await fx.db.admin(`SELECT script, description FROM "${t}" ORDER BY installed_rank`);
+    expect(rows).toEqual([
+      { script: `1_${hostile}.sql`, description: hostile },
+      { script: `2_${long}.sql`, description: long },
+      { script: `R__${hostile}.sql`, description: hostile },
+    ]);
+    expect((await migrationStatus(pool, { dir, table: t })).entries.map((e) => e.state)).toEqual([
+      'applied',
+      'applied',
+      'applied',
+    ]);
+    await fx.write(dir, `3_${long}x.sql`, 'SELECT 4;');
+    await expect(runMigrations(pool, { dir, table: t })).rejects.toThrow(/longer than 200/);
   });
 
   test('a hostile history table name is quoted, not interpolated', async () => {
