@@ -1,3 +1,4 @@
+export { type IsolationLevel, MAX_IDENTIFIER_BYTES } from '@accountdb/pool';
 export { CANCEL_GRACE_MS, type CancelOptions } from './cancel.js';
 export type { Database } from './connection.js';
 export {
@@ -35,13 +36,12 @@ export {
   tableExists,
 } from './introspection.js';
 export type { QualifiedName, TableName } from './names.js';
-export { MAX_IDENTIFIER_BYTES, quoteIdentifier, SqlFragment, sql } from './sql.js';
+export { quoteIdentifier, SqlFragment, sql } from './sql.js';
 export type { Query } from './statement.js';
 export { type StreamOptions, stream } from './stream.js';
 export {
   type ExecuteInTransactionOptions,
   executeInTransaction,
-  type IsolationLevel,
   type TransactionOptions,
   transaction,
 } from './transaction.js';

@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   backoffDelay,
+  type IsolationLevel,
   isPoolConnection,
   isTransactionScope,
   type Pool,
@@ -8,6 +9,7 @@ import {
   type TransactionScope,
   toDatabaseError,
 } from '@accountdb/pool';
+import { beginStatement } from '@accountdb/pool/internal';
 import { cancelBackend, validateCancelOptions } from './cancel.js';
 import { assertDatabase, canceledBeforeStart, type Database, destroyLease, withLease } from './connection.js';
 import {
@@ -17,13 +19,10 @@ import {
   SerializationFailureError,
   TransactionRolledBackError,
 } from './errors.js';
-import { type ExecuteOptions, prepare, type Row, run } from './execute.js';
+import { checkArguments, type ExecuteOptions, type Row, run } from './execute.js';
 import { OpeningLease } from './opening.js';
 import type { SqlFragment } from './sql.js';
 import type { Query } from './statement.js';
-
-/** SQL isolation levels (PostgreSQL runs `read uncommitted` as `read committed`). */
-export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable' | 'read uncommitted';
 
 /** Options of {@link transaction}. */
 export interface TransactionOptions {
@@ -44,12 +43,6 @@ export interface TransactionOptions {
   signal?: AbortSignal;
 }
 
-const ISOLATION: Record<IsolationLevel, string> = {
-  'read committed': 'READ COMMITTED',
-  'repeatable read': 'REPEATABLE READ',
-  serializable: 'SERIALIZABLE',
-  'read uncommitted': 'READ UNCOMMITTED',
-};
 const DEFAULT_MAX_RETRIES = 5;
 const RETRY_BASE_MS = 20;
 const RETRY_CAP_MS = 1_000;
@@ -60,25 +53,13 @@ const savepointDepth = new WeakMap<object, number>();
 /** What a transaction inside a transaction runs on: a lease already in one, or a transaction scope. */
 type Enclosing = PoolConnection | TransactionScope;
 
-function beginStatement(options: TransactionOptions): string {
-  const { isolation, readOnly, deferrable, maxRetries } = options;
-  if (isolation !== undefined && !Object.hasOwn(ISOLATION, isolation)) {
-    throw new QueryArgumentError(`isolation must be one of ${Object.keys(ISOLATION).join(', ')}, got ${String(isolation)}`);
-  }
-  for (const [name, value] of [
-    ['readOnly', readOnly],
-    ['deferrable', deferrable],
-  ] as const) {
-    if (value !== undefined && typeof value !== 'boolean') throw new QueryArgumentError(`${name} must be a boolean`);
-  }
+/** The BEGIN for `options`, after checking them (and `maxRetries`) before any SQL runs. */
+function checkedBegin(options: TransactionOptions): string {
+  const { maxRetries } = options;
   if (maxRetries !== undefined && (!Number.isInteger(maxRetries) || maxRetries < 0)) {
     throw new QueryArgumentError(`maxRetries must be an integer >= 0, got ${String(maxRetries)}`);
   }
-  let text = 'BEGIN';
-  if (isolation) text += ` ISOLATION LEVEL ${ISOLATION[isolation]}`;
-  if (readOnly) text += ' READ ONLY';
-  if (deferrable) text += ' DEFERRABLE';
-  return text;
+  return beginStatement(options, (field, problem) => new QueryArgumentError(`${field} ${problem}`));
 }
 
 /**
@@ -222,7 +203,7 @@ async function runTransaction<T>(
 ): Promise<T> {
   assertDatabase(db);
   if (typeof fn !== 'function') throw new QueryArgumentError('fn must be a function');
-  const begin = beginStatement(options);
+  const begin = checkedBegin(options);
   validateCancelOptions({ signal: options.signal });
   const scope = isTransactionScope(db);
   if (scope || db instanceof OpeningLease || (isPoolConnection(db) && db.client.getTransactionStatus() !== 'I')) {
@@ -297,7 +278,7 @@ export async function executeInTransaction(
   paramsOrOptions?: readonly unknown[] | ExecuteInTransactionOptions,
   maybeOptions?: ExecuteInTransactionOptions,
 ): Promise<unknown> {
-  const prepared = prepare(db, query, paramsOrOptions, maybeOptions);
-  const { isolation, readOnly, deferrable, maxRetries, signal } = prepared.options as ExecuteInTransactionOptions;
-  return runTransaction(db as Database, (tx) => run(tx, prepared), { isolation, readOnly, deferrable, maxRetries, signal });
+  const call = checkArguments(db, query, paramsOrOptions, maybeOptions);
+  const { isolation, readOnly, deferrable, maxRetries, signal } = call.options as ExecuteInTransactionOptions;
+  return runTransaction(db as Database, (tx) => run(tx, call), { isolation, readOnly, deferrable, maxRetries, signal });
 }

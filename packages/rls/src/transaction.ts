@@ -5,12 +5,10 @@ import {
   type QueryResult,
   type Submittable,
   type TransactionScope,
+  type TransactionStatus,
 } from '@accountdb/pool';
 import type pg from 'pg';
 import { RlsScopeClosedError } from './errors.js';
-
-/** PostgreSQL's transaction status from the last ReadyForQuery: idle, in a transaction, or in a failed one. */
-export type TransactionStatus = 'I' | 'T' | 'E';
 
 /**
  * What `fn` receives inside {@link Rls.withUserContext}: a query facade over the scope's connection.
@@ -125,7 +123,7 @@ export class ScopedTransaction implements RlsTransaction {
 
   transactionStatus(): TransactionStatus | null {
     if (!this.#open) return null;
-    return this.#lease.client.getTransactionStatus() as TransactionStatus | null;
+    return this.#lease.client.getTransactionStatus();
   }
 
   /** Stop taking statements; resolves when the ones already issued have finished. */
