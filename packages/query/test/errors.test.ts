@@ -1,5 +1,5 @@
 import { AccountDbError, ConnectionLostError, DataExceptionError, toDatabaseError } from '@accountdb/pool';
-import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
+import { createTestDatabase, type TestDatabase, waitFor } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
   CheckViolationError,
@@ -20,7 +20,7 @@ import {
   UndefinedTableError,
   UniqueViolationError,
 } from '../src/index.js';
-import { poolFor, rejectionOf, waitFor } from './helpers.js';
+import { poolFor, rejectionOf } from './helpers.js';
 
 let db: TestDatabase;
 let pool: ReturnType<typeof poolFor>;
