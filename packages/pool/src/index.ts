@@ -74,6 +74,7 @@ export {
   type PoolConnection,
   type Queryable,
   type QueryConfig,
+  type QueryInput,
   type QueryResult,
   type Submittable,
 } from './lease.js';

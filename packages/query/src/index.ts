@@ -1,6 +1,5 @@
-export { type IsolationLevel, MAX_IDENTIFIER_BYTES } from '@accountdb/pool';
-export { CANCEL_GRACE_MS, type CancelOptions } from './cancel.js';
-export type { Database } from './connection.js';
+// Database failures are typed once, in @accountdb/pool (its SQLSTATE table and `toDatabaseError`):
+// re-exported from there, so `instanceof` works whichever package a caller imports.
 export {
   type CancelContext,
   CheckViolationError,
@@ -8,10 +7,10 @@ export {
   ExclusionViolationError,
   ForeignKeyViolationError,
   InsufficientPrivilegeError,
-  InvalidIdentifierError,
+  type IsolationLevel,
   LockNotAvailableError,
+  MAX_IDENTIFIER_BYTES,
   NotNullViolationError,
-  QueryArgumentError,
   QueryCanceledError,
   SerializationFailureError,
   SqlError,
@@ -22,7 +21,10 @@ export {
   UndefinedColumnError,
   UndefinedTableError,
   UniqueViolationError,
-} from './errors.js';
+} from '@accountdb/pool';
+export { CANCEL_GRACE_MS, type CancelOptions } from './cancel.js';
+export type { Database } from './connection.js';
+export { InvalidIdentifierError, QueryArgumentError } from './errors.js';
 export { type ExecuteOptions, execute, type FetchMode, type Row } from './execute.js';
 export {
   type ColumnInfo,

@@ -1,24 +1,22 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   backoffDelay,
+  DeadlockDetectedError,
   type IsolationLevel,
   isPoolConnection,
   isTransactionScope,
   type Pool,
   type PoolConnection,
+  QueryCanceledError,
+  SerializationFailureError,
+  TransactionRolledBackError,
   type TransactionScope,
   toDatabaseError,
 } from '@accountdb/pool';
 import { beginStatement } from '@accountdb/pool/internal';
 import { cancelBackend, validateCancelOptions } from './cancel.js';
 import { assertDatabase, canceledBeforeStart, type Database, destroyLease, withLease } from './connection.js';
-import {
-  DeadlockDetectedError,
-  QueryArgumentError,
-  QueryCanceledError,
-  SerializationFailureError,
-  TransactionRolledBackError,
-} from './errors.js';
+import { QueryArgumentError } from './errors.js';
 import { checkArguments, type ExecuteOptions, type Row, run } from './execute.js';
 import { OpeningLease } from './opening.js';
 import type { SqlFragment } from './sql.js';

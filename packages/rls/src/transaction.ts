@@ -2,6 +2,7 @@ import {
   isSubmittable,
   type PoolConnection,
   type QueryConfig,
+  type QueryInput,
   type QueryResult,
   type Submittable,
   type TransactionScope,
@@ -82,10 +83,7 @@ export class ScopedTransaction implements RlsTransaction {
 
   query<S extends Submittable>(submittable: S): S;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
-  query<R extends pg.QueryResultRow>(
-    text: string | QueryConfig | Submittable,
-    values?: unknown[],
-  ): Promise<QueryResult<R>> | Submittable {
+  query<R extends pg.QueryResultRow>(text: QueryInput, values?: unknown[]): Promise<QueryResult<R>> | Submittable {
     const first = !this.#started;
     if (isSubmittable(text)) {
       if (!this.#open) throw scopeClosed();

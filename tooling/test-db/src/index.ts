@@ -1,4 +1,5 @@
 export { freePort, resolvePgBinDir } from '@accountdb/local-postgres';
+export { CONSTRAINT_TABLES_SQL } from './constraint-tables.js';
 export { PgBouncer, type PgBouncerOptions, type PgBouncerUser, resolvePgBouncerBinary } from './pgbouncer.js';
 export {
   DEBIAN_PG15_BIN_DIR,
