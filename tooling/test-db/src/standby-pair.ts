@@ -19,7 +19,7 @@ export interface StandbyPair {
 /**
  * Start a primary (`primary` options; `binDir` must have pg_basebackup, see `hasBaseBackup`), a
  * standby streaming from it (`standby` options), a client on each, and table
- * `t (id int identity primary key)` on the primary. Whatever started is stopped if a later step fails.
+ * `t (id int identity primary key)` on the primary, replayed on the standby. Whatever started is stopped if a later step fails.
  */
 export async function createStandbyPair(
   options: { primary?: PostgresServerOptions; standby?: StandbyOptions } = {},
@@ -40,6 +40,11 @@ export async function createStandbyPair(
     const onStandby = await standby.connect();
     clients.push(onStandby);
     await onPrimary.query('create table t (id int generated always as identity primary key)');
+    // Ready once the standby has replayed the table too, so reading t there never fails.
+    await waitFor(
+      async () => (await onStandby.query("select to_regclass('public.t') is not null as ok")).rows[0]?.ok === true,
+      60_000,
+    );
     const writeAndReplay = async () => {
       const { rows } = await onPrimary.query<{ id: number }>('insert into t default values returning id');
       const id = rows[0]?.id;
