@@ -33,12 +33,10 @@ const LEVELS = Object.keys(ISOLATION)
  */
 export function beginStatement(options: BeginOptions, fail: BeginOptionProblem): string {
   const { isolation, readOnly, deferrable } = options;
+  // Called for every scope and transaction: no allocation when the options are plain.
+  if (isolation === undefined && readOnly === undefined && deferrable === undefined) return 'BEGIN';
   if (isolation !== undefined && !Object.hasOwn(ISOLATION, isolation)) throw fail('isolation', `must be one of ${LEVELS}`);
-  for (const [field, value] of [
-    ['readOnly', readOnly],
-    ['deferrable', deferrable],
-  ] as const) {
-    if (value !== undefined && typeof value !== 'boolean') throw fail(field, 'must be a boolean');
-  }
+  if (readOnly !== undefined && typeof readOnly !== 'boolean') throw fail('readOnly', 'must be a boolean');
+  if (deferrable !== undefined && typeof deferrable !== 'boolean') throw fail('deferrable', 'must be a boolean');
   return `BEGIN${isolation ? ` ISOLATION LEVEL ${ISOLATION[isolation]}` : ''}${readOnly ? ' READ ONLY' : ''}${deferrable ? ' DEFERRABLE' : ''}`;
 }

@@ -13,7 +13,7 @@ import {
   type TransactionScope,
   toDatabaseError,
 } from '@accountdb/pool';
-import { beginStatement } from '@accountdb/pool/internal';
+import { type BeginOptionProblem, beginStatement } from '@accountdb/pool/internal';
 import { cancelBackend, validateCancelOptions } from './cancel.js';
 import { assertDatabase, canceledBeforeStart, type Database, destroyLease, withLease } from './connection.js';
 import { QueryArgumentError } from './errors.js';
@@ -57,8 +57,10 @@ function checkedBegin(options: TransactionOptions): string {
   if (maxRetries !== undefined && (!Number.isInteger(maxRetries) || maxRetries < 0)) {
     throw new QueryArgumentError(`maxRetries must be an integer >= 0, got ${String(maxRetries)}`);
   }
-  return beginStatement(options, (field, problem) => new QueryArgumentError(`${field} ${problem}`));
+  return beginStatement(options, optionProblem);
 }
+
+const optionProblem: BeginOptionProblem = (field, problem) => new QueryArgumentError(`${field} ${problem}`);
 
 /**
  * Roll back; if even that fails the connection's state is unknown, so a lease is destroyed. A scope's

@@ -1,5 +1,5 @@
 import { ConfigError, type ConfigProblem } from '@accountdb/pool';
-import { beginStatement } from '@accountdb/pool/internal';
+import { type BeginOptionProblem, beginStatement } from '@accountdb/pool/internal';
 import { RlsContextError } from './errors.js';
 
 /** A custom user-id validator: return the canonical text to store, or throw to reject. */
@@ -182,5 +182,7 @@ export function checkContext(options: ResolvedRlsOptions, context: UserContext):
 export function scopeBegin(options: ScopeOptions = {}): string {
   if (typeof options !== 'object' || options === null) throw new RlsContextError('options', 'must be an object');
   const { readOnly, isolation } = options;
-  return beginStatement({ readOnly, isolation }, (field, problem) => new RlsContextError(field, problem));
+  return readOnly === undefined && isolation === undefined ? 'BEGIN' : beginStatement({ readOnly, isolation }, optionProblem);
 }
+
+const optionProblem: BeginOptionProblem = (field, problem) => new RlsContextError(field, problem);
