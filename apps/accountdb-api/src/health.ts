@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { AccountDbError, describeCause, type Pool, type PoolConnection } from '@accountdb/pool';
+import { AccountDbError, type Pool, type PoolConnection } from '@accountdb/pool';
+import { describeCause, withTimeout } from '@accountdb/pool/internal';
 
 /** One entry of a health+json `checks` list (draft-inadarei-api-health-check). */
 export interface HealthCheck {
@@ -74,17 +75,6 @@ async function selectOneWithin(pool: Pool, timeoutMs: number): Promise<void> {
   const controller = new AbortController();
   let lease: PoolConnection | undefined;
   let timedOut = false;
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-      const waitingFor = lease ? 'answer to SELECT 1' : 'usable pooled connection (connecting or validating hangs)';
-      // A connection that does not answer within the bound is not trusted again.
-      lease?.destroy();
-      reject(new AccountDbError('READINESS_TIMEOUT', `no ${waitingFor} within ${timeoutMs} ms`));
-    }, timeoutMs);
-  });
   const work = (async () => {
     // The pool's own acquire timeout fires just before the deadline, so an exhausted pool is reported
     // as POOL_TIMEOUT with its numbers; the deadline catches a connection hanging in validation or the query.
@@ -110,10 +100,12 @@ async function selectOneWithin(pool: Pool, timeoutMs: number): Promise<void> {
     }
   })();
   // After a timeout the work may still fail later; that outcome is already reported.
-  work.catch(() => {});
-  try {
-    await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await withTimeout(work, timeoutMs, () => {
+    timedOut = true;
+    controller.abort();
+    const waitingFor = lease ? 'answer to SELECT 1' : 'usable pooled connection (connecting or validating hangs)';
+    // A connection that does not answer within the bound is not trusted again.
+    lease?.destroy();
+    throw new AccountDbError('READINESS_TIMEOUT', `no ${waitingFor} within ${timeoutMs} ms`);
+  });
 }

@@ -1,4 +1,5 @@
 import { AccountDbError, ConfigError, createPool, type Pool, resolvePoolConfig } from '@accountdb/pool';
+import { withTimeout } from '@accountdb/pool/internal';
 import { type AccountDbApp, buildApp } from './app.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres.js';
 import { createLogger } from './logger.js';
@@ -62,17 +63,8 @@ async function shutdown(): Promise<void> {
   if (embedded) await embedded.stop();
 }
 
-function bounded(promise: Promise<unknown>, ms: number, what: string): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.then(() => {}),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        logger.warn({ timeoutMs: ms }, `${what} within the shutdown timeout; continuing`);
-        resolve();
-      }, ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+function bounded(promise: Promise<unknown>, ms: number, what: string): Promise<unknown> {
+  return withTimeout(promise, ms, () => logger.warn({ timeoutMs: ms }, `${what} within the shutdown timeout; continuing`));
 }
 
 let stopping: Promise<void> | undefined;

@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPool } from '@accountdb/pool';
+import { testPoolConfig } from '@accountdb/test-db';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { EmbeddedPostgresError, ROOT_DATA_HOME, startEmbeddedPostgres } from '../src/embedded-postgres.js';
@@ -32,14 +33,7 @@ describe.runIf(asRoot)('embedded PostgreSQL from a folder closed to the postgres
       expect(db.dataDir.startsWith(`${ROOT_DATA_HOME}/`)).toBe(true);
       expect(db.created).toBe(true);
       expect(existsSync(dataDir)).toBe(false);
-      const pool = createPool({
-        host: db.host,
-        port: db.port,
-        user: db.user,
-        password: db.password,
-        database: db.database,
-        sslmode: 'disable',
-      });
+      const pool = createPool(testPoolConfig(db));
       const { rows } = await pool.query<{ user: string }>('select current_user as user');
       await pool.close();
       expect(rows).toEqual([{ user: 'postgres' }]);

@@ -1,5 +1,5 @@
 import { createPool, type Pool } from '@accountdb/pool';
-import { createTestDatabase, PostgresServer, TcpProxy, type TestDatabase } from '@accountdb/test-db';
+import { createTestDatabase, PostgresServer, TcpProxy, type TestDatabase, testPoolConfig } from '@accountdb/test-db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildApp } from '../src/app.js';
 import type { HealthDocument } from '../src/health.js';
@@ -94,16 +94,7 @@ describe('readiness follows the database going away and coming back', () => {
   });
 
   test('server stopped → 503 (liveness stays 200); restarted → 200', async () => {
-    const pool = createPool({
-      host: server.host,
-      port: server.port,
-      user: server.user,
-      password: server.password,
-      database: 'postgres',
-      sslmode: 'disable',
-      connectionTimeoutMs: 2_000,
-      retryIntervalMs: 100,
-    });
+    const pool = createPool(testPoolConfig(server.fields(), { connectionTimeoutMs: 2_000, retryIntervalMs: 100 }));
     const app = buildApp({ pool, logger, readinessTimeoutMs: 1_000 });
     try {
       expect((await get(app, '/health/ready')).status).toBe(200);
@@ -128,16 +119,8 @@ describe('readiness follows the database going away and coming back', () => {
 
   test('black-holed server (accepts, never answers) → 503 within the bound; traffic restored → 200', async () => {
     const proxy = await TcpProxy.start(server.host, server.port);
-    const pool = createPool({
-      host: '127.0.0.1',
-      port: proxy.port,
-      user: server.user,
-      password: server.password,
-      database: 'postgres',
-      sslmode: 'disable',
-      connectionTimeoutMs: 3_000,
-      retryIntervalMs: 100,
-    });
+    const proxied = { host: '127.0.0.1', port: proxy.port, connectionTimeoutMs: 3_000, retryIntervalMs: 100 };
+    const pool = createPool(testPoolConfig(server.fields(), proxied));
     const app = buildApp({ pool, logger, readinessTimeoutMs: 500 });
     try {
       expect((await get(app, '/health/ready')).status).toBe(200);

@@ -1,4 +1,5 @@
-import { createPool, packageLogger } from '@accountdb/pool';
+import { createPool } from '@accountdb/pool';
+import { packageLogger } from '@accountdb/pool/internal';
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildApp } from '../src/app.js';

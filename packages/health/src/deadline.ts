@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { PgClient, Pool, PoolConnection, QueryConfig } from '@accountdb/pool';
+import { withTimeout } from '@accountdb/pool/internal';
 import { describeError } from './document.js';
 
 /** What a check can run on: a pool (a connection is leased within the deadline), a lease, or a driver client. */
@@ -32,22 +33,18 @@ export async function queryBefore<R>(db: HealthTarget, deadline: number, query: 
   let lease: PoolConnection | undefined;
   let phase: 'acquire' | 'query' = 'acquire';
   let started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
   const controller = new AbortController();
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => {
-        controller.abort();
-        reject(new DeadlineExceeded());
-      },
-      Math.max(0, deadline - performance.now()),
-    );
-  });
-  expired.catch(() => {});
+  const remaining = () => Math.max(0, deadline - performance.now());
+  const expire = (): never => {
+    controller.abort();
+    throw new DeadlineExceeded();
+  };
   try {
     if (isPool(db)) {
-      const remaining = Math.floor(deadline - performance.now());
-      const acquiring = db.acquire({ timeoutMs: Math.max(1, remaining - ACQUIRE_MARGIN_MS), signal: controller.signal });
+      const acquiring = db.acquire({
+        timeoutMs: Math.max(1, Math.floor(remaining()) - ACQUIRE_MARGIN_MS),
+        signal: controller.signal,
+      });
       // A lease granted after the deadline (a validation that hung, then answered) goes straight back.
       acquiring.then(
         (late) => {
@@ -55,15 +52,14 @@ export async function queryBefore<R>(db: HealthTarget, deadline: number, query: 
         },
         () => {},
       );
-      lease = await Promise.race([acquiring, expired]);
+      lease = await withTimeout(acquiring, remaining(), expire);
       phase = 'query';
       started = performance.now();
     } else {
       phase = 'query';
     }
     const running = (lease ?? (db as PoolConnection)).query(query as QueryConfig) as unknown as Promise<{ rows: R[] }>;
-    running.catch(() => {});
-    const { rows } = await Promise.race([running, expired]);
+    const { rows } = await withTimeout(running, remaining(), expire);
     lease?.release();
     return { ok: true, rows, ms: performance.now() - started };
   } catch (error) {
@@ -74,8 +70,6 @@ export async function queryBefore<R>(db: HealthTarget, deadline: number, query: 
       else lease.release(error);
     }
     return { ok: false, phase, error: timedOut ? undefined : error, ms: performance.now() - started, timedOut };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -1,4 +1,5 @@
-import { AccountDbError, describeCause } from '@accountdb/pool';
+import { AccountDbError } from '@accountdb/pool';
+import { describeCause } from '@accountdb/pool/internal';
 
 /** The three health+json statuses. `warn` is healthy with a concern: HTTP 200, like `pass`. */
 export type HealthStatus = 'pass' | 'warn' | 'fail';

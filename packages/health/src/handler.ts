@@ -1,4 +1,5 @@
-import { type Logger, type Pool, packageLogger } from '@accountdb/pool';
+import type { Logger, Pool } from '@accountdb/pool';
+import { packageLogger, withTimeout } from '@accountdb/pool/internal';
 import { describeError, HEALTH_JSON, type HealthDocument, type HealthStatus, toDocument } from './document.js';
 import { checkResolved, keyOf } from './health.js';
 import { type HealthHandlerOptions, resolveHealthOptions } from './options.js';
@@ -128,14 +129,8 @@ function startupResult(status: HealthStatus, output?: string): HealthDocument {
 }
 
 async function evaluateStartup(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<HealthDocument> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs);
-  });
   try {
-    const pending = Promise.resolve().then(condition);
-    pending.catch(() => {});
-    const result = await Promise.race([pending, timeout]);
+    const result = await withTimeout(Promise.resolve().then(condition), timeoutMs, () => 'timeout' as const);
     if (result === true) return startupResult('pass');
     return startupResult(
       'fail',
@@ -143,7 +138,5 @@ async function evaluateStartup(condition: () => boolean | Promise<boolean>, time
     );
   } catch (err) {
     return startupResult('fail', `startup condition threw: ${describeError(err)}`);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -1,5 +1,5 @@
 import { ConfigError, type Pool } from '@accountdb/pool';
-import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
+import { createTestDatabase, type TestDatabase, waitFor } from '@accountdb/test-db';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -10,7 +10,7 @@ import {
   checkQueryPerformance,
   createHealthHandler,
 } from '../src/index.js';
-import { entry, poolFor, waitFor } from './helpers.js';
+import { entry, poolFor } from './helpers.js';
 
 // These tests are about what the checks report, not about their deadlines (faults.test.ts tests those):
 // a generous bound, so a first connect on a loaded machine cannot turn a threshold test into a timeout.

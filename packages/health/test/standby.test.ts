@@ -1,5 +1,5 @@
 import type { Pool } from '@accountdb/pool';
-import { DEBIAN_PG15_BIN_DIR, hasBaseBackup, PostgresServer } from '@accountdb/test-db';
+import { createStandbyPair, DEBIAN_PG15_BIN_DIR, hasBaseBackup, type StandbyPair } from '@accountdb/test-db';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { checkDatabaseHealth } from '../src/index.js';
@@ -13,42 +13,22 @@ const RELAXED = { timeoutMs: 30_000 } as const;
 const binDir = DEBIAN_PG15_BIN_DIR;
 
 describe.skipIf(!hasBaseBackup(binDir))(`database health on a streaming standby (needs pg_basebackup in ${binDir})`, () => {
-  let primary: PostgresServer;
-  let standby: PostgresServer;
+  let pair: StandbyPair;
   let primaryPool: Pool;
   let standbyPool: Pool;
-  const clients: pg.Client[] = [];
   let onPrimary: pg.Client;
   let onStandby: pg.Client;
-
-  async function client(s: PostgresServer): Promise<pg.Client> {
-    const c = await s.connect();
-    clients.push(c);
-    return c;
-  }
-  /** Commit a row on the primary and wait until the standby has replayed it. */
-  async function writeAndReplay(): Promise<void> {
-    const { rows } = await onPrimary.query<{ id: number }>('insert into t default values returning id');
-    const id = rows[0]!.id;
-    await expect
-      .poll(async () => (await onStandby.query('select 1 from t where id = $1', [id])).rowCount, { timeout: 60_000 })
-      .toBe(1);
-  }
+  const writeAndReplay = () => pair.writeAndReplay();
 
   beforeAll(async () => {
-    primary = await PostgresServer.create({ binDir });
-    standby = await PostgresServer.createStandby(primary);
-    primaryPool = poolFor(primary.fields());
-    standbyPool = poolFor(standby.fields());
-    onPrimary = await client(primary);
-    onStandby = await client(standby);
-    await onPrimary.query('create table t (id int generated always as identity primary key)');
+    pair = await createStandbyPair({ primary: { binDir } });
+    ({ onPrimary, onStandby } = pair);
+    primaryPool = poolFor(pair.primary.fields());
+    standbyPool = poolFor(pair.standby.fields());
   });
   afterAll(async () => {
-    await Promise.all(clients.map((c) => c.end().catch(() => {})));
     await Promise.all([primaryPool, standbyPool].map((p) => p?.close({ force: true })));
-    await standby?.destroy();
-    await primary?.destroy();
+    await pair?.destroy();
   });
 
   test("expect: 'standby' passes on the standby and reports its replay lag", async () => {

@@ -1,11 +1,8 @@
-import { InsufficientPrivilegeError, type Queryable } from '@accountdb/pool';
+import { InsufficientPrivilegeError, type QualifiedName, type Queryable } from '@accountdb/pool';
+import { identifierProblem, parseQualifiedName } from '@accountdb/pool/internal';
 import { MaintenanceInputError, RelationNotFoundError } from './errors.js';
 
-/** A relation named exactly: no parsing, no case folding. `schema` omitted = resolved through `search_path`. */
-export interface QualifiedName {
-  readonly schema?: string | undefined;
-  readonly name: string;
-}
+export type { QualifiedName } from '@accountdb/pool';
 
 /**
  * A table or index name: a {@link QualifiedName}, or a string written as in SQL — `users`, `app.users`,
@@ -14,71 +11,16 @@ export interface QualifiedName {
  */
 export type RelationName = string | QualifiedName;
 
-const UNQUOTED = /^[A-Za-z_\u0080-\u{10FFFF}][A-Za-z0-9_$\u0080-\u{10FFFF}]*$/u;
-const MAX_IDENTIFIER_BYTES = 63;
-
 /** Reject what can never be a PostgreSQL identifier; the message describes the shape only. */
 export function checkIdentifier(value: unknown, field: string): string {
-  if (typeof value !== 'string')
-    throw new MaintenanceInputError(field, `must be a string (got a ${value === null ? 'null' : typeof value})`);
-  if (value.length === 0) throw new MaintenanceInputError(field, 'is empty');
-  if (value.includes('\0')) throw new MaintenanceInputError(field, 'contains a NUL byte');
-  // The server would truncate a longer name to 63 bytes and could match another relation.
-  if (Buffer.byteLength(value) > MAX_IDENTIFIER_BYTES)
-    throw new MaintenanceInputError(field, `is longer than ${MAX_IDENTIFIER_BYTES} bytes`);
-  return value;
-}
-
-function parseParts(input: string, field: string): string[] {
-  const parts: string[] = [];
-  let i = 0;
-  for (;;) {
-    let part: string;
-    if (input[i] === '"') {
-      part = '';
-      i++;
-      for (;;) {
-        const quote = input.indexOf('"', i);
-        if (quote === -1) throw new MaintenanceInputError(field, 'has an unterminated double quote');
-        part += input.slice(i, quote);
-        i = quote + 1;
-        if (input[i] !== '"') break;
-        part += '"';
-        i++;
-      }
-    } else {
-      const dot = input.indexOf('.', i);
-      const raw = input.slice(i, dot === -1 ? input.length : dot);
-      if (raw.length === 0) throw new MaintenanceInputError(field, 'has an empty part');
-      if (!UNQUOTED.test(raw))
-        throw new MaintenanceInputError(
-          field,
-          'has an unquoted part with characters SQL does not allow there; double-quote it or pass { schema, name }',
-        );
-      part = raw.replace(/[A-Z]+/g, (s) => s.toLowerCase());
-      i += raw.length;
-    }
-    parts.push(checkIdentifier(part, field));
-    if (i === input.length) return parts;
-    if (input[i] !== '.') throw new MaintenanceInputError(field, 'has characters after a closing quote');
-    i++;
-    if (i === input.length) throw new MaintenanceInputError(field, 'ends with a dot');
-  }
+  const problem = identifierProblem(value);
+  if (problem !== undefined) throw new MaintenanceInputError(field, problem);
+  return value as string;
 }
 
 /** Parse a {@link RelationName} into exact catalog strings, or throw {@link MaintenanceInputError}. */
 export function parseRelationName(input: RelationName, field = 'table'): { schema: string | null; name: string } {
-  if (typeof input === 'object' && input !== null) {
-    const name = checkIdentifier(input.name, `${field}.name`);
-    return { schema: input.schema === undefined ? null : checkIdentifier(input.schema, `${field}.schema`), name };
-  }
-  if (typeof input !== 'string') throw new MaintenanceInputError(field, 'must be a string or { schema, name }');
-  if (input.length === 0) throw new MaintenanceInputError(field, 'is empty');
-  const parts = parseParts(input, field);
-  if (parts.length > 2) throw new MaintenanceInputError(field, `has ${parts.length} dotted parts; use name or schema.name`);
-  return parts.length === 2
-    ? { schema: parts[0] as string, name: parts[1] as string }
-    : { schema: null, name: parts[0] as string };
+  return parseQualifiedName(input, (problem, part) => new MaintenanceInputError(part ? `${field}.${part}` : field, problem));
 }
 
 /** A relation as the catalog knows it. `qualified` is the server's own `format('%I.%I', ...)`. */

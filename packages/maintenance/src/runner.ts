@@ -2,11 +2,11 @@ import {
   ActiveTransactionError,
   type Logger,
   type PoolConnection,
-  packageLogger,
   type Queryable,
   QueryCanceledError,
   toDatabaseError,
 } from '@accountdb/pool';
+import { packageLogger } from '@accountdb/pool/internal';
 import { MaintenanceInputError } from './errors.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, type ProgressSample, watchProgress } from './progress.js';
 

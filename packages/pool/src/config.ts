@@ -830,7 +830,7 @@ function unsupportedParameter(key: string): string {
   return `has an unsupported ${name}${insteadOf(key, URL_PARAMETERS, aliases)}`;
 }
 
-/** `host:port` of the first host, for messages. */
+/** Every host as `host:port`, comma-separated in the configured order, for messages. */
 export function describeTarget(config: PoolConfig): string {
   return config.hosts.map((h) => `${h.host}:${h.port}`).join(',');
 }

@@ -59,7 +59,6 @@ export {
   ConfigError,
   type ConfigProblem,
   DatabaseUnavailableError,
-  describeCause,
   HookError,
   InvalidQueryError,
   LeaseReleasedError,
@@ -68,16 +67,18 @@ export {
   type PoolTimeoutDetails,
   PoolTimeoutError,
 } from './errors.js';
+export { MAX_IDENTIFIER_BYTES, type QualifiedName } from './identifier.js';
 export {
   isSubmittable,
   type PgClient,
   type PoolConnection,
   type Queryable,
   type QueryConfig,
+  type QueryInput,
   type QueryResult,
   type Submittable,
 } from './lease.js';
-export { type LogFn, type Logger, packageLogger, silentLogger } from './logger.js';
+export { type LogFn, type Logger, silentLogger } from './logger.js';
 export {
   type AcquireOptions,
   type CloseOptions,
@@ -90,3 +91,12 @@ export {
 } from './pool.js';
 export { backoffDelay, isTransientConnectionError } from './retry.js';
 export type { DestroyReason, LatencySummary, PoolStats } from './stats.js';
+export type { BeginOptions, IsolationLevel, TransactionStatus } from './transaction.js';
+
+import { describeCause as describeCauseInternal } from './errors.js';
+import { packageLogger as packageLoggerInternal } from './logger.js';
+
+/** @deprecated Internal to the `@accountdb/*` packages: import it from `@accountdb/pool/internal`. Leaves this entry point in the next minor. */
+export const describeCause: typeof describeCauseInternal = describeCauseInternal;
+/** @deprecated Internal to the `@accountdb/*` packages: import it from `@accountdb/pool/internal`. Leaves this entry point in the next minor. */
+export const packageLogger: typeof packageLoggerInternal = packageLoggerInternal;

@@ -11,6 +11,8 @@ export type QueryResult<R extends pg.QueryResultRow = pg.QueryResultRow> = pg.Qu
 export type QueryConfig = pg.QueryConfig;
 /** pg's interface for objects that drive the protocol themselves: `pg-cursor`, `pg-query-stream`. */
 export type Submittable = pg.Submittable;
+/** What the `query` of a lease or a transaction scope takes: a statement, or a {@link Submittable}. */
+export type QueryInput = string | QueryConfig | Submittable;
 
 /** Anything that runs a query: a `Pool`, a {@link PoolConnection}, or an RLS scope. */
 export interface Queryable {
@@ -147,10 +149,7 @@ export class Lease implements PoolConnection {
 
   query<S extends Submittable>(submittable: S): S;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
-  query<R extends pg.QueryResultRow>(
-    text: string | QueryConfig | Submittable,
-    values?: unknown[],
-  ): Promise<QueryResult<R>> | Submittable {
+  query<R extends pg.QueryResultRow>(text: QueryInput, values?: unknown[]): Promise<QueryResult<R>> | Submittable {
     const conn = this.#conn;
     if (!conn) return Promise.reject(new LeaseReleasedError());
     if (isSubmittable(text)) {

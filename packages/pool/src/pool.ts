@@ -28,8 +28,9 @@ import {
   runStatement,
 } from './lease.js';
 import { type Logger, packageLogger } from './logger.js';
-import { backoffDelay, isConnectRefusal, isTransientConnectionError, sleep, withTimeout } from './retry.js';
+import { backoffDelay, isConnectRefusal, isTransientConnectionError } from './retry.js';
 import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';
+import { sleep, withTimeout } from './timers.js';
 import { tlsOptions } from './tls.js';
 
 /**
@@ -49,6 +50,7 @@ export interface PoolHooks {
 export interface CreatePoolOptions {
   /** pino-shaped logger; the pool logs through `logger.child({ pkg: '@accountdb/pool' })`. Default: silent. */
   logger?: Logger;
+  /** Lifecycle hooks (`onConnect`, `beforeAcquire`, `afterRelease`); see {@link PoolHooks}. Default: none. */
   hooks?: PoolHooks;
 }
 
@@ -345,7 +347,10 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     }
     if (performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs) {
       try {
-        await withTimeout(conn.client.query(EMPTY_QUERY), this.config.connectionTimeoutMs, 'validation');
+        const ms = this.config.connectionTimeoutMs;
+        await withTimeout(conn.client.query(EMPTY_QUERY), ms, () => {
+          throw new Error(`validation timed out after ${ms} ms`);
+        });
       } catch (err) {
         this.#log.info({ id: conn.id, error: describeCause(err) }, 'idle connection failed validation; destroyed');
         this.#destroy(conn, 'validation');
@@ -697,12 +702,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
           this.#drained = resolve;
         });
         const timeoutMs = options.timeoutMs ?? 30_000;
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(() => resolve('timeout'), timeoutMs);
-        });
-        const outcome = await Promise.race([drained, timedOut]);
-        clearTimeout(timer);
+        const outcome = await withTimeout(drained, timeoutMs, () => 'timeout' as const);
         if (outcome === 'timeout')
           this.#log.warn({ leased: this.#all.size, timeoutMs }, 'close timed out waiting for leased connections; closing them');
       }

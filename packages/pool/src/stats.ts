@@ -22,22 +22,37 @@ export interface LatencySummary {
 
 /** `pool.stats()`: gauges now, counters since creation. */
 export interface PoolStats {
+  /** Open connections, idle and leased (`idle + active`); connections still being opened are in `pending`. */
   total: number;
+  /** Open connections waiting in the pool, ready to hand out. */
   idle: number;
+  /** Connections leased to callers right now. */
   active: number;
+  /** `acquire()` calls queued for a connection right now. */
   waiting: number;
   /** Connections being opened right now. */
   pending: number;
+  /** `maxConnections`: the most connections the pool opens (`total + pending` never exceeds it). */
   max: number;
+  /** `minConnections`: idle connections the pool keeps open and reopens in the background. */
   min: number;
+  /** Connections handed out by `acquire()` (and so by `query`/`withConnection`) since creation. */
   acquires: number;
+  /** `acquire()` calls that gave up after `acquireTimeoutMs` with a `PoolTimeoutError`. */
   acquireTimeouts: number;
+  /** Connections opened and ready (logged in, `onConnect` done). */
   connects: number;
+  /** Failed attempts to open a connection, one per host that could not be reached or logged in to. */
   connectFailures: number;
+  /** Retries made by `withConnectionRetry` after a transient connection failure. */
   retries: number;
+  /** Leases held past `leakDetectionThresholdMs` (each logged with the borrower's stack). */
   leaksDetected: number;
+  /** Connections closed since creation, by {@link DestroyReason}. */
   destroyed: Record<DestroyReason, number>;
+  /** How long `acquire()` waited for a connection, over the most recent acquires. */
   acquireWaitMs: LatencySummary;
+  /** How long leases were held, from acquire to release, over the most recent releases. */
   holdMs: LatencySummary;
 }
 

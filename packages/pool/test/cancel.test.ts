@@ -1,4 +1,4 @@
-import { createTestDatabase, TcpProxy, type TestDatabase } from '@accountdb/test-db';
+import { backendState, createTestDatabase, TcpProxy, type TestDatabase, waitFor } from '@accountdb/test-db';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { cancelRequestBytes } from '../src/cancel.js';
 import { AccountDbError, createPool, DatabaseUnavailableError, type Pool, type PoolConfigInput } from '../src/index.js';
@@ -22,19 +22,7 @@ function makePool(overrides: PoolConfigInput = {}): Pool {
   return pool;
 }
 
-/** Poll until `condition` holds; the limit is a generous bound for a loaded machine, not a timing assertion. */
-async function waitFor(condition: () => Promise<boolean>, limitMs = 30_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${limitMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function stateOf(pid: number): Promise<string | null> {
-  const { rows } = await db.admin('select state from pg_stat_activity where pid = $1', [pid]);
-  return (rows[0]?.state as string | undefined) ?? null;
-}
+const stateOf = (pid: number) => backendState(db.admin, pid);
 
 describe('lease.cancel()', () => {
   test('the CancelRequest is the 16 bytes the protocol defines', () => {

@@ -1,4 +1,4 @@
-import { createTestDatabase, TcpProxy, type TestDatabase } from '@accountdb/test-db';
+import { CONSTRAINT_TABLES_SQL, createTestDatabase, TcpProxy, type TestDatabase } from '@accountdb/test-db';
 import Cursor from 'pg-cursor';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -36,17 +36,9 @@ const SECRET = 'secret-value-7f3a@example.com';
 
 beforeAll(async () => {
   db = await createTestDatabase();
+  await db.admin(CONSTRAINT_TABLES_SQL);
   await db.admin(`
-    create table parents (id int primary key);
-    create table people (
-      id int primary key,
-      email text not null constraint people_email_key unique,
-      age int constraint people_age_check check (age >= 0),
-      parent_id int constraint people_parent_fkey references parents(id)
-    );
-    create table bookings (during int4range, constraint bookings_no_overlap exclude using gist (during with &&));
     create table locked (id int primary key);
-    insert into parents values (1);
     insert into people (id, email) values (1, '${SECRET}');
     insert into bookings values ('[1,10)');
     create role errors_nobody nologin;

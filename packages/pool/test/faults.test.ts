@@ -1,8 +1,9 @@
-import { PostgresServer, TcpProxy } from '@accountdb/test-db';
+import { PostgresServer, TcpProxy, testPoolConfig } from '@accountdb/test-db';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import {
   createPool,
   DatabaseUnavailableError,
+  DEFAULTS,
   isTransientConnectionError,
   type Logger,
   type Pool,
@@ -26,21 +27,8 @@ afterEach(async () => {
 afterAll(() => server.destroy());
 
 function makePool(overrides: PoolConfigInput = {}, logger?: Logger): Pool {
-  const pool = createPool(
-    {
-      host: server.host,
-      port: server.port,
-      user: server.user,
-      password: server.password,
-      database: 'postgres',
-      sslmode: 'disable',
-      minConnections: 0,
-      connectionTimeoutMs: 5000,
-      retryIntervalMs: 100,
-      ...overrides,
-    },
-    logger ? { logger } : {},
-  );
+  const settings = { maxConnections: DEFAULTS.maxConnections, connectionTimeoutMs: 5000, retryIntervalMs: 100, ...overrides };
+  const pool = createPool(testPoolConfig(server.fields(), settings), logger ? { logger } : {});
   pools.push(pool);
   return pool;
 }

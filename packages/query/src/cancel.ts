@@ -1,7 +1,7 @@
 import type { PoolConnection } from '@accountdb/pool';
-import { toDatabaseError } from '@accountdb/pool';
+import { type CancelContext, QueryCanceledError, StatementTimeoutError, toDatabaseError } from '@accountdb/pool';
 import { canceledBeforeStart, destroyLease } from './connection.js';
-import { type CancelContext, QueryArgumentError, QueryCanceledError, StatementTimeoutError } from './errors.js';
+import { QueryArgumentError } from './errors.js';
 
 /** How long a canceled statement may take to stop before its connection is destroyed instead. */
 export const CANCEL_GRACE_MS = 5_000;

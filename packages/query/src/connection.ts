@@ -6,8 +6,9 @@ import {
   isTransactionScope,
   type Pool,
   type PoolConnection,
+  QueryCanceledError,
 } from '@accountdb/pool';
-import { QueryArgumentError, QueryCanceledError } from './errors.js';
+import { QueryArgumentError } from './errors.js';
 
 export type { Database };
 

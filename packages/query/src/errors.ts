@@ -1,28 +1,5 @@
 import { AccountDbError } from '@accountdb/pool';
 
-// Database failures are typed once, in @accountdb/pool (its SQLSTATE table and `toDatabaseError`):
-// the classes below are re-exported from there, so `instanceof` works whichever package a caller imports.
-export {
-  type CancelContext,
-  CheckViolationError,
-  DeadlockDetectedError,
-  ExclusionViolationError,
-  ForeignKeyViolationError,
-  InsufficientPrivilegeError,
-  LockNotAvailableError,
-  NotNullViolationError,
-  QueryCanceledError,
-  SerializationFailureError,
-  SqlError,
-  type SqlErrorFields,
-  SqlSyntaxError,
-  StatementTimeoutError,
-  TransactionRolledBackError,
-  UndefinedColumnError,
-  UndefinedTableError,
-  UniqueViolationError,
-} from '@accountdb/pool';
-
 /** An argument was rejected before any SQL ran (bad fetch mode, count, timeout, params). */
 export class QueryArgumentError extends AccountDbError {
   declare readonly code: 'INVALID_ARGUMENT';

@@ -23,7 +23,8 @@ export interface ExecuteOptions extends CancelOptions {
 const FETCH_MODES: readonly FetchMode[] = ['one', 'all', 'many', 'none'];
 const DEFAULT_MANY = 100;
 
-interface Prepared {
+/** An `execute` call whose arguments passed {@link checkArguments}. */
+interface CheckedCall {
   text: string;
   values: unknown[] | undefined;
   fetch: FetchMode;
@@ -32,12 +33,12 @@ interface Prepared {
 }
 
 /** Check every argument before any SQL runs; throws `QueryArgumentError`. */
-export function prepare(
+export function checkArguments(
   db: unknown,
   query: Query,
   paramsOrOptions: readonly unknown[] | ExecuteOptions | undefined,
   maybeOptions: ExecuteOptions | undefined,
-): Prepared {
+): CheckedCall {
   assertDatabase(db);
   let params: readonly unknown[] | undefined;
   let options: ExecuteOptions;
@@ -74,7 +75,7 @@ const rethrowMapped = (err: unknown): never => {
 };
 
 /** @internal Run a validated statement. Plain `.then` on the hot path: no extra async frames per query. */
-export function run(db: Database, p: Prepared): Promise<unknown> {
+export function run(db: Database, p: CheckedCall): Promise<unknown> {
   const { text, values, fetch, count, options } = p;
   if (options.signal === undefined && options.timeoutMs === undefined && fetch !== 'many') {
     return db.query(text, values).then((result) => shape(result, fetch), rethrowMapped);
@@ -135,11 +136,11 @@ export function execute(
   paramsOrOptions?: readonly unknown[] | ExecuteOptions,
   maybeOptions?: ExecuteOptions,
 ): Promise<unknown> {
-  let prepared: Prepared;
+  let call: CheckedCall;
   try {
-    prepared = prepare(db, query, paramsOrOptions, maybeOptions);
+    call = checkArguments(db, query, paramsOrOptions, maybeOptions);
   } catch (err) {
     return Promise.reject(err);
   }
-  return run(db, prepared);
+  return run(db, call);
 }

@@ -1,5 +1,5 @@
-export { CANCEL_GRACE_MS, type CancelOptions } from './cancel.js';
-export type { Database } from './connection.js';
+// Database failures are typed once, in @accountdb/pool (its SQLSTATE table and `toDatabaseError`):
+// re-exported from there, so `instanceof` works whichever package a caller imports.
 export {
   type CancelContext,
   CheckViolationError,
@@ -7,10 +7,10 @@ export {
   ExclusionViolationError,
   ForeignKeyViolationError,
   InsufficientPrivilegeError,
-  InvalidIdentifierError,
+  type IsolationLevel,
   LockNotAvailableError,
+  MAX_IDENTIFIER_BYTES,
   NotNullViolationError,
-  QueryArgumentError,
   QueryCanceledError,
   SerializationFailureError,
   SqlError,
@@ -21,7 +21,10 @@ export {
   UndefinedColumnError,
   UndefinedTableError,
   UniqueViolationError,
-} from './errors.js';
+} from '@accountdb/pool';
+export { CANCEL_GRACE_MS, type CancelOptions } from './cancel.js';
+export type { Database } from './connection.js';
+export { InvalidIdentifierError, QueryArgumentError } from './errors.js';
 export { type ExecuteOptions, execute, type FetchMode, type Row } from './execute.js';
 export {
   type ColumnInfo,
@@ -35,13 +38,12 @@ export {
   tableExists,
 } from './introspection.js';
 export type { QualifiedName, TableName } from './names.js';
-export { MAX_IDENTIFIER_BYTES, quoteIdentifier, SqlFragment, sql } from './sql.js';
+export { quoteIdentifier, SqlFragment, sql } from './sql.js';
 export type { Query } from './statement.js';
 export { type StreamOptions, stream } from './stream.js';
 export {
   type ExecuteInTransactionOptions,
   executeInTransaction,
-  type IsolationLevel,
   type TransactionOptions,
   transaction,
 } from './transaction.js';

@@ -1,6 +1,5 @@
 import type { Queryable } from '@accountdb/pool';
-import { toDatabaseError } from '@accountdb/pool';
-import { UndefinedTableError } from './errors.js';
+import { toDatabaseError, UndefinedTableError } from '@accountdb/pool';
 import { parseColumnName, parseTableName, type TableName } from './names.js';
 
 /** Relation kinds that have columns and can be queried like a table. */

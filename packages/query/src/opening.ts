@@ -6,6 +6,7 @@ import {
   type PgClient,
   type PoolConnection,
   type QueryConfig,
+  type QueryInput,
   type QueryResult,
   type Submittable,
 } from '@accountdb/pool';
@@ -57,10 +58,7 @@ export class OpeningLease implements PoolConnection {
 
   query<S extends Submittable>(submittable: S): S;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
-  query<R extends pg.QueryResultRow>(
-    text: string | QueryConfig | Submittable,
-    values?: unknown[],
-  ): Promise<QueryResult<R>> | Submittable {
+  query<R extends pg.QueryResultRow>(text: QueryInput, values?: unknown[]): Promise<QueryResult<R>> | Submittable {
     if (isSubmittable(text)) {
       this.#sendBegin();
       return this.#lease.query(text);

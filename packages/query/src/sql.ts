@@ -1,7 +1,7 @@
+import { quoteIdentifier as quotePoolIdentifier } from '@accountdb/pool/internal';
 import { InvalidIdentifierError, QueryArgumentError } from './errors.js';
+import { invalidIdentifier } from './names.js';
 
-/** PostgreSQL's NAMEDATALEN - 1: longer identifiers are silently truncated by the server. */
-export const MAX_IDENTIFIER_BYTES = 63;
 /** Only this module can build fragments, so raw text cannot be smuggled in through the constructor. */
 const INTERNAL = Symbol('SqlFragment');
 
@@ -83,23 +83,9 @@ function build(strings: readonly string[], values: readonly unknown[]): SqlFragm
   return new SqlFragment(INTERNAL, outStrings, outValues);
 }
 
-/** Throws {@link InvalidIdentifierError} unless `name` can be a PostgreSQL identifier as-is. */
-export function assertIdentifier(name: unknown, what = 'identifier'): asserts name is string {
-  if (typeof name !== 'string') throw new InvalidIdentifierError(`${what} must be a string, got ${typeof name}`);
-  if (name.length === 0) throw new InvalidIdentifierError(`${what} is empty`);
-  if (name.includes('\0')) throw new InvalidIdentifierError(`${what} contains a NUL character`);
-  const bytes = Buffer.byteLength(name, 'utf8');
-  if (bytes > MAX_IDENTIFIER_BYTES) {
-    throw new InvalidIdentifierError(
-      `${what} is ${bytes} bytes; PostgreSQL identifiers are at most ${MAX_IDENTIFIER_BYTES} bytes (longer ones are truncated)`,
-    );
-  }
-}
-
-/** Quote one identifier: always double-quoted, embedded quotes doubled, so nothing in it is ever SQL. */
+/** Quote one identifier: always double-quoted, embedded quotes doubled, so nothing in it is ever SQL. Throws {@link InvalidIdentifierError}. */
 export function quoteIdentifier(name: string): string {
-  assertIdentifier(name);
-  return `"${name.replace(/"/g, '""')}"`;
+  return quotePoolIdentifier(name, invalidIdentifier('identifier'));
 }
 
 interface SqlTag {

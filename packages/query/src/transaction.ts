@@ -1,29 +1,26 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   backoffDelay,
+  DeadlockDetectedError,
+  type IsolationLevel,
   isPoolConnection,
   isTransactionScope,
   type Pool,
   type PoolConnection,
-  type TransactionScope,
-  toDatabaseError,
-} from '@accountdb/pool';
-import { cancelBackend, validateCancelOptions } from './cancel.js';
-import { assertDatabase, canceledBeforeStart, type Database, destroyLease, withLease } from './connection.js';
-import {
-  DeadlockDetectedError,
-  QueryArgumentError,
   QueryCanceledError,
   SerializationFailureError,
   TransactionRolledBackError,
-} from './errors.js';
-import { type ExecuteOptions, prepare, type Row, run } from './execute.js';
+  type TransactionScope,
+  toDatabaseError,
+} from '@accountdb/pool';
+import { type BeginOptionProblem, beginStatement } from '@accountdb/pool/internal';
+import { cancelBackend, validateCancelOptions } from './cancel.js';
+import { assertDatabase, canceledBeforeStart, type Database, destroyLease, withLease } from './connection.js';
+import { QueryArgumentError } from './errors.js';
+import { checkArguments, type ExecuteOptions, type Row, run } from './execute.js';
 import { OpeningLease } from './opening.js';
 import type { SqlFragment } from './sql.js';
 import type { Query } from './statement.js';
-
-/** SQL isolation levels (PostgreSQL runs `read uncommitted` as `read committed`). */
-export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable' | 'read uncommitted';
 
 /** Options of {@link transaction}. */
 export interface TransactionOptions {
@@ -44,12 +41,6 @@ export interface TransactionOptions {
   signal?: AbortSignal;
 }
 
-const ISOLATION: Record<IsolationLevel, string> = {
-  'read committed': 'READ COMMITTED',
-  'repeatable read': 'REPEATABLE READ',
-  serializable: 'SERIALIZABLE',
-  'read uncommitted': 'READ UNCOMMITTED',
-};
 const DEFAULT_MAX_RETRIES = 5;
 const RETRY_BASE_MS = 20;
 const RETRY_CAP_MS = 1_000;
@@ -60,26 +51,16 @@ const savepointDepth = new WeakMap<object, number>();
 /** What a transaction inside a transaction runs on: a lease already in one, or a transaction scope. */
 type Enclosing = PoolConnection | TransactionScope;
 
-function beginStatement(options: TransactionOptions): string {
-  const { isolation, readOnly, deferrable, maxRetries } = options;
-  if (isolation !== undefined && !Object.hasOwn(ISOLATION, isolation)) {
-    throw new QueryArgumentError(`isolation must be one of ${Object.keys(ISOLATION).join(', ')}, got ${String(isolation)}`);
-  }
-  for (const [name, value] of [
-    ['readOnly', readOnly],
-    ['deferrable', deferrable],
-  ] as const) {
-    if (value !== undefined && typeof value !== 'boolean') throw new QueryArgumentError(`${name} must be a boolean`);
-  }
+/** The BEGIN for `options`, after checking them (and `maxRetries`) before any SQL runs. */
+function checkedBegin(options: TransactionOptions): string {
+  const { maxRetries } = options;
   if (maxRetries !== undefined && (!Number.isInteger(maxRetries) || maxRetries < 0)) {
     throw new QueryArgumentError(`maxRetries must be an integer >= 0, got ${String(maxRetries)}`);
   }
-  let text = 'BEGIN';
-  if (isolation) text += ` ISOLATION LEVEL ${ISOLATION[isolation]}`;
-  if (readOnly) text += ' READ ONLY';
-  if (deferrable) text += ' DEFERRABLE';
-  return text;
+  return beginStatement(options, optionProblem);
 }
+
+const optionProblem: BeginOptionProblem = (field, problem) => new QueryArgumentError(`${field} ${problem}`);
 
 /**
  * Roll back; if even that fails the connection's state is unknown, so a lease is destroyed. A scope's
@@ -222,7 +203,7 @@ async function runTransaction<T>(
 ): Promise<T> {
   assertDatabase(db);
   if (typeof fn !== 'function') throw new QueryArgumentError('fn must be a function');
-  const begin = beginStatement(options);
+  const begin = checkedBegin(options);
   validateCancelOptions({ signal: options.signal });
   const scope = isTransactionScope(db);
   if (scope || db instanceof OpeningLease || (isPoolConnection(db) && db.client.getTransactionStatus() !== 'I')) {
@@ -297,7 +278,7 @@ export async function executeInTransaction(
   paramsOrOptions?: readonly unknown[] | ExecuteInTransactionOptions,
   maybeOptions?: ExecuteInTransactionOptions,
 ): Promise<unknown> {
-  const prepared = prepare(db, query, paramsOrOptions, maybeOptions);
-  const { isolation, readOnly, deferrable, maxRetries, signal } = prepared.options as ExecuteInTransactionOptions;
-  return runTransaction(db as Database, (tx) => run(tx, prepared), { isolation, readOnly, deferrable, maxRetries, signal });
+  const call = checkArguments(db, query, paramsOrOptions, maybeOptions);
+  const { isolation, readOnly, deferrable, maxRetries, signal } = call.options as ExecuteInTransactionOptions;
+  return runTransaction(db as Database, (tx) => run(tx, call), { isolation, readOnly, deferrable, maxRetries, signal });
 }

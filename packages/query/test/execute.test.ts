@@ -1,4 +1,4 @@
-import { createTestDatabase, TcpProxy, type TestDatabase } from '@accountdb/test-db';
+import { createTestDatabase, TcpProxy, type TestDatabase, waitFor } from '@accountdb/test-db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   execute,
@@ -10,7 +10,7 @@ import {
   transaction,
   UniqueViolationError,
 } from '../src/index.js';
-import { poolFor, rejectionOf, waitFor } from './helpers.js';
+import { poolFor, rejectionOf } from './helpers.js';
 
 let db: TestDatabase;
 let pool: ReturnType<typeof poolFor>;

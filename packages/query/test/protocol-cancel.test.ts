@@ -1,9 +1,17 @@
 import { createPool, type Pool, type PoolConnection } from '@accountdb/pool';
-import { createTestDatabase, PgBouncer, PostgresServer, type TestDatabase } from '@accountdb/test-db';
+import {
+  backendState,
+  createTestDatabase,
+  PgBouncer,
+  PostgresServer,
+  type TestDatabase,
+  testPoolConfig,
+  waitFor,
+} from '@accountdb/test-db';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { execute, QueryCanceledError, StatementTimeoutError } from '../src/index.js';
-import { rejectionOf, waitFor } from './helpers.js';
+import { rejectionOf } from './helpers.js';
 
 // Cancellation is the protocol's CancelRequest (pool `lease.cancel()`), not a second login running
 // pg_cancel_backend: these tests show it where a login cannot work.
@@ -32,16 +40,7 @@ describe('with the server at max_connections', () => {
   afterAll(() => server?.destroy());
 
   async function fillAllSlots(): Promise<{ pool: Pool; leases: PoolConnection[] }> {
-    const pool = createPool({
-      host: server.host,
-      port: server.port,
-      user: server.user,
-      password: server.password,
-      database: 'postgres',
-      sslmode: 'disable',
-      minConnections: 0,
-      maxConnections: SLOTS,
-    });
+    const pool = createPool(testPoolConfig(server.fields(), { maxConnections: SLOTS }));
     pools.push(pool);
     const leases: PoolConnection[] = [];
     for (let i = 0; i < SLOTS; i++) leases.push(await pool.acquire());
@@ -58,10 +57,7 @@ describe('with the server at max_connections', () => {
     });
   }
 
-  async function stateOf(monitor: PoolConnection, pid: number): Promise<string | undefined> {
-    const { rows } = await monitor.query<{ state: string }>('select state from pg_stat_activity where pid = $1', [pid]);
-    return rows[0]?.state;
-  }
+  const stateOf = (monitor: PoolConnection, pid: number) => backendState((text, values) => monitor.query(text, values), pid);
 
   test('an AbortSignal cancels the statement although no login is possible', async () => {
     const { leases } = await fillAllSlots();
@@ -109,16 +105,7 @@ describe('through PgBouncer in transaction mode', () => {
   });
 
   function bouncerPool(): Pool {
-    const pool = createPool({
-      host: bouncer.host,
-      port: bouncer.port,
-      database: db.database,
-      user: app.user,
-      password: app.password,
-      sslmode: 'disable',
-      minConnections: 0,
-      maxConnections: 2,
-    });
+    const pool = createPool(testPoolConfig({ ...db, ...app, host: bouncer.host, port: bouncer.port }, { maxConnections: 2 }));
     pools.push(pool);
     return pool;
   }

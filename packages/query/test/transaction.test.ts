@@ -1,8 +1,8 @@
 import type { PoolConnection } from '@accountdb/pool';
-import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
+import { createTestDatabase, type TestDatabase, waitFor } from '@accountdb/test-db';
 import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
 import { execute, QueryArgumentError, QueryCanceledError, SqlError, transaction, UniqueViolationError } from '../src/index.js';
-import { poolFor, rejectionOf, waitFor } from './helpers.js';
+import { poolFor, rejectionOf } from './helpers.js';
 
 let db: TestDatabase;
 let pool: ReturnType<typeof poolFor>;

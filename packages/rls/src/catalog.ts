@@ -1,6 +1,7 @@
-import type { PgClient, Queryable } from '@accountdb/pool';
+import type { PgClient, Queryable, TransactionStatus } from '@accountdb/pool';
 import { RlsContextError, UnsafeLoginRoleError } from './errors.js';
-import type { RlsTransaction, TransactionStatus } from './transaction.js';
+import { DEFAULT_SETTINGS } from './options.js';
+import type { RlsTransaction } from './transaction.js';
 
 /** Row-Level Security state of one table, as {@link checkRlsEnabled} reports it. */
 export interface TableRlsStatus {
@@ -100,7 +101,7 @@ type InfoTarget = Queryable & {
 /** The context settings, current and session user, backend pid and transaction state of `conn`. */
 export async function getUserConnectionInfo(
   conn: InfoTarget,
-  settings: ContextSettings = { userIdSetting: 'app.current_user_id', roleSetting: 'app.current_user_role' },
+  settings: ContextSettings = DEFAULT_SETTINGS,
 ): Promise<UserConnectionInfo> {
   const { rows } = await conn.query<{ user_id: string | null; role: string | null; cu: string; su: string; pid: number }>(
     `select nullif(pg_catalog.current_setting($1, true), '') as user_id, nullif(pg_catalog.current_setting($2, true), '') as role,
@@ -113,8 +114,8 @@ export async function getUserConnectionInfo(
     typeof conn.transactionStatus === 'function'
       ? conn.transactionStatus()
       : typeof conn.getTransactionStatus === 'function'
-        ? (conn.getTransactionStatus() as TransactionStatus | null)
-        : ((conn.client?.getTransactionStatus() as TransactionStatus | undefined) ?? null);
+        ? conn.getTransactionStatus()
+        : (conn.client?.getTransactionStatus() ?? null);
   return {
     userId: row.user_id,
     role: row.role,

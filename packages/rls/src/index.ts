@@ -1,3 +1,4 @@
+export type { TransactionStatus } from '@accountdb/pool';
 export {
   assertSafeLoginRole,
   type ContextSettings,
@@ -16,4 +17,4 @@ export {
   type UserOwnedPolicyOptions,
   userOwnedPolicySql,
 } from './sql.js';
-export type { RlsTransaction, TransactionStatus } from './transaction.js';
+export type { RlsTransaction } from './transaction.js';

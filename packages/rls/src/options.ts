@@ -1,4 +1,5 @@
 import { ConfigError, type ConfigProblem } from '@accountdb/pool';
+import { type BeginOptionProblem, beginStatement } from '@accountdb/pool/internal';
 import { RlsContextError } from './errors.js';
 
 /** A custom user-id validator: return the canonical text to store, or throw to reject. */
@@ -60,6 +61,9 @@ export interface CheckedContext {
   readonly databaseRole: string | undefined;
 }
 
+/** The settings a context lives in unless {@link RlsOptions} names others. */
+export const DEFAULT_SETTINGS = { userIdSetting: 'app.current_user_id', roleSetting: 'app.current_user_role' } as const;
+
 // A custom GUC must be `prefix.name`; the server rejects anything else, so we reject it first.
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$.]*$/;
 const MAX_NAME_BYTES = 63;
@@ -86,14 +90,14 @@ function isPlainName(value: unknown): value is string {
 /** Validate {@link RlsOptions}; throws `ConfigError` listing every problem. */
 export function resolveRlsOptions(options: RlsOptions): ResolvedRlsOptions {
   const problems: ConfigProblem[] = [];
-  const userIdSetting = options.userIdSetting ?? 'app.current_user_id';
-  const roleSetting = options.roleSetting ?? 'app.current_user_role';
+  const userIdSetting = options.userIdSetting ?? DEFAULT_SETTINGS.userIdSetting;
+  const roleSetting = options.roleSetting ?? DEFAULT_SETTINGS.roleSetting;
   for (const [variable, name] of [
     ['userIdSetting', userIdSetting],
     ['roleSetting', roleSetting],
   ] as const) {
     if (typeof name !== 'string' || !SETTING_NAME.test(name) || name.length > MAX_NAME_BYTES)
-      problems.push({ variable, message: 'must be a custom setting name like "app.current_user_id"' });
+      problems.push({ variable, message: `must be a custom setting name like "${DEFAULT_SETTINGS.userIdSetting}"` });
   }
   if (userIdSetting === roleSetting) problems.push({ variable: 'roleSetting', message: 'must differ from userIdSetting' });
   const roles = new Set<string>();
@@ -174,18 +178,11 @@ export function checkContext(options: ResolvedRlsOptions, context: UserContext):
   return { userId, role, databaseRole: options.databaseRoles.get(role) };
 }
 
-const ISOLATION = {
-  'read committed': ' ISOLATION LEVEL READ COMMITTED',
-  'repeatable read': ' ISOLATION LEVEL REPEATABLE READ',
-  serializable: ' ISOLATION LEVEL SERIALIZABLE',
-} as const;
-
 /** The BEGIN statement for these options; every piece comes from a fixed table, none from input. */
-export function beginStatement(options: ScopeOptions = {}): string {
+export function scopeBegin(options: ScopeOptions = {}): string {
   if (typeof options !== 'object' || options === null) throw new RlsContextError('options', 'must be an object');
   const { readOnly, isolation } = options;
-  if (readOnly !== undefined && typeof readOnly !== 'boolean') throw new RlsContextError('readOnly', 'must be a boolean');
-  if (isolation !== undefined && !Object.hasOwn(ISOLATION, isolation))
-    throw new RlsContextError('isolation', 'must be "read committed", "repeatable read" or "serializable"');
-  return `BEGIN${isolation ? ISOLATION[isolation] : ''}${readOnly ? ' READ ONLY' : ''}`;
+  return readOnly === undefined && isolation === undefined ? 'BEGIN' : beginStatement({ readOnly, isolation }, optionProblem);
 }
+
+const optionProblem: BeginOptionProblem = (field, problem) => new RlsContextError(field, problem);

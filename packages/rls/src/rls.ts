@@ -3,25 +3,24 @@ import {
   type AcquireOptions,
   type BatchOutcome,
   type BatchStatement,
-  describeCause,
   isPreparedStatementError,
   type Logger,
   type PoolConnection,
   type PreparedStatement,
-  packageLogger,
   type QueryConfig,
   type QueryResult,
 } from '@accountdb/pool';
+import { describeCause, packageLogger } from '@accountdb/pool/internal';
 import type pg from 'pg';
 import { RlsContextError, RlsScopeError, type RlsScopeFailure } from './errors.js';
 import {
-  beginStatement,
   type CheckedContext,
   checkContext,
   type ResolvedRlsOptions,
   type RlsOptions,
   resolveRlsOptions,
   type ScopeOptions,
+  scopeBegin,
   type UserContext,
 } from './options.js';
 import { type RlsTransaction, ScopedTransaction } from './transaction.js';
@@ -163,7 +162,7 @@ export class Rls {
     options: ScopeOptions = {},
   ): Promise<T> {
     const checked = checkContext(this.#options, context);
-    const begin = beginStatement(options);
+    const begin = scopeBegin(options);
     if (typeof fn !== 'function') throw new RlsContextError('fn', 'must be a function');
     const lease = await pool.acquire();
     const first = async (
@@ -226,7 +225,7 @@ export class Rls {
     options: ScopeOptions = {},
   ): Promise<QueryResult<R>> {
     const checked = checkContext(this.#options, context);
-    const begin = beginStatement(options);
+    const begin = scopeBegin(options);
     if (values !== undefined && !Array.isArray(values)) throw new RlsContextError('values', 'must be an array');
     const statement = asBatchStatement(text, values, true);
     if (!statement || statement.text.trim() === '')

@@ -1,6 +1,8 @@
+import { quoteIdentifier } from '@accountdb/pool/internal';
 import pg from 'pg';
 import type { ContextSettings } from './catalog.js';
 import { RlsContextError } from './errors.js';
+import { DEFAULT_SETTINGS } from './options.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 const SETTING = /^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$.]*$/;
@@ -15,9 +17,10 @@ export interface AccessorFunctionsOptions extends Partial<ContextSettings> {
 }
 
 function ident(value: string, what: string): string {
-  if (typeof value !== 'string' || !IDENTIFIER.test(value))
-    throw new RlsContextError(what, 'must be a plain SQL identifier (letters, digits, _ and $; at most 63 characters)');
-  return pg.escapeIdentifier(value);
+  const problem = () =>
+    new RlsContextError(what, 'must be a plain SQL identifier (letters, digits, _ and $; at most 63 characters)');
+  if (typeof value !== 'string' || !IDENTIFIER.test(value)) throw problem();
+  return quoteIdentifier(value, problem);
 }
 
 /** `app.current_user_id` → `"app"."current_user_id"`: the accessor is named after its setting. */
@@ -48,8 +51,8 @@ function accessor(setting: string, what: string, returns: string): string {
  * grants USAGE on it to PUBLIC (the functions reveal only the caller's own settings).
  */
 export function accessorFunctionsSql(options: AccessorFunctionsOptions = {}): string {
-  const userIdSetting = options.userIdSetting ?? 'app.current_user_id';
-  const roleSetting = options.roleSetting ?? 'app.current_user_role';
+  const userIdSetting = options.userIdSetting ?? DEFAULT_SETTINGS.userIdSetting;
+  const roleSetting = options.roleSetting ?? DEFAULT_SETTINGS.roleSetting;
   const userIdType = options.userIdType ?? 'integer';
   if (!['integer', 'bigint', 'uuid', 'text'].includes(userIdType))
     throw new RlsContextError('userIdType', 'must be "integer", "bigint", "uuid" or "text"');
@@ -86,7 +89,7 @@ export function userOwnedPolicySql(options: UserOwnedPolicyOptions): string {
   const table = `${ident(options.schema ?? 'public', 'schema')}.${ident(options.table, 'table')}`;
   const column = ident(options.column ?? 'user_id', 'column');
   const policy = ident(options.policy ?? `${options.table}_owner`, 'policy');
-  const { qualified } = accessorName(options.userIdSetting ?? 'app.current_user_id', 'userIdSetting');
+  const { qualified } = accessorName(options.userIdSetting ?? DEFAULT_SETTINGS.userIdSetting, 'userIdSetting');
   const owner = `${column} = (SELECT ${qualified}())`;
   return [
     `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY;`,

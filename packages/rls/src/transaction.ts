@@ -2,15 +2,14 @@ import {
   isSubmittable,
   type PoolConnection,
   type QueryConfig,
+  type QueryInput,
   type QueryResult,
   type Submittable,
   type TransactionScope,
+  type TransactionStatus,
 } from '@accountdb/pool';
 import type pg from 'pg';
 import { RlsScopeClosedError } from './errors.js';
-
-/** PostgreSQL's transaction status from the last ReadyForQuery: idle, in a transaction, or in a failed one. */
-export type TransactionStatus = 'I' | 'T' | 'E';
 
 /**
  * What `fn` receives inside {@link Rls.withUserContext}: a query facade over the scope's connection.
@@ -84,10 +83,7 @@ export class ScopedTransaction implements RlsTransaction {
 
   query<S extends Submittable>(submittable: S): S;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
-  query<R extends pg.QueryResultRow>(
-    text: string | QueryConfig | Submittable,
-    values?: unknown[],
-  ): Promise<QueryResult<R>> | Submittable {
+  query<R extends pg.QueryResultRow>(text: QueryInput, values?: unknown[]): Promise<QueryResult<R>> | Submittable {
     const first = !this.#started;
     if (isSubmittable(text)) {
       if (!this.#open) throw scopeClosed();
@@ -125,7 +121,7 @@ export class ScopedTransaction implements RlsTransaction {
 
   transactionStatus(): TransactionStatus | null {
     if (!this.#open) return null;
-    return this.#lease.client.getTransactionStatus() as TransactionStatus | null;
+    return this.#lease.client.getTransactionStatus();
   }
 
   /** Stop taking statements; resolves when the ones already issued have finished. */

@@ -27,6 +27,7 @@ import { cpus, loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { createPool, type Pool } from '@accountdb/pool';
 import { PostgresServer } from '@accountdb/test-db';
 import pg from 'pg';
 import {
@@ -59,6 +60,8 @@ export interface BenchContext {
   readonly benchTable: { readonly name: 'bench_accounts'; readonly rows: number };
   /** `maxConnections` every contender's pool gets, so comparisons are like for like. */
   readonly poolSize: number;
+  /** A new `@accountdb/pool` pool of {@link poolSize} on the bench database (no TLS), closed when the suite ends. */
+  newPool(): Pool;
   readonly settings: BenchSettings;
   print(line?: string): void;
   printTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): void;
@@ -167,12 +170,18 @@ async function main(): Promise<number> {
         ' with anything else running: read ratios against the CONTROL row.',
     );
 
+    const suitePools: Pool[] = [];
     const ctx: BenchContext = {
       url: urlOf(connection),
       config: connection,
       admin,
       benchTable: { name: 'bench_accounts', rows: BENCH_ROWS },
       poolSize: POOL_SIZE,
+      newPool: () => {
+        const pool = createPool({ ...connection, sslmode: 'disable', maxConnections: POOL_SIZE });
+        suitePools.push(pool);
+        return pool;
+      },
       settings,
       print,
       printTable: (headers, rows) => print(formatTable(headers, rows)),
@@ -212,6 +221,8 @@ async function main(): Promise<number> {
       } catch (err) {
         failed.push(name);
         print(`suite ${name} FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      } finally {
+        await Promise.all(suitePools.splice(0).map((p) => p.close()));
       }
     }
   } finally {

@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPool, type Pool } from '@accountdb/pool';
+import type { Pool } from '@accountdb/pool';
 import { createRls } from '@accountdb/rls';
 import { type Contender, median, quantile } from '../abba.js';
 import type { BenchContext } from '../main.js';
@@ -21,13 +21,7 @@ const BARS = new Map([
 ]);
 
 export default async function run(ctx: BenchContext): Promise<void> {
-  const { host, port, database, user, password } = ctx.config;
-  const pools: Pool[] = [];
-  const pool = () => {
-    const p = createPool({ host, port, database, user, password, sslmode: 'disable', maxConnections: ctx.poolSize });
-    pools.push(p);
-    return p;
-  };
+  const pool = () => ctx.newPool();
   const rows = ctx.benchTable.rows;
   const pk = `SELECT id, name, balance FROM ${ctx.benchTable.name} WHERE id = $1`;
   const idFor = (worker: number, seq: number) => ((seq * 7919 + worker * 104_729) % rows) + 1;
@@ -85,36 +79,32 @@ export default async function run(ctx: BenchContext): Promise<void> {
     },
   ];
 
-  try {
-    ctx.print(`each contender has its own pool of ${ctx.poolSize}; bar on rls.query: ≥ 0.9× plain at 1 worker, ≥ 0.5× at 16`);
-    ctx.print(
-      'round trips per lookup: plain 1, rls.query 1 (2 statements, one Sync, one write; context statement prepared once per',
-    );
-    ctx.print(
-      'connection), preparedStatements: false 1 (parsed every time, as behind PgBouncer < 1.21), readOnly 1 (BEGIN…COMMIT,',
-    );
-    ctx.print('5 statements), withUserContext 2, seed 3. Reference rows are printed for comparison and not held to the bar.');
-    ctx.print('The two "named statement" rows prepare the lookup itself once per connection: compare them with each other.');
-    ctx.print();
-    const summary: (string | number)[][] = [];
-    for (const [concurrency, bar] of BARS) {
-      const result = await ctx.measureAbba({
-        title: 'rls: PK lookup in a user context',
-        contenders,
-        concurrency,
-        control: { name: 'plain pool.query (second pool)', op: (w, s) => controlPool.query(pk, [idFor(w, s)]) },
-        bar,
-      });
-      ctx.printAbba(result);
-      const ratio = (name: string) => result.rows.find((r) => r.name.startsWith(name))?.ratio.toFixed(3) ?? '?';
-      summary.push([concurrency, bar, ratio('rls.query (ours)'), ratio('rls.withUserContext'), ratio('seed'), ratio('CONTROL')]);
-    }
-    ctx.printTable(['workers', 'bar', 'rls.query', 'withUserContext', 'seed approach', 'control'], summary);
-    ctx.print();
-    await secondStatementFloor(ctx, pk);
-  } finally {
-    await Promise.all(pools.map((p) => p.close()));
+  ctx.print(`each contender has its own pool of ${ctx.poolSize}; bar on rls.query: ≥ 0.9× plain at 1 worker, ≥ 0.5× at 16`);
+  ctx.print(
+    'round trips per lookup: plain 1, rls.query 1 (2 statements, one Sync, one write; context statement prepared once per',
+  );
+  ctx.print(
+    'connection), preparedStatements: false 1 (parsed every time, as behind PgBouncer < 1.21), readOnly 1 (BEGIN…COMMIT,',
+  );
+  ctx.print('5 statements), withUserContext 2, seed 3. Reference rows are printed for comparison and not held to the bar.');
+  ctx.print('The two "named statement" rows prepare the lookup itself once per connection: compare them with each other.');
+  ctx.print();
+  const summary: (string | number)[][] = [];
+  for (const [concurrency, bar] of BARS) {
+    const result = await ctx.measureAbba({
+      title: 'rls: PK lookup in a user context',
+      contenders,
+      concurrency,
+      control: { name: 'plain pool.query (second pool)', op: (w, s) => controlPool.query(pk, [idFor(w, s)]) },
+      bar,
+    });
+    ctx.printAbba(result);
+    const ratio = (name: string) => result.rows.find((r) => r.name.startsWith(name))?.ratio.toFixed(3) ?? '?';
+    summary.push([concurrency, bar, ratio('rls.query (ours)'), ratio('rls.withUserContext'), ratio('seed'), ratio('CONTROL')]);
   }
+  ctx.printTable(['workers', 'bar', 'rls.query', 'withUserContext', 'seed approach', 'control'], summary);
+  ctx.print();
+  await secondStatementFloor(ctx, pk);
 }
 
 /**
