@@ -169,10 +169,9 @@ export class Lease implements PoolConnection {
     const conn = this.#conn;
     if (!conn) return Promise.reject(new LeaseReleasedError());
     conn.inflight++;
-    return sendBatch(conn.client, statements, options, conn.host).then((outcome) => {
+    return sendBatch(conn.client, statements, options, conn.host, (outcome) => {
       conn.inflight--;
       if (!outcome.ok && isFatal(outcome.raw)) conn.broken = true;
-      return outcome;
     });
   }
 

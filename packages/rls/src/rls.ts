@@ -125,6 +125,9 @@ export class Rls {
   readonly #options: ResolvedRlsOptions;
   readonly #log: Logger;
   #prepared: boolean;
+  /** rls.query's closing statement never changes for an instance: built once, not per request. */
+  readonly #clearNamed: Statement;
+  readonly #clearUnnamed: Statement;
 
   constructor(options: CreateRlsOptions) {
     this.#prepared = options.preparedStatements !== false;
@@ -132,6 +135,14 @@ export class Rls {
     this.userIdSetting = this.#options.userIdSetting;
     this.roleSetting = this.#options.roleSetting;
     this.#log = packageLogger(options.logger, '@accountdb/rls');
+    const clear = {
+      text: CLEAR_CONTEXT,
+      values: [this.userIdSetting, this.roleSetting],
+      discardRows: true,
+      role: 'clear',
+    } as const;
+    this.#clearNamed = { ...clear, name: CLEAR_NAME };
+    this.#clearUnnamed = clear;
   }
 
   /**
@@ -358,13 +369,7 @@ export class Rls {
   }
 
   #clearStatement(prepared: boolean): Statement {
-    return {
-      text: CLEAR_CONTEXT,
-      values: [this.userIdSetting, this.roleSetting],
-      discardRows: true,
-      name: prepared ? CLEAR_NAME : undefined,
-      role: 'clear',
-    };
+    return prepared ? this.#clearNamed : this.#clearUnnamed;
   }
 
   #endStatements(context: CheckedContext, prepared: boolean): Statement[] {
