@@ -1,13 +1,12 @@
 import {
   type BatchStatement,
   backoffDelay,
-  describeCause,
   isTransientConnectionError,
   type Logger,
   type Pool,
   type PoolConnection,
-  packageLogger,
 } from '@accountdb/pool';
+import { describeCause, packageLogger } from '@accountdb/pool/internal';
 import {
   type LockHolder,
   MigrationBlockedError,

@@ -93,10 +93,3 @@ export { backoffDelay, isTransientConnectionError } from './retry.js';
 export type { DestroyReason, LatencySummary, PoolStats } from './stats.js';
 export type { BeginOptions, IsolationLevel, TransactionStatus } from './transaction.js';
 
-import { describeCause as describeCauseInternal } from './errors.js';
-import { packageLogger as packageLoggerInternal } from './logger.js';
-
-/** @deprecated Internal to the `@accountdb/*` packages: import it from `@accountdb/pool/internal`. Leaves this entry point in the next minor. */
-export const describeCause: typeof describeCauseInternal = describeCauseInternal;
-/** @deprecated Internal to the `@accountdb/*` packages: import it from `@accountdb/pool/internal`. Leaves this entry point in the next minor. */
-export const packageLogger: typeof packageLoggerInternal = packageLoggerInternal;
