@@ -228,9 +228,9 @@ class StatementBatch<Role extends string> implements pg.Submittable {
    * A FATAL error or a lost socket brings none, and a value that could not be sent needs none.
    */
   handleError(error: unknown, connection?: pg.Connection): void {
-    if (this.#unsent) return this.#fail('unsent', -1, error);
     const index = this.#index;
-    if (connection && (error as { severity?: unknown } | null)?.severity === 'ERROR')
+    if (this.#unsent) this.#fail('unsent', -1, error);
+    else if (connection && (error as { severity?: unknown } | null)?.severity === 'ERROR')
       afterReadyForQuery(connection, () => this.#fail('statement', index, error));
     else this.#fail('statement', index, error);
   }

@@ -92,4 +92,3 @@ export {
 export { backoffDelay, isTransientConnectionError } from './retry.js';
 export type { DestroyReason, LatencySummary, PoolStats } from './stats.js';
 export type { BeginOptions, IsolationLevel, TransactionStatus } from './transaction.js';
-
