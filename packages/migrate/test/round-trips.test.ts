@@ -1,5 +1,5 @@
 import { createPool, type Pool } from '@accountdb/pool';
-import { RoundTripCounter } from '@accountdb/test-db';
+import { RoundTripCounter, testPoolConfig } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { runMigrations } from '../src/index.js';
 import { createFixture, type Fixture, uniqueName } from './fixture.js';
@@ -11,15 +11,9 @@ let pool: Pool;
 beforeAll(async () => {
   fx = await createFixture();
   counter = await RoundTripCounter.start(fx.db.host, fx.db.port);
-  pool = createPool({
-    ...fx.db,
-    host: '127.0.0.1',
-    port: counter.port,
-    sslmode: 'disable',
-    minConnections: 0,
-    maxConnections: 1,
-    validateAfterIdleMs: 3_600_000,
-  });
+  pool = createPool(
+    testPoolConfig(fx.db, { host: '127.0.0.1', port: counter.port, maxConnections: 1, validateAfterIdleMs: 3_600_000 }),
+  );
   await pool.query('SELECT 1');
 });
 afterAll(async () => {

@@ -1,5 +1,5 @@
 import { createPool, type Pool } from '@accountdb/pool';
-import { RoundTripCounter } from '@accountdb/test-db';
+import { RoundTripCounter, testPoolConfig } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createRls } from '../src/index.js';
 import { createFixture, type Fixture } from './fixture.js';
@@ -11,15 +11,9 @@ beforeAll(async () => {
   fx = await createFixture();
   counter = await RoundTripCounter.start(fx.target.host, fx.target.port);
   // One connection, never re-validated, so only the statements under test cross the wire.
-  pool = createPool({
-    ...fx.app,
-    host: '127.0.0.1',
-    port: counter.port,
-    sslmode: 'disable',
-    minConnections: 0,
-    maxConnections: 1,
-    validateAfterIdleMs: 3_600_000,
-  });
+  pool = createPool(
+    testPoolConfig(fx.app, { host: '127.0.0.1', port: counter.port, maxConnections: 1, validateAfterIdleMs: 3_600_000 }),
+  );
   await pool.query('select 1');
 });
 afterAll(async () => {

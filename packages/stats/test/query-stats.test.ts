@@ -1,8 +1,8 @@
 import type { Pool } from '@accountdb/pool';
-import { createTestDatabase, PostgresServer, type TestDatabase } from '@accountdb/test-db';
+import { createTestDatabase, PostgresServer, StatementCounter, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { getDatabaseStats, getQueryStats } from '../src/index.js';
-import { poolFor, StatementCounter } from './helpers.js';
+import { poolFor } from './helpers.js';
 
 // A server of our own with pg_stat_statements preloaded (the shared test server has no preload).
 let server: PostgresServer;
@@ -37,8 +37,7 @@ test('top statements by total time, with the stats_reset they count from', async
 });
 
 test('getDatabaseStats includes them and stays within 15 statements', async () => {
-  const counter = new StatementCounter(db.host, db.port);
-  await counter.listen();
+  const counter = await StatementCounter.start(db.host, db.port);
   const counted = poolFor(db, { host: '127.0.0.1', port: counter.port, maxConnections: 1, validateAfterIdleMs: 3_600_000 });
   try {
     await counted.query('select 1');

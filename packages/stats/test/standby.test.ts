@@ -1,5 +1,5 @@
 import type { Pool } from '@accountdb/pool';
-import { DEBIAN_PG15_BIN_DIR, hasBaseBackup, PostgresServer } from '@accountdb/test-db';
+import { createStandbyPair, DEBIAN_PG15_BIN_DIR, hasBaseBackup, type StandbyPair } from '@accountdb/test-db';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { getReplication } from '../src/index.js';
@@ -10,35 +10,25 @@ const binDir = DEBIAN_PG15_BIN_DIR;
 const SLOT = 'stats_standby_slot';
 
 describe.skipIf(!hasBaseBackup(binDir))(`getReplication with a streaming standby (needs pg_basebackup in ${binDir})`, () => {
-  let primary: PostgresServer;
-  let standby: PostgresServer;
+  let pair: StandbyPair;
   let primaryPool: Pool;
   let standbyPool: Pool;
-  const clients: pg.Client[] = [];
   let onPrimary: pg.Client;
   let onStandby: pg.Client;
 
-  async function client(s: PostgresServer): Promise<pg.Client> {
-    const c = await s.connect();
-    clients.push(c);
-    return c;
-  }
-
   beforeAll(async () => {
-    primary = await PostgresServer.create({ binDir });
     // Report replay progress every second rather than every 10 (the default) so polls settle sooner.
-    standby = await PostgresServer.createStandby(primary, { slot: SLOT, settings: { wal_receiver_status_interval: 1 } });
-    primaryPool = poolFor(primary.fields());
-    standbyPool = poolFor(standby.fields());
-    onPrimary = await client(primary);
-    onStandby = await client(standby);
-    await onPrimary.query('create table t (id int generated always as identity primary key)');
+    pair = await createStandbyPair({
+      primary: { binDir },
+      standby: { slot: SLOT, settings: { wal_receiver_status_interval: 1 } },
+    });
+    ({ onPrimary, onStandby } = pair);
+    primaryPool = poolFor(pair.primary.fields());
+    standbyPool = poolFor(pair.standby.fields());
   });
   afterAll(async () => {
-    await Promise.all(clients.map((c) => c.end().catch(() => {})));
     await Promise.all([primaryPool, standbyPool].map((p) => p?.close({ force: true })));
-    await standby?.destroy();
-    await primary?.destroy();
+    await pair?.destroy();
   });
 
   test('on the primary: the standby streaming through its slot, with lag in bytes and times', async () => {

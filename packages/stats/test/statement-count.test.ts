@@ -1,8 +1,8 @@
 import type { Pool } from '@accountdb/pool';
-import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
+import { createTestDatabase, StatementCounter, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { getDatabaseStats } from '../src/index.js';
-import { poolFor, StatementCounter } from './helpers.js';
+import { poolFor } from './helpers.js';
 
 let db: TestDatabase;
 let counter: StatementCounter;
@@ -20,8 +20,7 @@ async function createTables(from: number, to: number): Promise<void> {
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  counter = new StatementCounter(db.host, db.port);
-  await counter.listen();
+  counter = await StatementCounter.start(db.host, db.port);
   // One connection, never re-validated, so only the statements under test cross the wire.
   pool = poolFor(db, { host: '127.0.0.1', port: counter.port, maxConnections: 1, validateAfterIdleMs: 3_600_000 });
   await pool.query('select 1');

@@ -8,7 +8,7 @@ export {
   type PostgresServerOptions,
   type StandbyOptions,
 } from './postgres-server.js';
-export { RoundTripCounter } from './round-trips.js';
+export { RoundTripCounter, StatementCounter } from './round-trips.js';
 export { type AdminServer, type ServerSource, sharedAdminServer, startAdminServer } from './source.js';
 export { createStandbyPair, type StandbyPair } from './standby-pair.js';
 export { type ProxyMode, TcpProxy } from './tcp-proxy.js';

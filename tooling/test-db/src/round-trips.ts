@@ -1,18 +1,15 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
 /**
- * Counts round trips on the wire: a loopback relay that records each client→server burst (client
- * bytes after the server last spoke). Server replies are held back 30 ms so everything a client
- * writes in one go lands in one burst even on a loaded machine; nothing here asserts on time.
+ * A loopback relay in front of `host:port` that hands every client→server and server→client chunk
+ * to its subclass, which forwards it (and counts or parses on the way). Connect to its `port`.
  */
-export class RoundTripCounter {
-  bursts = 0;
-  #serverSpoke = true;
+abstract class WireRelay {
+  port = 0;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
-  port = 0;
 
-  private constructor(host: string, port: number) {
+  protected constructor(host: string, port: number) {
     this.#server = createServer((client) => {
       const upstream = tcpConnect(port, host);
       for (const s of [client, upstream]) {
@@ -23,27 +20,55 @@ export class RoundTripCounter {
           upstream.destroy();
         });
       }
-      client.on('data', (chunk) => {
-        if (this.#serverSpoke) this.bursts++;
-        this.#serverSpoke = false;
-        upstream.write(chunk);
-      });
-      upstream.on('data', (chunk) => {
-        setTimeout(() => {
-          this.#serverSpoke = true;
-          client.write(chunk);
-        }, 30);
-      });
+      client.on('data', (chunk: Buffer) => this.fromClient(chunk, upstream));
+      upstream.on('data', (chunk: Buffer) => this.fromServer(chunk, client));
     });
   }
 
+  protected abstract fromClient(chunk: Buffer, upstream: Socket): void;
+
+  protected fromServer(chunk: Buffer, client: Socket): void {
+    client.write(chunk);
+  }
+
+  protected async listen(): Promise<this> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    const address = this.#server.address();
+    this.port = typeof address === 'object' && address ? address.port : 0;
+    return this;
+  }
+
+  close(): void {
+    for (const s of this.#sockets) s.destroy();
+    this.#server.close();
+  }
+}
+
+/**
+ * Counts round trips on the wire: each client→server burst (client bytes after the server last
+ * spoke). Server replies are held back 30 ms so everything a client writes in one go lands in one
+ * burst even on a loaded machine; nothing here asserts on time.
+ */
+export class RoundTripCounter extends WireRelay {
+  bursts = 0;
+  #serverSpoke = true;
+
   /** A relay on 127.0.0.1 in front of `host:port`; connect to its `port`. */
-  static async start(host: string, port: number): Promise<RoundTripCounter> {
-    const counter = new RoundTripCounter(host, port);
-    await new Promise<void>((resolve) => counter.#server.listen(0, '127.0.0.1', resolve));
-    const address = counter.#server.address();
-    counter.port = typeof address === 'object' && address ? address.port : 0;
-    return counter;
+  static start(host: string, port: number): Promise<RoundTripCounter> {
+    return new RoundTripCounter(host, port).listen();
+  }
+
+  protected fromClient(chunk: Buffer, upstream: Socket): void {
+    if (this.#serverSpoke) this.bursts++;
+    this.#serverSpoke = false;
+    upstream.write(chunk);
+  }
+
+  protected override fromServer(chunk: Buffer, client: Socket): void {
+    setTimeout(() => {
+      this.#serverSpoke = true;
+      client.write(chunk);
+    }, 30);
   }
 
   /** Round trips `fn` makes on an already-open connection. */
@@ -52,9 +77,57 @@ export class RoundTripCounter {
     await fn().catch(() => {});
     return this.bursts - before;
   }
+}
 
-  close(): void {
-    for (const s of this.#sockets) s.destroy();
-    this.#server.close();
+/**
+ * Records statements on the wire: parses the frontend protocol and keeps the SQL text of every
+ * simple Query ('Q') and every Parse ('P') message a client sends.
+ */
+export class StatementCounter extends WireRelay {
+  readonly statements: string[] = [];
+  /** What is not parsed yet, per connection (keyed by its upstream socket). */
+  readonly #pending = new WeakMap<Socket, { buffer: Buffer; started: boolean }>();
+
+  /** A relay on 127.0.0.1 in front of `host:port`; connect to its `port`. */
+  static start(host: string, port: number): Promise<StatementCounter> {
+    return new StatementCounter(host, port).listen();
+  }
+
+  protected fromClient(chunk: Buffer, upstream: Socket): void {
+    upstream.write(chunk);
+    let state = this.#pending.get(upstream);
+    if (!state) {
+      state = { buffer: Buffer.alloc(0), started: false };
+      this.#pending.set(upstream, state);
+    }
+    state.buffer = Buffer.concat([state.buffer, chunk]);
+    for (;;) {
+      const buffer = state.buffer;
+      if (!state.started) {
+        // Startup message: int32 length, no type byte.
+        if (buffer.length < 4 || buffer.length < buffer.readInt32BE(0)) return;
+        state.buffer = buffer.subarray(buffer.readInt32BE(0));
+        state.started = true;
+        continue;
+      }
+      if (buffer.length < 5) return;
+      const type = String.fromCharCode(buffer[0] as number);
+      const len = buffer.readInt32BE(1);
+      if (buffer.length < 1 + len) return;
+      const body = buffer.subarray(5, 1 + len);
+      if (type === 'Q') this.statements.push(body.subarray(0, body.indexOf(0)).toString());
+      if (type === 'P') {
+        const nameEnd = body.indexOf(0);
+        this.statements.push(body.subarray(nameEnd + 1, body.indexOf(0, nameEnd + 1)).toString());
+      }
+      state.buffer = buffer.subarray(1 + len);
+    }
+  }
+
+  /** The statements `fn` sends. */
+  async record(fn: () => Promise<unknown>): Promise<string[]> {
+    const before = this.statements.length;
+    await fn();
+    return this.statements.slice(before);
   }
 }
