@@ -81,7 +81,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
 
   ctx.print(`each contender has its own pool of ${ctx.poolSize}; bar on rls.query: ≥ 0.9× plain at 1 worker, ≥ 0.5× at 16`);
   ctx.print(
-    'round trips per lookup: plain 1, rls.query 1 (2 statements, one Sync, one write; context statement prepared once per',
+    'round trips per lookup: plain 1, rls.query 1 (3 statements: context, yours, session-level blanking; one Sync, one write; ours prepared once per',
   );
   ctx.print(
     'connection), preparedStatements: false 1 (parsed every time, as behind PgBouncer < 1.21), readOnly 1 (BEGIN…COMMIT,',
