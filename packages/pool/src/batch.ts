@@ -71,6 +71,29 @@ export type BatchOutcome<Role extends string = string> =
       readonly raw: unknown;
     };
 
+/** Keys of a statement config a batch carries as is (a `name` only where the caller prepares it). */
+const BATCHABLE = new Set(['text', 'values', 'rowMode', 'types']);
+const BATCHABLE_WITH_NAME = new Set([...BATCHABLE, 'name']);
+
+/**
+ * A `query(text, values)` call as a batch member with `role`, or undefined when it needs what a batch
+ * lacks (any config key beyond text, values, rowMode and types; `name` too unless `allowName`, for a
+ * caller that prepares named statements itself).
+ */
+export function toBatchStatement<Role extends string>(
+  text: string | pg.QueryConfig,
+  values: unknown[] | undefined,
+  role: Role,
+  allowName = false,
+): BatchStatement<Role> | undefined {
+  if (typeof text === 'string') return { text, values, role };
+  if (typeof text !== 'object' || text === null || typeof text.text !== 'string') return undefined;
+  const keys = allowName ? BATCHABLE_WITH_NAME : BATCHABLE;
+  if (Object.keys(text).some((k) => !keys.has(k))) return undefined;
+  const config = text as pg.QueryConfig & { rowMode?: 'array'; types?: pg.CustomTypesConfig };
+  return { text: config.text, values: values ?? config.values, rowMode: config.rowMode, types: config.types, role };
+}
+
 /** Most server-side statements batches prepare per connection; beyond it, named statements go unnamed. */
 export const MAX_PREPARED_PER_CONNECTION = 256;
 

@@ -10,10 +10,8 @@ import {
   type QueryResult,
   type Submittable,
 } from '@accountdb/pool';
+import { toBatchStatement } from '@accountdb/pool/internal';
 import type pg from 'pg';
-
-/** Keys of a statement config that a batch carries as is. */
-const BATCHABLE = new Set(['text', 'values', 'rowMode', 'types']);
 
 /**
  * A transaction's lease with BEGIN held back until the first statement, so the two go out in one
@@ -109,11 +107,7 @@ export class OpeningLease implements PoolConnection {
 
 /** The statement as the batch member that follows BEGIN, when it can be one (see {@link OpeningLease}). */
 function withBegin(text: string | QueryConfig, values: unknown[] | undefined): BatchStatement<'statement'> | undefined {
-  if (typeof text === 'string')
-    return values !== undefined && values.length > 0 ? { text, values, role: 'statement' } : undefined;
-  if (typeof text !== 'object' || text === null || Object.keys(text).some((k) => !BATCHABLE.has(k))) return undefined;
-  const config = text as QueryConfig & { rowMode?: 'array'; types?: pg.CustomTypesConfig };
-  const bound = values ?? config.values;
-  if (bound === undefined || bound.length === 0) return undefined;
-  return { text: config.text, values: bound, rowMode: config.rowMode, types: config.types, role: 'statement' };
+  const statement = toBatchStatement(text, values, 'statement');
+  // No parameters: pg would use the simple protocol, which allows several statements in one string.
+  return statement?.values !== undefined && statement.values.length > 0 ? statement : undefined;
 }

@@ -10,7 +10,7 @@ import {
   type QueryConfig,
   type QueryResult,
 } from '@accountdb/pool';
-import { describeCause, packageLogger } from '@accountdb/pool/internal';
+import { describeCause, packageLogger, toBatchStatement } from '@accountdb/pool/internal';
 import type pg from 'pg';
 import { RlsContextError, RlsScopeError, type RlsScopeFailure } from './errors.js';
 import {
@@ -97,22 +97,6 @@ type Outcome = BatchOutcome<Role>;
 /** Roles before the caller's statement: a failure there means none of the caller's SQL ran. */
 const isSetup = (role: Role | undefined) => role === 'begin' || role === 'context';
 
-const BATCHABLE_KEYS = new Set(['text', 'values', 'rowMode', 'types']);
-const BATCHABLE_KEYS_WITH_NAME = new Set([...BATCHABLE_KEYS, 'name']);
-
-/**
- * A statement as a batch member, or undefined when it needs pg features a batch lacks (rows, and a
- * `name` unless `allowName`: `rls.query` prepares named statements itself).
- */
-function asBatchStatement(text: string | QueryConfig, values: unknown[] | undefined, allowName = false): Statement | undefined {
-  if (typeof text === 'string') return { text, values, role: 'caller' };
-  if (typeof text !== 'object' || text === null || typeof text.text !== 'string') return undefined;
-  const keys = allowName ? BATCHABLE_KEYS_WITH_NAME : BATCHABLE_KEYS;
-  if (Object.keys(text).some((k) => !keys.has(k))) return undefined;
-  const config = text as QueryConfig & { rowMode?: 'array'; types?: pg.CustomTypesConfig };
-  return { text: config.text, values: values ?? config.values, rowMode: config.rowMode, types: config.types, role: 'caller' };
-}
-
 /**
  * User context for Row-Level Security, scoped to one transaction. Create one per application with
  * {@link createRls}; it holds no connections and is safe to share.
@@ -183,7 +167,7 @@ export class Rls {
       // A named first statement travels unnamed in the opening flight (the name only asks for
       // reuse); later statements go through pg, which prepares named ones itself. No text: the
       // scope's connection was asked for (`tx.withConnection`), so open the transaction alone.
-      const statement = text === undefined ? undefined : asBatchStatement(text, values, true);
+      const statement = text === undefined ? undefined : toBatchStatement(text, values, 'caller', true);
       const outcome = await this.#send(lease, checked, (prepared) => [
         { text: begin, role: 'begin' },
         this.#setStatement(checked, prepared),
@@ -238,7 +222,7 @@ export class Rls {
     const checked = checkContext(this.#options, context);
     const begin = scopeBegin(options);
     if (values !== undefined && !Array.isArray(values)) throw new RlsContextError('values', 'must be an array');
-    const statement = asBatchStatement(text, values, true);
+    const statement = toBatchStatement(text, values, 'caller', true);
     if (!statement || statement.text.trim() === '')
       throw new RlsContextError('text', 'must be a non-empty SQL string or a { text, values, rowMode, types, name } config');
     if (statement.text.includes('\0')) throw new RlsContextError('text', 'must not contain a NUL byte');

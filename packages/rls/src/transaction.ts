@@ -86,7 +86,7 @@ export class ScopedTransaction implements RlsTransaction {
   query<R extends pg.QueryResultRow>(text: QueryInput, values?: unknown[]): Promise<QueryResult<R>> | Submittable {
     const first = !this.#started;
     if (isSubmittable(text)) {
-      if (!this.#open) throw scopeClosed();
+      if (!this.#open) throw new RlsScopeClosedError();
       // Submitted in call order; a cursor read before then waits in its own queue. Submitted even when
       // opening the transaction failed, so the driver fails it (or runs it without the context, seeing
       // nothing) instead of leaving its reads waiting forever.
@@ -112,7 +112,7 @@ export class ScopedTransaction implements RlsTransaction {
 
   /** Run `work` after everything issued before it; the chain (and so `close()`) waits for it. */
   #enqueue<T>(work: () => Promise<T> | T): Promise<T> {
-    if (!this.#open) return Promise.reject(scopeClosed());
+    if (!this.#open) return Promise.reject(new RlsScopeClosedError());
     this.#started = true;
     const result = this.#chain.then(work, work);
     this.#chain = result.catch(() => {});
@@ -129,8 +129,4 @@ export class ScopedTransaction implements RlsTransaction {
     this.#open = false;
     return this.#chain;
   }
-}
-
-function scopeClosed(): RlsScopeClosedError {
-  return new RlsScopeClosedError();
 }
