@@ -637,7 +637,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       boundSilence,
     };
     const onBroken = (err?: Error) => {
-      if (err instanceof ConnectionLostError) conn.timedOut = true;
+      if (err instanceof ConnectionLostError && err.reason === 'timeout') conn.timedOut = true;
       if (conn.broken) return;
       conn.broken = true;
       if (err) this.#log.info({ id: conn.id, error: describeCause(err) }, 'connection error');
