@@ -540,15 +540,23 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
    */
   #connectInBackground(): Promise<{ error: unknown } | undefined> {
     this.#pending++;
-    return this.#open().then(
+    let inFlight = true;
+    // A connection stops counting as pending the moment it counts in `#all` (before `onConnect` runs),
+    // so `total + pending` never counts one connection twice.
+    const landed = () => {
+      if (!inFlight) return;
+      inFlight = false;
+      this.#pending--;
+    };
+    return this.#open(landed).then(
       (conn) => {
-        this.#pending--;
+        landed();
         this.#connectSucceeded();
         this.#offer(conn);
         return undefined;
       },
       (error: unknown) => {
-        this.#pending--;
+        landed();
         this.#connectFailed(error);
         return { error };
       },
@@ -598,9 +606,10 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   }
 
   /** A session from the connector, adopted, through `onConnect`, with the query silence bound set. */
-  async #open(): Promise<Connection> {
+  async #open(adopted: () => void): Promise<Connection> {
     const opened = await this.#connector.open();
     const conn = this.#adopt(opened);
+    adopted();
     if (this.#hooks.onConnect) {
       try {
         await this.#hooks.onConnect(opened.client);

@@ -305,6 +305,28 @@ describe('hooks', () => {
     expect(calls).toBe(1);
   });
 
+  test('a connection counts once while onConnect runs: total + pending never exceeds maxConnections', async () => {
+    const seen: number[] = [];
+    let pool: Pool | undefined;
+    pool = makePool(
+      { maxConnections: 3 },
+      {
+        onConnect: async (client) => {
+          const s = pool!.stats();
+          seen.push(s.total + s.pending);
+          await client.query('select 1');
+        },
+      },
+    );
+    pool.on('connect', () => {
+      const s = pool!.stats();
+      seen.push(s.total + s.pending);
+    });
+    await Promise.all(Array.from({ length: 6 }, () => pool!.query('select pg_sleep(0.05)')));
+    expect(seen.length).toBe(6);
+    expect(Math.max(...seen)).toBeLessThanOrEqual(3);
+  });
+
   test('a failing onConnect surfaces a HookError and leaves no connection behind', async () => {
     const pool = makePool(
       {},
