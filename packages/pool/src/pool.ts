@@ -605,19 +605,25 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     );
   }
 
-  /** A session from the connector, adopted, through `onConnect`, with the query silence bound set. */
+  /**
+   * A session from the connector, through `onConnect`, with the query silence bound set. It joins the
+   * pool (`#all`) only once `onConnect` is done; until then it counts as pending, and `adopted` is called
+   * as it joins, so `total + pending` counts it exactly once throughout.
+   */
   async #open(adopted: () => void): Promise<Connection> {
     const opened = await this.#connector.open();
     const conn = this.#adopt(opened);
-    adopted();
     if (this.#hooks.onConnect) {
       try {
         await this.#hooks.onConnect(opened.client);
       } catch (err) {
-        this.#destroy(conn, 'hook');
+        // Still pending: the failure goes to the waiter this connect was counted for, not to a new connect.
+        this.#retire(conn, 'hook');
         throw new HookError('onConnect', err);
       }
     }
+    this.#all.add(conn);
+    adopted();
     opened.boundSilence(this.config.queryTimeoutMs);
     this.#stats.connects++;
     if (this.listenerCount('connect') > 0) this.emit('connect', { id: conn.id, host: opened.host.host, port: opened.host.port });
@@ -656,7 +662,6 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     client.removeAllListeners('error');
     client.on('error', onBroken);
     client.on('end', () => onBroken());
-    this.#all.add(conn);
     return conn;
   }
 
@@ -664,18 +669,23 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     if (!this.#all.delete(conn)) return;
     const i = this.#idle.indexOf(conn);
     if (i !== -1) this.#idle.splice(i, 1);
-    if (conn.leakTimer) clearTimeout(conn.leakTimer);
-    conn.broken = true;
-    this.#stats.recordDestroy(reason);
-    this.#log.debug({ id: conn.id, reason }, 'connection destroyed');
-    if (this.listenerCount('destroy') > 0) this.emit('destroy', { id: conn.id, reason });
-    void endClient(conn.client, this.config.connectionTimeoutMs);
+    this.#retire(conn, reason);
     if (this.#closed) {
       if (this.#all.size === 0) this.#drained?.();
       return;
     }
     this.#growForDemand();
     this.#warmUp();
+  }
+
+  /** Close a connection's session and count why; the caller has taken it out of the pool (or never put it in). */
+  #retire(conn: Connection, reason: DestroyReason): void {
+    if (conn.leakTimer) clearTimeout(conn.leakTimer);
+    conn.broken = true;
+    this.#stats.recordDestroy(reason);
+    this.#log.debug({ id: conn.id, reason }, 'connection destroyed');
+    if (this.listenerCount('destroy') > 0) this.emit('destroy', { id: conn.id, reason });
+    void endClient(conn.client, this.config.connectionTimeoutMs);
   }
 
   #housekeep(): void {
