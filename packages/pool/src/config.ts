@@ -84,6 +84,12 @@ export interface PoolConfig {
   readonly validateAfterIdleMs: number;
   /** Log the borrower's stack when a lease is held longer than this, ms. 0 = off (default). */
   readonly leakDetectionThresholdMs: number;
+  /**
+   * Prepared statements each connection keeps, least recently used out first: a statement with values
+   * is prepared on its first run and only bound after that. 0 = off (every statement unnamed: PgBouncer
+   * before 1.21 in transaction mode). Default 256.
+   */
+  readonly statementCacheSize: number;
 }
 
 /** What code may pass to {@link resolvePoolConfig} / `createPool`: any subset, plus `host`/`port` shorthands. */
@@ -128,6 +134,7 @@ const OPTION_KINDS = {
   queryTimeoutMs: 'integer',
   validateAfterIdleMs: 'integer',
   leakDetectionThresholdMs: 'integer',
+  statementCacheSize: 'integer',
   host: 'string',
   port: 'integer',
   connectionString: 'string',
@@ -149,6 +156,7 @@ export const DEFAULTS = {
   keepAliveIdleMs: 10_000,
   validateAfterIdleMs: 1_000,
   leakDetectionThresholdMs: 0,
+  statementCacheSize: 256,
 } as const satisfies Partial<PoolConfig>;
 
 type NumericKey = {
@@ -171,6 +179,7 @@ const MINIMUMS: Record<NumericKey, number> = {
   leakDetectionThresholdMs: 0,
   keepAliveIdleMs: 0,
   queryTimeoutMs: 0,
+  statementCacheSize: 0,
 };
 
 /** Said whenever a URL cannot be split with certainty; it names no part of the URL. */
@@ -491,6 +500,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   integer(fromDb, 'DB_LEAK_DETECTION_THRESHOLD_MS', 'leakDetectionThresholdMs');
   integer(fromDb, 'DB_KEEPALIVE_IDLE', 'keepAliveIdleMs', 1000);
   integer(fromDb, 'DB_QUERY_TIMEOUT_MS', 'queryTimeoutMs');
+  integer(fromDb, 'DB_STATEMENT_CACHE_SIZE', 'statementCacheSize');
   const keepAlive = get('DB_KEEPALIVE');
   if (keepAlive !== undefined) {
     if (/^(true|1|on|yes)$/i.test(keepAlive)) fromDb.keepAlive = true;
@@ -633,6 +643,7 @@ export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveC
     ),
     validateAfterIdleMs: numbers.validateAfterIdleMs ?? DEFAULTS.validateAfterIdleMs,
     leakDetectionThresholdMs: numbers.leakDetectionThresholdMs ?? DEFAULTS.leakDetectionThresholdMs,
+    statementCacheSize: numbers.statementCacheSize ?? DEFAULTS.statementCacheSize,
   } satisfies Omit<PoolConfig, 'password'> as PoolConfig;
   // A non-enumerable getter: never appears in console.log, util.inspect (even with showHidden),
   // JSON.stringify, spread copies or pino output.
@@ -734,6 +745,8 @@ const FOREIGN_OPTIONS: Record<string, string> = {
   keepAliveInitialDelayMillis: 'keepAliveIdleMs',
   keepalives_idle: 'keepAliveIdleMs',
   socketTimeout: 'queryTimeoutMs',
+  statement_cache_capacity: 'statementCacheSize',
+  prepare: 'use statementCacheSize (0 turns prepared statements off)',
   dbname: 'database',
   username: 'user',
   hostname: 'host',

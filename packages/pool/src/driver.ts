@@ -127,3 +127,10 @@ export function afterReadyForQuery(connection: pg.Connection, then: () => void):
   events.on('readyForQuery', done);
   events.on('end', done);
 }
+
+/** Call `then` at the server's next ParseComplete on `connection`; returns the function that stops listening. */
+export function onParseComplete(connection: pg.Connection, then: () => void): () => void {
+  const events = connection as unknown as NodeJS.EventEmitter;
+  events.once('parseComplete', then);
+  return () => events.off('parseComplete', then);
+}

@@ -5,6 +5,7 @@ import { toDatabaseError } from './database-errors.js';
 import { isPending, type PgClient } from './driver.js';
 import { InvalidQueryError, LeaseReleasedError } from './errors.js';
 import { isTransientConnectionError } from './retry.js';
+import { runCached, type StatementCache, toCacheable } from './statement-cache.js';
 
 export type { PgClient } from './driver.js';
 export type QueryResult<R extends pg.QueryResultRow = pg.QueryResultRow> = pg.QueryResult<R>;
@@ -88,6 +89,8 @@ export interface Connection {
   leakTimer: NodeJS.Timeout | undefined;
   /** Sets the silence bound on this connection's socket (see `watchSilence`). */
   readonly boundSilence: (ms: number) => void;
+  /** Its automatic prepared statements (`statementCacheSize`); undefined when the cache is off. It goes with the connection. */
+  readonly statements: StatementCache | undefined;
 }
 
 /** The pool's side of a lease: take the connection back, cancel what it runs. */
@@ -99,14 +102,17 @@ export interface LeaseOwner {
 /**
  * Run one statement on a pooled connection: count it in flight, mark the connection broken when the
  * session is gone, and map the failure through `toDatabaseError`. The one path every statement takes.
+ * A statement with values goes through the connection's statement cache when it has one.
  */
 export async function runStatement<R extends pg.QueryResultRow>(
   conn: Connection,
   text: string | QueryConfig,
   values: unknown[] | undefined,
 ): Promise<QueryResult<R>> {
+  const cacheable = conn.statements === undefined ? undefined : toCacheable(text, values);
   conn.inflight++;
   try {
+    if (cacheable) return await runCached<R>(conn.client, conn.statements as StatementCache, cacheable);
     return await conn.client.query<R>(text as string, values);
   } catch (err) {
     // The server may report a FATAL error before the socket closes; don't let it go back idle meanwhile.

@@ -29,6 +29,7 @@ import {
 } from './lease.js';
 import { type Logger, packageLogger } from './logger.js';
 import { backoffDelay, isConnectRefusal, isTransientConnectionError } from './retry.js';
+import { StatementCache } from './statement-cache.js';
 import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';
 import { sleep, withTimeout } from './timers.js';
 import { tlsOptions } from './tls.js';
@@ -650,6 +651,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       submitted: undefined,
       leakTimer: undefined,
       boundSilence,
+      statements: this.config.statementCacheSize > 0 ? new StatementCache(this.config.statementCacheSize) : undefined,
     };
     const onBroken = (err?: Error) => {
       if (err instanceof ConnectionLostError && err.reason === 'timeout') conn.timedOut = true;

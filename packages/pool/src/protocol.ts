@@ -6,11 +6,16 @@
  * Buffers, -1 for null, every result column in text format.
  */
 
-/** One statement's messages: Parse (unless `name` is a prepared statement), Bind, Describe portal (unless `discardRows`), Execute. */
+/**
+ * One statement's messages: Parse (unless `name` is a prepared statement, or `parse` says to prepare it
+ * under that name now), Bind, Describe portal (unless `discardRows`), Execute.
+ */
 export interface EncodableStatement {
   readonly text: string;
   /** Bind this server-side prepared statement instead of parsing `text` into the unnamed one. */
   readonly name?: string | undefined;
+  /** With `name`: Parse `text` under that name just before binding it (the statement cache's first use). */
+  readonly parse?: boolean | undefined;
   readonly values?: readonly unknown[] | undefined;
   /** No Describe: the statement's rows are not wanted. */
   readonly discardRows?: boolean | undefined;
@@ -24,6 +29,7 @@ export interface EncodedParse {
 
 const PARSE = 0x50; // 'P'
 const BIND = 0x42; // 'B'
+const CLOSE = 0x43; // 'C'
 const DESCRIBE = 0x44; // 'D'
 const EXECUTE = 0x45; // 'E'
 const SYNC = 0x53; // 'S'
@@ -38,9 +44,11 @@ function parseSize(name: string, text: string): number {
   return 1 + 4 + maxBytes(name) + 1 + maxBytes(text) + 1 + 2;
 }
 
+const NO_NAMES: readonly string[] = [];
+
 /**
- * Encode `statements` (with `parses` sent just before statement `parseBefore`) and a closing Sync
- * into one buffer. Every value goes through `mapValue` (pg's `prepareValue`) first, which must
+ * Encode `statements` (with `parses` sent just before statement `parseBefore`, and a Close of each
+ * prepared statement in `closes` first of all) and a closing Sync into one buffer. Every value goes through `mapValue` (pg's `prepareValue`) first, which must
  * return null/undefined, a string or a Buffer; if it throws, nothing has been written anywhere.
  */
 export function encodeBatch(
@@ -48,13 +56,15 @@ export function encodeBatch(
   parses: readonly EncodedParse[],
   parseBefore: number,
   mapValue: (value: unknown) => unknown,
+  closes: readonly string[] = NO_NAMES,
 ): Buffer {
   const mapped: unknown[] = [];
   let bound = 5;
+  for (const name of closes) bound += 1 + 4 + 1 + maxBytes(name) + 1;
   for (const p of parses) bound += parseSize(p.name, p.text);
   for (const s of statements) {
     const name = s.name ?? '';
-    if (!name) bound += parseSize(name, s.text);
+    if (!name || s.parse) bound += parseSize(name, s.text);
     const values = s.values ?? NO_VALUES;
     bound += 1 + 4 + 1 + maxBytes(name) + 1 + 2 + 2 * values.length + 2 + 2 + 2 + (s.discardRows ? 0 : 7) + 10;
     for (const raw of values) {
@@ -85,11 +95,17 @@ export function encodeBatch(
     end(l);
   };
 
+  for (const name of closes) {
+    const l = begin(CLOSE);
+    buf[at++] = 0x53; // 'S'tatement
+    cstring(name);
+    end(l);
+  }
   let next = 0; // into `mapped`
   statements.forEach((s, i) => {
     const name = s.name ?? '';
     if (i === parseBefore) for (const p of parses) parse(p.name, p.text);
-    if (!name) parse(name, s.text);
+    if (!name || s.parse) parse(name, s.text);
 
     const l = begin(BIND);
     buf[at++] = 0; // unnamed portal

@@ -10,11 +10,13 @@ function pgBytes(
   statements: readonly EncodableStatement[],
   parses: { name: string; text: string }[],
   parseBefore: number,
+  closes: readonly string[] = [],
 ): Buffer {
   const parts: Buffer[] = [];
+  for (const name of closes) parts.push(serialize.close({ type: 'S', name }));
   statements.forEach((s, i) => {
     if (i === parseBefore) for (const p of parses) parts.push(serialize.parse({ name: p.name, text: p.text, types: [] }));
-    if (!s.name) parts.push(serialize.parse({ name: '', text: s.text, types: [] }));
+    if (!s.name || s.parse) parts.push(serialize.parse({ name: s.name ?? '', text: s.text, types: [] }));
     parts.push(serialize.bind({ portal: '', statement: s.name ?? '', values: [...(s.values ?? [])], valueMapper: prepareValue }));
     if (!s.discardRows) parts.push(serialize.describe({ type: 'P', name: '' }));
     parts.push(serialize.execute({ portal: '' }));
@@ -24,7 +26,7 @@ function pgBytes(
 }
 
 describe('encodeBatch', () => {
-  const cases: [string, EncodableStatement[], { name: string; text: string }[], number][] = [
+  const cases: [string, EncodableStatement[], { name: string; text: string }[], number, string[]?][] = [
     ['one unnamed statement, no values', [{ text: 'select 1' }], [], 0],
     [
       'text, numbers, null, undefined, booleans, dates',
@@ -63,6 +65,21 @@ describe('encodeBatch', () => {
       ],
       1,
     ],
+    [
+      'statement cache, first use: named Parse, then Bind to it',
+      [{ text: 'select * from t where id = $1', name: 'adb_x_1', parse: true, values: [7] }],
+      [],
+      0,
+    ],
+    ['statement cache, later use: Bind to the named statement only', [{ text: 'ignored', name: 'adb_x_1', values: [7] }], [], 0],
+    [
+      'statement cache eviction: Close before the named Parse',
+      [{ text: 'select $1::text', name: 'adb_x_3', parse: true, values: ['€'] }],
+      [],
+      0,
+      ['adb_x_1', 'adb_x_2'],
+    ],
+    ['a Close with an unnamed statement', [{ text: 'select 1' }], [], 0, ['adb_ü_9']],
     ['a 100 kB value', [{ text: 'select $1', values: ['x'.repeat(100_000)] }], [], 0],
     [
       'long multi-byte values (measured exactly)',
@@ -72,16 +89,17 @@ describe('encodeBatch', () => {
     ],
   ];
 
-  for (const [title, statements, parses, parseBefore] of cases) {
+  for (const [title, statements, parses, parseBefore, closes] of cases) {
     it(`matches pg's serializer byte for byte: ${title}`, () => {
-      const ours = encodeBatch(statements, parses, parseBefore, prepareValue);
-      expect(ours.equals(pgBytes(statements, parses, parseBefore))).toBe(true);
+      const ours = encodeBatch(statements, parses, parseBefore, prepareValue, closes);
+      expect(ours.equals(pgBytes(statements, parses, parseBefore, closes))).toBe(true);
     });
   }
 
   it('refuses a NUL byte in statement text or names before encoding anything', () => {
     expect(() => encodeBatch([{ text: 'select 1\0; drop table t' }], [], 0, prepareValue)).toThrow(/NUL byte/);
     expect(() => encodeBatch([{ text: 'select 1', name: 'a\0b' }], [], 0, prepareValue)).toThrow(/NUL byte/);
+    expect(() => encodeBatch([{ text: 'select 1' }], [], 0, prepareValue, ['a\0b'])).toThrow(/NUL byte/);
   });
 
   it('lets a value that cannot be serialised fail the whole batch', () => {

@@ -81,12 +81,20 @@ export class RoundTripCounter extends WireRelay {
 
 /**
  * Records statements on the wire: parses the frontend protocol and keeps the SQL text of every
- * simple Query ('Q') and every Parse ('P') message a client sends.
+ * statement *run* — each simple Query ('Q') and each Bind ('B'), by the text of the statement it
+ * binds — so a statement prepared once and bound many times counts once per run, as it did when every
+ * run was parsed anew. Parses ('P'), named or not, are kept apart in {@link parses}, Closes ('C' of a
+ * statement) in {@link closes}.
  */
 export class StatementCounter extends WireRelay {
+  /** SQL text of each statement run (simple queries and Binds). */
   readonly statements: string[] = [];
-  /** What is not parsed yet, per connection (keyed by its upstream socket). */
-  readonly #pending = new WeakMap<Socket, { buffer: Buffer; started: boolean }>();
+  /** SQL text of each Parse message. */
+  readonly parses: string[] = [];
+  /** Names of the prepared statements closed. */
+  readonly closes: string[] = [];
+  /** What is not parsed yet, and the statements prepared so far, per connection (keyed by its upstream socket). */
+  readonly #pending = new WeakMap<Socket, { buffer: Buffer; started: boolean; prepared: Map<string, string> }>();
 
   /** A relay on 127.0.0.1 in front of `host:port`; connect to its `port`. */
   static start(host: string, port: number): Promise<StatementCounter> {
@@ -97,7 +105,7 @@ export class StatementCounter extends WireRelay {
     upstream.write(chunk);
     let state = this.#pending.get(upstream);
     if (!state) {
-      state = { buffer: Buffer.alloc(0), started: false };
+      state = { buffer: Buffer.alloc(0), started: false, prepared: new Map() };
       this.#pending.set(upstream, state);
     }
     state.buffer = Buffer.concat([state.buffer, chunk]);
@@ -115,19 +123,42 @@ export class StatementCounter extends WireRelay {
       const len = buffer.readInt32BE(1);
       if (buffer.length < 1 + len) return;
       const body = buffer.subarray(5, 1 + len);
-      if (type === 'Q') this.statements.push(body.subarray(0, body.indexOf(0)).toString());
+      const cstring = (from: number) => body.subarray(from, body.indexOf(0, from)).toString();
+      if (type === 'Q') this.statements.push(cstring(0));
       if (type === 'P') {
-        const nameEnd = body.indexOf(0);
-        this.statements.push(body.subarray(nameEnd + 1, body.indexOf(0, nameEnd + 1)).toString());
+        const name = cstring(0);
+        const text = cstring(Buffer.byteLength(name) + 1);
+        state.prepared.set(name, text);
+        this.parses.push(text);
+      }
+      if (type === 'B') {
+        // Portal name, then statement name.
+        const portal = cstring(0);
+        const name = cstring(Buffer.byteLength(portal) + 1);
+        this.statements.push(state.prepared.get(name) ?? `<unknown prepared statement ${name}>`);
+      }
+      if (type === 'C' && body[0] === 0x53) {
+        const name = cstring(1);
+        state.prepared.delete(name);
+        this.closes.push(name);
       }
       state.buffer = buffer.subarray(1 + len);
     }
   }
 
-  /** The statements `fn` sends. */
+  /** The statements `fn` runs. */
   async record(fn: () => Promise<unknown>): Promise<string[]> {
-    const before = this.statements.length;
+    return (await this.recordAll(fn)).statements;
+  }
+
+  /** The statements `fn` runs, the parses and the closes it sends. */
+  async recordAll(fn: () => Promise<unknown>): Promise<{ statements: string[]; parses: string[]; closes: string[] }> {
+    const before = { statements: this.statements.length, parses: this.parses.length, closes: this.closes.length };
     await fn();
-    return this.statements.slice(before);
+    return {
+      statements: this.statements.slice(before.statements),
+      parses: this.parses.slice(before.parses),
+      closes: this.closes.slice(before.closes),
+    };
   }
 }
