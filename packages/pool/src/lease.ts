@@ -109,7 +109,7 @@ export async function runStatement<R extends pg.QueryResultRow>(
   text: string | QueryConfig,
   values: unknown[] | undefined,
 ): Promise<QueryResult<R>> {
-  const cacheable = conn.statements === undefined ? undefined : toCacheable(text, values);
+  const cacheable = conn.statements?.active ? toCacheable(text, values) : undefined;
   conn.inflight++;
   try {
     if (cacheable) return await runCached<R>(conn.client, conn.statements as StatementCache, cacheable);

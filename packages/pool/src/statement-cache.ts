@@ -36,9 +36,20 @@ export class StatementCache {
    */
   readonly #prefix = `adb_${randomBytes(4).toString('hex')}_`;
   #next = 0;
+  /** Times the server lost statements we had prepared (see {@link clear}). */
+  #losses = 0;
 
   constructor(capacity: number) {
     this.capacity = capacity;
+  }
+
+  /**
+   * False once the server lost our statements twice on this connection: it does not keep them (a pooler
+   * in transaction mode that does not track prepared statements, PgBouncer before 1.21), so the
+   * connection's statements go unnamed from then on, as with `statementCacheSize: 0`.
+   */
+  get active(): boolean {
+    return this.#losses < 2;
   }
 
   /** Statements prepared (or being prepared) on the connection. */
@@ -84,6 +95,7 @@ export class StatementCache {
    * pooler moved us to another session). Each is queued for Close in case the server still has it.
    */
   clear(): void {
+    this.#losses++;
     for (const name of this.#names.values()) this.#closing.push(name);
     this.#names.clear();
   }

@@ -220,6 +220,27 @@ describe('statement cache', () => {
     }
   });
 
+  test('a connection whose server keeps losing our statements goes unnamed (a pooler before PgBouncer 1.21)', async () => {
+    const pool = makePool();
+    const lease = await pool.acquire();
+    try {
+      for (let loss = 0; loss < 2; loss++) {
+        await lease.query(byId, [1]);
+        await lease.query('deallocate all');
+        expect((await lease.query(byId, [2])).rows).toEqual([{ id: 2, name: 'item 2' }]);
+        await lease.query('deallocate all');
+      }
+      const sent = await counter.recordAll(async () => {
+        await lease.query(byId, [3]);
+        await lease.query(byId, [4]);
+      });
+      expect(sent).toEqual({ statements: [byId, byId], parses: [byId, byId], closes: [] });
+      expect(await preparedOn(lease)).toEqual([]);
+    } finally {
+      lease.release();
+    }
+  });
+
   test("a destroyed connection's cache goes with it: the next connection prepares anew", async () => {
     const pool = makePool();
     const first = await pool.acquire();

@@ -10,7 +10,7 @@ import {
   UnsafeLoginRoleError,
   userOwnedPolicySql,
 } from '../src/index.js';
-import { createFixture, type Fixture, USERS } from './fixture.js';
+import { createFixture, type Fixture, throughPgBouncer, USERS } from './fixture.js';
 
 let fx: Fixture;
 beforeAll(async () => {
@@ -79,7 +79,7 @@ test('negative control: the guard fires for BYPASSRLS, and such a role really se
 test('negative control: an owner without FORCE sees all rows, and the guard names the table', async () => {
   const app = await fx.db.createRestrictedRole();
   await fx.db.admin(`grant create on schema public to "${app.user}"`);
-  const pool = createPool({ ...app, ...fx.target, sslmode: 'disable', minConnections: 0 });
+  const pool = createPool({ ...app, ...fx.target, sslmode: 'disable', minConnections: 0, ...throughPgBouncer });
   await fx.bouncer?.addUser(app.user, app.password);
   try {
     await pool.query('create table owned (id int, user_id int)');

@@ -5,6 +5,11 @@ import { accessorFunctionsSql, userOwnedPolicySql } from '../src/index.js';
 
 /** `ACCOUNTDB_TEST_PGBOUNCER=1` runs every rls test through PgBouncer in transaction pooling mode. */
 export const viaPgBouncer = process.env.ACCOUNTDB_TEST_PGBOUNCER === '1';
+/**
+ * Pool options for connections that may go through PgBouncer: the one here (1.18, before 1.21) does not
+ * keep prepared statements in transaction mode, so the pool's statement cache is off behind it.
+ */
+export const throughPgBouncer: { statementCacheSize?: number } = viaPgBouncer ? { statementCacheSize: 0 } : {};
 
 export const USERS = 50;
 /** User u owns `rowsOf(u)` notes: counts differ per user so a wrong context cannot match by accident. */
@@ -62,7 +67,16 @@ export async function createFixture(): Promise<Fixture> {
     bouncer,
     pool(max, hooks, extra = {}) {
       const pool = createPool(
-        { ...app, ...target, sslmode: 'disable', minConnections: 0, maxConnections: max, acquireTimeoutMs: 30_000, ...extra },
+        {
+          ...app,
+          ...target,
+          sslmode: 'disable',
+          minConnections: 0,
+          maxConnections: max,
+          acquireTimeoutMs: 30_000,
+          ...throughPgBouncer,
+          ...extra,
+        },
         hooks ? { hooks } : {},
       );
       pools.push(pool);

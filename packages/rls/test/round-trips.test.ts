@@ -2,7 +2,7 @@ import { createPool, type Pool } from '@accountdb/pool';
 import { RoundTripCounter, testPoolConfig } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createRls } from '../src/index.js';
-import { createFixture, type Fixture } from './fixture.js';
+import { createFixture, type Fixture, throughPgBouncer } from './fixture.js';
 
 let fx: Fixture;
 let counter: RoundTripCounter;
@@ -12,7 +12,13 @@ beforeAll(async () => {
   counter = await RoundTripCounter.start(fx.target.host, fx.target.port);
   // One connection, never re-validated, so only the statements under test cross the wire.
   pool = createPool(
-    testPoolConfig(fx.app, { host: '127.0.0.1', port: counter.port, maxConnections: 1, validateAfterIdleMs: 3_600_000 }),
+    testPoolConfig(fx.app, {
+      host: '127.0.0.1',
+      port: counter.port,
+      maxConnections: 1,
+      validateAfterIdleMs: 3_600_000,
+      ...throughPgBouncer,
+    }),
   );
   await pool.query('select 1');
 });
