@@ -4,13 +4,18 @@
  * Part 1: throughput at 1, 16 and 64 workers for `SELECT 1` and a primary-key lookup; every pool has
  * the same maximum (ctx.poolSize connections). Bar: our/raw ≥ 0.97 for `pool.query` and
  * `withConnection`.
+ * Issue 16 §1 (automatic statement cache): the same runs carry `pool.query` with the cache off
+ * (`statementCacheSize: 0`, every statement parsed anew) beside the default (cache on), and the
+ * summary ends with the issue 16 bar: PK lookup ≥ 1.25× raw pg.Pool and ≥ 1.0× postgres.js at 1 and
+ * 16 workers; `SELECT 1` not slower (which `SELECT 1` shows against the control's noise floor).
+ * `BENCH_POOL_WORKERS=1,16` limits the worker counts (default 1,16,64).
  * Part 2 (HikariCP's JMH approach): the cost of one acquire+release cycle with no query, in a tight
  * loop, set against the client CPU one query costs, which predicts the ratio a CPU-bound client sees.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Pool } from '@accountdb/pool';
+import { createPool, type Pool } from '@accountdb/pool';
 import type pg from 'pg';
 import postgres from 'postgres';
 import type { AbbaResult, Contender } from '../abba.js';
@@ -18,13 +23,25 @@ import type { BenchContext } from '../main.js';
 import { contenderPools } from '../pools.js';
 
 const BAR = 0.97;
-const CONCURRENCY = [1, 16, 64] as const;
+const CONCURRENCY = workerCounts(process.env.BENCH_POOL_WORKERS);
+/** Issue 16: PK lookup through the statement cache against raw pg.Pool and postgres.js, at these worker counts. */
+const ISSUE16 = { vsRaw: 1.25, vsPostgresJs: 1.0, workers: [1, 16] } as const;
+
+function workerCounts(text: string | undefined): readonly number[] {
+  if (text === undefined || text.trim() === '') return [1, 16, 64];
+  const counts = text.split(',').map((t) => Number(t.trim()));
+  if (counts.some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error('BENCH_POOL_WORKERS must be a comma-separated list of positive integers');
+  return counts;
+}
 
 export default async function run(ctx: BenchContext): Promise<void> {
   const { host, port, database, user, password } = ctx.config;
   const max = ctx.poolSize;
   const pools = contenderPools(ctx);
   const { raw, rawControl, ours } = pools;
+  // The same pool with the statement cache off: every statement parsed anew, as before issue 16.
+  const uncached = createPool({ host, port, database, user, password, sslmode: 'disable', maxConnections: max, statementCacheSize: 0 });
   const sql = postgres({ host, port, database, username: user, password, max, idle_timeout: 0, onnotice: () => {} });
   const rows = ctx.benchTable.rows;
   const pkText = `SELECT id, name, balance FROM ${ctx.benchTable.name} WHERE id = $1`;
@@ -39,6 +56,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
         name: 'SELECT 1',
         raw: (p: pg.Pool) => () => p.query('SELECT 1'),
         ours: () => ours.query('SELECT 1'),
+        uncached: () => uncached.query('SELECT 1'),
         withConnection: () => ours.withConnection((c) => c.query('SELECT 1')),
         postgresJs: () => sql`SELECT 1`,
       },
@@ -46,6 +64,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
         name: 'PK lookup',
         raw: (p: pg.Pool) => (w: number, s: number) => p.query(pkText, [idFor(w, s)]),
         ours: (w: number, s: number) => ours.query(pkText, [idFor(w, s)]),
+        uncached: (w: number, s: number) => uncached.query(pkText, [idFor(w, s)]),
         withConnection: (w: number, s: number) => ours.withConnection((c) => c.query(pkText, [idFor(w, s)])),
         postgresJs: (w: number, s: number) =>
           sql`SELECT id, name, balance FROM bench_accounts WHERE id = ${idFor(w, s)}`.then((r) => r),
@@ -59,6 +78,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
           { name: 'pg.Pool (raw)', op: w.raw(raw) },
           { name: 'ours pool.query', op: w.ours },
           { name: 'ours withConnection', op: w.withConnection },
+          { name: 'ours, cache off', op: w.uncached },
           { name: 'postgres.js', op: w.postgresJs, reference: true },
         ];
         const result = await ctx.measureAbba({
@@ -74,11 +94,12 @@ export default async function run(ctx: BenchContext): Promise<void> {
       }
     }
     printSummary(ctx, results);
+    printIssue16Bar(ctx, results);
 
     await pgbenchReference(ctx, raw);
     await acquireOverhead(ctx, raw, ours, sql, select1CpuUs);
   } finally {
-    await Promise.allSettled([pools.close(), sql.end({ timeout: 1 })]);
+    await Promise.allSettled([pools.close(), uncached.close({ force: true }), sql.end({ timeout: 1 })]);
   }
 }
 
@@ -97,6 +118,7 @@ function printSummary(ctx: BenchContext, results: readonly AbbaResult[]): void {
       'raw q/s',
       'pool.query',
       'withConnection',
+      'cache off',
       'postgres.js',
       'CONTROL',
       'CONTROL p25–p75',
@@ -111,6 +133,7 @@ function printSummary(ctx: BenchContext, results: readonly AbbaResult[]): void {
         Math.round(r.rows[0]?.medianQps ?? 0).toLocaleString('en-US'),
         cell(r, 'ours pool.query'),
         cell(r, 'ours withConnection'),
+        cell(r, 'ours, cache off'),
         cell(r, 'postgres.js'),
         control ? control.ratio.toFixed(3) : '',
         control ? `${control.ratioP25.toFixed(3)}–${control.ratioP75.toFixed(3)}` : '',
@@ -119,6 +142,42 @@ function printSummary(ctx: BenchContext, results: readonly AbbaResult[]): void {
       ];
     }),
   );
+  ctx.print();
+}
+
+/**
+ * The issue 16 bar, from the same ABBA runs: `pool.query` (statement cache on) over raw pg.Pool and
+ * over postgres.js for the PK lookup, and over raw pg.Pool for `SELECT 1`, each beside the CONTROL
+ * (raw against raw) of its run, so a result inside the noise floor reads as such.
+ */
+function printIssue16Bar(ctx: BenchContext, results: readonly AbbaResult[]): void {
+  const ratio = (r: AbbaResult, name: string) => r.rows.find((x) => x.name.startsWith(name))?.ratio ?? Number.NaN;
+  const lines: string[] = [];
+  const table: (string | number)[][] = [];
+  for (const r of results) {
+    const workers = r.concurrency;
+    if (!(ISSUE16.workers as readonly number[]).includes(workers)) continue;
+    const ours = ratio(r, 'ours pool.query');
+    const control = r.rows.find((x) => x.role === 'control');
+    const noise = control ? `${control.ratio.toFixed(3)} (${control.ratioP25.toFixed(3)}–${control.ratioP75.toFixed(3)})` : '';
+    if (r.title === 'pool: PK lookup') {
+      const vsPgJs = ours / ratio(r, 'postgres.js');
+      const ok = ours >= ISSUE16.vsRaw && vsPgJs >= ISSUE16.vsPostgresJs;
+      table.push(['PK lookup', workers, ours.toFixed(3), vsPgJs.toFixed(3), ratio(r, 'ours, cache off').toFixed(3), noise, ok ? 'meets' : 'BELOW']);
+      lines.push(`PK@${workers} ${ours.toFixed(2)}x raw ${vsPgJs.toFixed(2)}x postgres.js`);
+    } else if (r.title === 'pool: SELECT 1') {
+      // "Not slower": at or above raw, or within the control's own spread.
+      const ok = ours >= Math.min(1, control?.ratioP25 ?? 1);
+      table.push(['SELECT 1', workers, ours.toFixed(3), '', ratio(r, 'ours, cache off').toFixed(3), noise, ok ? 'meets' : 'BELOW']);
+      lines.push(`SELECT1@${workers} ${ours.toFixed(2)}x raw`);
+    }
+  }
+  if (table.length === 0) return;
+  ctx.print(
+    `issue 16 bar — PK lookup: pool.query >= ${ISSUE16.vsRaw}x raw pg.Pool and >= ${ISSUE16.vsPostgresJs}x postgres.js; SELECT 1 not slower than raw:`,
+  );
+  ctx.printTable(['workload', 'workers', 'ours/raw', 'ours/postgres.js', 'cache off/raw', 'CONTROL (p25–p75)', 'bar'], table);
+  ctx.print(`issue 16 bar: ${lines.join('; ')}`);
   ctx.print();
 }
 
