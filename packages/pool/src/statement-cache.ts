@@ -202,7 +202,13 @@ class CachedQuery<R extends pg.QueryResultRow> implements pg.Submittable {
     const closes = this.#cache.takeClosing();
     let flight: Buffer;
     try {
-      flight = encodeBatch([{ text, name, parse: this.#parsing, values: this.#statement.values }], NO_PARSES, 0, prepareValue, closes);
+      flight = encodeBatch(
+        [{ text, name, parse: this.#parsing, values: this.#statement.values }],
+        NO_PARSES,
+        0,
+        prepareValue,
+        closes,
+      );
     } catch (err) {
       // Nothing was written: the Closes wait for the next flight; a new entry was never prepared.
       this.#cache.requeue(closes);

@@ -7,6 +7,7 @@ import {
   type Pool,
   type PoolConfigInput,
   type PoolConnection,
+  type QueryConfig,
   SqlError,
   UniqueViolationError,
 } from '../src/index.js';
@@ -76,13 +77,15 @@ describe('statement cache', () => {
   test('statements queued without awaiting are prepared once; results keep rowMode, types and command fields', async () => {
     const pool = makePool();
     const lease = await pool.acquire();
+    // pg's types give rowMode to QueryArrayConfig only; the pool passes it through either way.
+    const asArrays = { text: byId, values: [6], rowMode: 'array' } as QueryConfig;
     try {
       const sent = await counter.recordAll(() =>
-        Promise.all([lease.query(byId, [4]), lease.query(byId, [5]), lease.query({ text: byId, values: [6], rowMode: 'array' })]),
+        Promise.all([lease.query(byId, [4]), lease.query(byId, [5]), lease.query(asArrays)]),
       );
       expect(sent.parses).toEqual([byId]);
       expect(sent.statements).toHaveLength(3);
-      const arrays = await lease.query({ text: byId, values: [6], rowMode: 'array' });
+      const arrays = await lease.query(asArrays);
       expect(arrays.rows).toEqual([[6, 'item 6']]);
       expect(arrays.fields.map((f) => f.name)).toEqual(['id', 'name']);
       const typed = await lease.query({

@@ -41,7 +41,16 @@ export default async function run(ctx: BenchContext): Promise<void> {
   const pools = contenderPools(ctx);
   const { raw, rawControl, ours } = pools;
   // The same pool with the statement cache off: every statement parsed anew, as before issue 16.
-  const uncached = createPool({ host, port, database, user, password, sslmode: 'disable', maxConnections: max, statementCacheSize: 0 });
+  const uncached = createPool({
+    host,
+    port,
+    database,
+    user,
+    password,
+    sslmode: 'disable',
+    maxConnections: max,
+    statementCacheSize: 0,
+  });
   const sql = postgres({ host, port, database, username: user, password, max, idle_timeout: 0, onnotice: () => {} });
   const rows = ctx.benchTable.rows;
   const pkText = `SELECT id, name, balance FROM ${ctx.benchTable.name} WHERE id = $1`;
@@ -163,12 +172,28 @@ function printIssue16Bar(ctx: BenchContext, results: readonly AbbaResult[]): voi
     if (r.title === 'pool: PK lookup') {
       const vsPgJs = ours / ratio(r, 'postgres.js');
       const ok = ours >= ISSUE16.vsRaw && vsPgJs >= ISSUE16.vsPostgresJs;
-      table.push(['PK lookup', workers, ours.toFixed(3), vsPgJs.toFixed(3), ratio(r, 'ours, cache off').toFixed(3), noise, ok ? 'meets' : 'BELOW']);
+      table.push([
+        'PK lookup',
+        workers,
+        ours.toFixed(3),
+        vsPgJs.toFixed(3),
+        ratio(r, 'ours, cache off').toFixed(3),
+        noise,
+        ok ? 'meets' : 'BELOW',
+      ]);
       lines.push(`PK@${workers} ${ours.toFixed(2)}x raw ${vsPgJs.toFixed(2)}x postgres.js`);
     } else if (r.title === 'pool: SELECT 1') {
       // "Not slower": at or above raw, or within the control's own spread.
       const ok = ours >= Math.min(1, control?.ratioP25 ?? 1);
-      table.push(['SELECT 1', workers, ours.toFixed(3), '', ratio(r, 'ours, cache off').toFixed(3), noise, ok ? 'meets' : 'BELOW']);
+      table.push([
+        'SELECT 1',
+        workers,
+        ours.toFixed(3),
+        '',
+        ratio(r, 'ours, cache off').toFixed(3),
+        noise,
+        ok ? 'meets' : 'BELOW',
+      ]);
       lines.push(`SELECT1@${workers} ${ours.toFixed(2)}x raw`);
     }
   }
