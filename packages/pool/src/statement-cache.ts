@@ -28,6 +28,8 @@ export class StatementCache {
   readonly capacity: number;
   /** Map order is recency: the first entry is the least recently used. */
   readonly #names = new Map<string, string>();
+  /** The most recently used text: a run of the same statement skips reordering the map. */
+  #recent: string | undefined;
   /** Names to Close with the next flight. */
   #closing: string[] = [];
   /**
@@ -60,9 +62,10 @@ export class StatementCache {
   /** The prepared statement for `text`, now the most recently used; undefined when there is none. */
   get(text: string): string | undefined {
     const name = this.#names.get(text);
-    if (name !== undefined && this.#names.size > 1) {
+    if (name !== undefined && text !== this.#recent) {
       this.#names.delete(text);
       this.#names.set(text, name);
+      this.#recent = text;
     }
     return name;
   }
@@ -71,6 +74,7 @@ export class StatementCache {
   add(text: string): string {
     const name = this.#prefix + this.#next++;
     this.#names.set(text, name);
+    this.#recent = text;
     if (this.#names.size > this.capacity) {
       const [oldest, oldName] = this.#names.entries().next().value as [string, string];
       this.#names.delete(oldest);
