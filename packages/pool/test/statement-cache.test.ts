@@ -11,6 +11,7 @@ import {
   SqlError,
   UniqueViolationError,
 } from '../src/index.js';
+import { StatementCache } from '../src/statement-cache.js';
 
 // The automatic statement cache (issue 16 §1), checked by what crosses the wire: every statement run
 // (Bind or simple Query), every Parse and every Close, counted by a relay in front of the server.
@@ -269,6 +270,35 @@ describe('statement cache', () => {
       expect((await pool.query('select $1::jsonb as j', [{ a: 1 }])).rows).toEqual([{ j: { a: 1 } }]);
     });
     expect(sent.parses).toEqual(['select $1::jsonb as j']);
+  });
+});
+
+describe('StatementCache bookkeeping', () => {
+  test('least recently used goes first; dropped, evicted and cleared names are handed out for Close once', () => {
+    const cache = new StatementCache(2);
+    const a = cache.add('a');
+    const b = cache.add('b');
+    expect(a).not.toBe(b);
+    expect(cache.get('a')).toBe(a); // b is now the least recently used
+    expect(cache.get('a')).toBe(a);
+    const c = cache.add('c');
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.takeClosing()).toEqual([b]);
+    expect(cache.takeClosing()).toEqual([]);
+    cache.drop('a', a);
+    expect(cache.get('a')).toBeUndefined();
+    cache.forget('c', c);
+    expect(cache.size).toBe(0);
+    expect(cache.takeClosing()).toEqual([a]);
+    const d = cache.add('d');
+    cache.requeue(['x']);
+    cache.clear();
+    expect(cache.takeClosing()).toEqual(['x', d]);
+    expect(cache.active).toBe(true);
+    cache.clear();
+    expect(cache.active).toBe(false);
+    // Names are unique per cache (a pooler may share a server session between two of them).
+    expect(new StatementCache(1).add('a')).not.toBe(new StatementCache(1).add('a'));
   });
 });
 
