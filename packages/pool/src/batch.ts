@@ -10,7 +10,8 @@ import {
   prepareValue,
   writeFlight,
 } from './driver.js';
-import { encodeBatch } from './protocol.js';
+import { type EncodableStatement, encodeBatch } from './protocol.js';
+import type { StatementCache } from './statement-cache.js';
 
 /**
  * Batches: several statements sent as one extended-protocol flight (Parse/Bind/Describe/Execute each,
@@ -35,6 +36,12 @@ export interface BatchStatement<Role extends string = string> {
   readonly name?: string | undefined;
   /** What this statement is to the caller (`'begin'`, `'context'`, `'caller'`, …): a failure names it. */
   readonly role?: Role | undefined;
+  /**
+   * Bind it through the connection's statement cache, as `lease.query` does (prepared under a
+   * generated name on its first run on the connection, only bound after that). Only for a statement
+   * with values and no `name`; ignored when the pool's `statementCacheSize` is 0.
+   */
+  readonly cache?: boolean | undefined;
 }
 
 /** A server-side prepared statement a batch makes sure exists on its connection. */
@@ -112,6 +119,8 @@ export function isPreparedStatementError(error: unknown): boolean {
  * Send `statements` on `client` as one flight and wait for the outcome (never rejects). Named
  * statements the connection lacks are parsed first; a failure that shows the server does not have
  * what we tracked (26000/42P05) forgets them all, and a stale plan (0A000) forgets that statement.
+ * With the connection's statement `cache`, statements marked `cache` go through it, as `lease.query`
+ * does (no re-run here: the outcome reports the failure and the cache is fixed for the next batch).
  */
 export function sendBatch<Role extends string>(
   client: PgClient,
@@ -119,6 +128,7 @@ export function sendBatch<Role extends string>(
   options: BatchOptions = {},
   host?: HostPort,
   settled?: (outcome: BatchOutcome<Role>) => void,
+  cache?: StatementCache,
 ): Promise<BatchOutcome<Role>> {
   let known = parsedByClient.get(client);
   if (!known) {
@@ -140,17 +150,83 @@ export function sendBatch<Role extends string>(
   }
   // The bookkeeping runs synchronously as the batch settles, not in a `.then` of its promise: on the
   // one-worker hot path every extra promise hop is measurable.
-  const batch = new StatementBatch(sent, toParse, options.prepareBefore ?? 0, host, (outcome) => {
-    if (!outcome.ok && isPreparedStatementError(outcome.error)) parsed.clear();
-    else if (toParse !== NONE) for (const p of toParse) parsed.add(p.name);
-    if (!outcome.ok && (outcome.error as { sqlstate?: unknown }).sqlstate === '0A000') {
-      const name = sent[outcome.index]?.name;
-      if (name !== undefined) parsed.delete(name);
-    }
-    settled?.(outcome);
-  });
+  const batch = new StatementBatch(
+    sent,
+    toParse,
+    options.prepareBefore ?? 0,
+    host,
+    (outcome) => {
+      if (!outcome.ok && isPreparedStatementError(outcome.error)) parsed.clear();
+      else if (toParse !== NONE) for (const p of toParse) parsed.add(p.name);
+      if (!outcome.ok && (outcome.error as { sqlstate?: unknown }).sqlstate === '0A000') {
+        const name = sent[outcome.index]?.name;
+        if (name !== undefined) parsed.delete(name);
+      }
+      settled?.(outcome);
+    },
+    cache,
+  );
   client.query(batch);
   return batch.done;
+}
+
+/** A batch statement that went through the statement cache: where it is, and whether this flight prepared it. */
+interface CachedMember {
+  readonly index: number;
+  readonly text: string;
+  readonly name: string;
+  readonly parse: boolean;
+}
+
+const cacheable = (s: BatchStatement) =>
+  s.cache === true && s.name === undefined && s.values !== undefined && s.values.length > 0;
+
+/**
+ * The statements as encoded: each one marked `cache` (with values, no name) bound to its cached
+ * statement, prepared in this flight on first use. Decided when the flight is written, when the cache is exact.
+ */
+function throughCache(
+  statements: readonly BatchStatement[],
+  cache: StatementCache,
+  members: CachedMember[],
+): readonly EncodableStatement[] {
+  if (!statements.some(cacheable)) return statements;
+  return statements.map((s, index) => {
+    if (!cacheable(s)) return s;
+    let name = cache.get(s.text);
+    const parse = name === undefined;
+    if (name === undefined) name = cache.add(s.text);
+    members.push({ index, text: s.text, name, parse });
+    return { text: s.text, values: s.values, discardRows: s.discardRows, name, parse };
+  });
+}
+
+/**
+ * Keep the cache true to the server after a failed batch: statements the server skipped (after the
+ * failing one) or whose Parse may have failed are dropped (a Close of a name the server lacks is
+ * harmless); a stale plan (0A000) drops its statement; a lost one (26000) clears the cache.
+ */
+function settleCached(
+  cache: StatementCache,
+  members: readonly CachedMember[],
+  closes: readonly string[],
+  failed: 'unsent' | 'statement',
+  index: number,
+  raw: unknown,
+): void {
+  if (failed === 'unsent') cache.requeue(closes);
+  const code = (raw as { code?: unknown } | null)?.code;
+  for (const m of members) {
+    if (failed === 'unsent' || m.index > index) {
+      if (m.parse) cache.drop(m.text, m.name);
+    } else if (m.index === index) {
+      if (m.parse) {
+        if (code === '42P05') cache.forget(m.text, m.name);
+        else cache.drop(m.text, m.name);
+      } else if (code === '0A000') cache.drop(m.text, m.name);
+      else if (code === '26000') cache.clear();
+    }
+  }
 }
 
 /**
@@ -172,6 +248,10 @@ class StatementBatch<Role extends string> implements pg.Submittable {
   #resolve!: (outcome: BatchOutcome<Role>) => void;
   readonly #host: HostPort | undefined;
   readonly #onSettle: (outcome: BatchOutcome<Role>) => void;
+  readonly #cache: StatementCache | undefined;
+  /** Statements bound through the cache in this flight, and the Closes it carries. */
+  readonly #cached: CachedMember[] = [];
+  #closes: readonly string[] = [];
 
   /** `onSettle` runs once, synchronously, just before `done` resolves. */
   constructor(
@@ -180,8 +260,10 @@ class StatementBatch<Role extends string> implements pg.Submittable {
     parseBefore: number,
     host: HostPort | undefined,
     onSettle: (outcome: BatchOutcome<Role>) => void,
+    cache?: StatementCache,
   ) {
     this.#host = host;
+    this.#cache = cache;
     this.#onSettle = onSettle;
     this.#statements = statements;
     this.#toParse = toParse;
@@ -194,6 +276,8 @@ class StatementBatch<Role extends string> implements pg.Submittable {
   #settle(outcome: BatchOutcome<Role>): void {
     if (this.#settled) return;
     this.#settled = true;
+    if (this.#cache && !outcome.ok && outcome.failed !== 'rows')
+      settleCached(this.#cache, this.#cached, this.#closes, outcome.failed, outcome.index, outcome.raw);
     this.#onSettle(outcome);
     this.#resolve(outcome);
   }
@@ -209,7 +293,12 @@ class StatementBatch<Role extends string> implements pg.Submittable {
     try {
       // Serialise every value before writing a byte: a value that cannot be sent (say, a cyclic
       // object) must fail the batch whole, not leave half of it on the wire without its Sync.
-      flight = encodeBatch(this.#statements, this.#toParse, this.#parseBefore, prepareValue);
+      let encodable: readonly EncodableStatement[] = this.#statements;
+      if (this.#cache) {
+        encodable = throughCache(this.#statements, this.#cache, this.#cached);
+        this.#closes = this.#cache.takeClosing();
+      }
+      flight = encodeBatch(encodable, this.#toParse, this.#parseBefore, prepareValue, this.#closes);
     } catch (err) {
       this.#unsent = true;
       return err instanceof Error ? err : new Error(String(err));

@@ -175,10 +175,17 @@ export class Lease implements PoolConnection {
     const conn = this.#conn;
     if (!conn) return Promise.reject(new LeaseReleasedError());
     conn.inflight++;
-    return sendBatch(conn.client, statements, options, conn.host, (outcome) => {
-      conn.inflight--;
-      if (!outcome.ok && isFatal(outcome.raw)) conn.broken = true;
-    });
+    return sendBatch(
+      conn.client,
+      statements,
+      options,
+      conn.host,
+      (outcome) => {
+        conn.inflight--;
+        if (!outcome.ok && isFatal(outcome.raw)) conn.broken = true;
+      },
+      conn.statements?.active ? conn.statements : undefined,
+    );
   }
 
   async cancel(): Promise<void> {

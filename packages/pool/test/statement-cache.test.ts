@@ -261,6 +261,44 @@ describe('statement cache', () => {
     expect(sent.closes).toEqual([]);
   });
 
+  test('batch statements marked cache go through the same cache; a failed batch leaves it true to the server', async () => {
+    const pool = makePool();
+    const lease = await pool.acquire();
+    try {
+      await lease.query(byId, [1]);
+      const batch = () =>
+        lease.batch([
+          { text: 'begin', role: 'begin' },
+          { text: byId, values: [2], role: 'read', cache: true },
+          { text: 'select $1::int as n', values: [3], role: 'other', cache: true },
+          { text: 'select $1::int as unmarked', values: [4], role: 'unmarked' },
+          { text: 'commit', role: 'commit' },
+        ]);
+      const first = await counter.recordAll(async () => {
+        const outcome = await batch();
+        expect(outcome.ok && outcome.results[1]?.rows).toEqual([{ id: 2, name: 'item 2' }]);
+        expect(outcome.ok && outcome.results[2]?.rows).toEqual([{ n: 3 }]);
+      });
+      expect(first.parses).toEqual(['begin', 'select $1::int as n', 'select $1::int as unmarked', 'commit']);
+      const second = await counter.recordAll(() => batch());
+      expect(second.parses).toEqual(['begin', 'select $1::int as unmarked', 'commit']);
+      // Fails at its second statement (10 / 0 folded at Bind): the third is skipped, never prepared.
+      const failed = await lease.batch([
+        { text: byId, values: [1], role: 'read', cache: true },
+        { text: 'select 10 / $1::int as q', values: [0], role: 'divide', cache: true },
+        { text: 'select $1::text as t', values: ['x'], role: 'skipped', cache: true },
+      ]);
+      expect(!failed.ok && failed.role).toBe('divide');
+      // The next flight carries the Closes of what may exist; the server has exactly what is cached.
+      await lease.query(byId, [1]);
+      expect(new Set(await preparedOn(lease))).toEqual(new Set([byId, 'select $1::int as n']));
+      const again = await counter.recordAll(() => lease.batch([{ text: 'select $1::text as t', values: ['y'], cache: true }]));
+      expect(again.parses).toEqual(['select $1::text as t']);
+    } finally {
+      lease.release();
+    }
+  });
+
   test('a value that cannot be serialised sends nothing and leaves the cache usable', async () => {
     const pool = makePool();
     const cyclic: Record<string, unknown> = {};

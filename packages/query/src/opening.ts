@@ -66,7 +66,11 @@ export class OpeningLease implements PoolConnection {
       this.#sendBegin();
       return this.#lease.query<R>(text, values);
     }
-    const flight = this.#lease.batch([{ text: this.#begin, role: 'begin' }, statement]);
+    // The first statement through the connection's statement cache, as every later one (lease.query).
+    const flight = this.#lease.batch([
+      { text: this.#begin, role: 'begin' },
+      { ...statement, cache: true },
+    ]);
     this.#begun = flight.then((outcome) => {
       if (!outcome.ok && outcome.role === 'begin') throw outcome.error;
     });

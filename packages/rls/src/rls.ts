@@ -171,7 +171,8 @@ export class Rls {
       const outcome = await this.#send(lease, checked, (prepared) => [
         { text: begin, role: 'begin' },
         this.#setStatement(checked, prepared),
-        ...(statement ? [statement] : []),
+        // Prepared mode: the first statement goes through the pool's statement cache, as later ones do.
+        ...(statement ? [prepared ? { ...statement, cache: true } : statement] : []),
       ]);
       if (!outcome.ok && outcome.failed === 'statement' && isSetup(outcome.role)) throw setupFailed(outcome.error);
       if (!outcome.ok) throw outcome.error;
@@ -239,7 +240,14 @@ export class Rls {
     const callerNamed = callerPrepared !== undefined;
     const build = (prepared: boolean): Statement[] => {
       const set = this.#setStatement(checked, prepared);
-      const caller = prepared && callerNamed && callerPrepared ? { ...statement, name: callerPrepared.name } : statement;
+      // Prepared mode: a named caller statement under its digest name, any other through the pool's
+      // statement cache (prepared on first use per connection, like a plain pool.query).
+      const caller: Statement =
+        prepared && callerNamed && callerPrepared
+          ? { ...statement, name: callerPrepared.name }
+          : prepared
+            ? { ...statement, cache: true }
+            : statement;
       // Implicit transaction: the context dies at Sync and one statement cannot end the transaction
       // and go on, so the closing check is left out; only the session-level blanking follows.
       if (!explicit) return [set, caller, this.#clearStatement(prepared)];
@@ -269,14 +277,15 @@ export class Rls {
     }
     if (isSetup(outcome.role)) throw await this.#failAfterRollback(lease, 'setupFailed', setupFailed(outcome.error));
     if (outcome.role === 'caller') {
-      if (callerNamed && callerPrepared && (outcome.error as { sqlstate?: unknown } | null)?.sqlstate === '0A000') {
-        // "cached plan must not change result type": a table under the prepared statement changed
-        // shape, and the statement stays broken where it was parsed. Nothing ran (the server checks
-        // before executing, and the transaction rolled back): drop the statement and run once more,
-        // parsing it afresh. The name is our own hex digest, not input.
-        // (The pool forgot the statement already; DEALLOCATE drops it on the server.)
+      if ((outcome.error as { sqlstate?: unknown } | null)?.sqlstate === '0A000') {
+        // "cached plan must not change result type": a table under the prepared statement (a named
+        // one, or the pool's statement cache's) changed shape, and the statement stays broken where
+        // it was parsed. Nothing ran (the server checks before executing, and the transaction rolled
+        // back): drop the statement and run once more, parsing it afresh. The name is our own hex
+        // digest, not input. (The pool forgot the statement already, and closes a cached one itself;
+        // DEALLOCATE drops a named one on the server.)
         if (explicit) await lease.query('ROLLBACK').catch(() => {});
-        await lease.query(`DEALLOCATE "${callerPrepared.name}"`).catch(() => {});
+        if (callerPrepared) await lease.query(`DEALLOCATE "${callerPrepared.name}"`).catch(() => {});
         if (lease.client.getTransactionStatus() === 'I') lease.release();
         else lease.destroy();
         if ((options as { [RETRIED]?: boolean })[RETRIED]) throw outcome.error;

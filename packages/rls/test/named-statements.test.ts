@@ -75,6 +75,21 @@ test('a table changing shape under a named statement: the stale statement is dro
   if (!viaPgBouncer) expect((await callerStatements()).filter((s) => s.uses > 0).length).toBeGreaterThan(0);
 });
 
+test("a table changing shape under a statement the pool's statement cache prepared: rls.query re-prepares and runs it once more", async () => {
+  await fx.db.admin('create table shape2 (a int)');
+  await fx.db.admin('insert into shape2 values (1)');
+  await fx.db.admin(`grant select on shape2 to "${fx.app.user}"`);
+  const text = 'select * from shape2 where a = $1';
+  const ctx = { userId: 1, role: 'user' };
+  expect((await rls.query(pool, ctx, text, [1])).rows).toEqual([{ a: 1 }]);
+  expect((await rls.query(pool, ctx, text, [1])).rows).toEqual([{ a: 1 }]);
+  await fx.db.admin('alter table shape2 add column b int default 2');
+  const connects = pool.stats().connects;
+  expect((await rls.query(pool, ctx, text, [1])).rows).toEqual([{ a: 1, b: 2 }]);
+  expect((await rls.query(pool, ctx, text, [1], { readOnly: true })).rows).toEqual([{ a: 1, b: 2 }]);
+  expect(pool.stats().connects).toBe(connects);
+});
+
 test.runIf(!viaPgBouncer)(
   `at most ${MAX_PREPARED_PER_CONNECTION} statements are prepared per connection; more still run, unnamed`,
   async () => {
@@ -87,7 +102,10 @@ test.runIf(!viaPgBouncer)(
       );
       expect(rows).toEqual([{ i }]);
     }
-    const { rows } = await pool.query<{ n: number }>('select count(*)::int as n from pg_prepared_statements');
+    // The pool's statement cache (names adb_…) has its own bound (statementCacheSize): not counted here.
+    const { rows } = await pool.query<{ n: number }>(
+      "select count(*)::int as n from pg_prepared_statements where name not like 'adb\\_%'",
+    );
     expect(rows[0]?.n).toBeLessThanOrEqual(MAX_PREPARED_PER_CONNECTION);
     expect(rows[0]?.n).toBeGreaterThan(MAX_PREPARED_PER_CONNECTION - extra);
   },
