@@ -75,6 +75,22 @@ test('a table changing shape under a named statement: the stale statement is dro
   if (!viaPgBouncer) expect((await callerStatements()).filter((s) => s.uses > 0).length).toBeGreaterThan(0);
 });
 
+test.runIf(!viaPgBouncer)(
+  "an unnamed statement with values is prepared once per connection by the pool's statement cache",
+  async () => {
+    const text = 'select user_id from notes where id > $1';
+    for (const userId of [3, 4, 3]) {
+      const { rows } = await rls.query<{ user_id: number }>(pool, { userId, role: 'user' }, text, [0]);
+      expect(rows).toHaveLength(rowsOf(userId));
+    }
+    const { rows } = await pool.query<{ uses: number }>(
+      "select (generic_plans + custom_plans)::int as uses from pg_prepared_statements where name like 'adb\\_%' and statement = $1",
+      [text],
+    );
+    expect(rows).toEqual([{ uses: 3 }]);
+  },
+);
+
 test("a table changing shape under a statement the pool's statement cache prepared: rls.query re-prepares and runs it once more", async () => {
   await fx.db.admin('create table shape2 (a int)');
   await fx.db.admin('insert into shape2 values (1)');
