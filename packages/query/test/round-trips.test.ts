@@ -1,5 +1,5 @@
 import type { Pool } from '@accountdb/pool';
-import { createTestDatabase, RoundTripCounter, type TestDatabase } from '@accountdb/test-db';
+import { createTestDatabase, RoundTripCounter, StatementCounter, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { execute, executeInTransaction, sql, transaction, UniqueViolationError } from '../src/index.js';
 import { poolFor } from './helpers.js';
@@ -63,4 +63,25 @@ test('a first statement without parameters (simple protocol, may hold several st
     ),
   ).toBe(3);
   expect(await execute(pool, 'select id from items where id >= 10 order by id')).toEqual([{ id: 10 }, { id: 11 }]);
+});
+
+test("transaction()'s first statement and execute's statements go through the pool's statement cache", async () => {
+  const counted = await StatementCounter.start(db.host, db.port);
+  const cached = poolFor(db, { host: '127.0.0.1', port: counted.port, maxConnections: 1, validateAfterIdleMs: 3_600_000 });
+  try {
+    const text = 'select name from items where id = $1';
+    const run = () =>
+      transaction(cached, async (tx) => {
+        await execute(tx, text, [1]);
+        await execute(tx, text, [2]);
+      });
+    const first = await counted.recordAll(run);
+    expect(first.parses.filter((p) => p === text)).toHaveLength(1);
+    const second = await counted.recordAll(run);
+    expect(second.parses).not.toContain(text);
+    expect(second.statements.filter((s) => s === text)).toHaveLength(2);
+  } finally {
+    await cached.close();
+    counted.close();
+  }
 });
