@@ -63,6 +63,7 @@ export {
   InvalidQueryError,
   LeaseReleasedError,
   PoolClosedError,
+  NestedTransactionError,
   type PoolErrorCode,
   type PoolTimeoutDetails,
   PoolTimeoutError,

@@ -160,6 +160,21 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     });
   }
 
+  /** Connections open or being opened, leased or idle (pg.Pool's `totalCount`, which counts connecting clients too). */
+  get totalCount(): number {
+    return this.#all.size + this.#pending;
+  }
+
+  /** Connections idle in the pool (pg.Pool's `idleCount`). */
+  get idleCount(): number {
+    return this.#idle.length;
+  }
+
+  /** Acquires waiting for a connection (pg.Pool's `waitingCount`). */
+  get waitingCount(): number {
+    return this.#waiters.length;
+  }
+
   /** True once `close()` has been called. */
   get closed(): boolean {
     return this.#closed;
