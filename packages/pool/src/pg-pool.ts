@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { PoolConfig, PoolConfigInput } from './config.js';
 import { isTransactionScope, type TransactionScope } from './database.js';
+import { hasOpenCursor } from './driver.js';
 import { SqlError } from './database-errors.js';
 import { InvalidQueryError, NestedTransactionError } from './errors.js';
 import { isSubmittable, type PoolConnection, type QueryConfig, type Submittable } from './lease.js';
@@ -156,7 +157,8 @@ export class PgPool extends pg.Pool {
       released = true;
       this.#checkedOut.delete(client);
       if (this.listenerCount('release') > 0) this.emit('release', destroyOrError instanceof Error ? destroyOrError : undefined!, client);
-      if (destroyOrError) lease.destroy();
+      // A cursor still open is a portal the next borrower would inherit (pg.Pool hands it on).
+      if (destroyOrError || hasOpenCursor(client)) lease.destroy();
       else lease.release();
     };
     if (this.listenerCount('acquire') > 0) this.emit('acquire', client);
