@@ -18,3 +18,12 @@ export {
   userOwnedPolicySql,
 } from './sql.js';
 export type { RlsTransaction } from './transaction.js';
+export {
+  type KyselyCompiledQuery,
+  type KyselyDatabaseConnection,
+  type KyselyDialect,
+  type KyselyDriver,
+  type KyselyQueryResult,
+  type RlsKyselyDialectOptions,
+  rlsKyselyDialect,
+} from './kysely.js';
