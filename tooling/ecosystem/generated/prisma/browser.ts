@@ -13,12 +13,17 @@
  * 🟢 You can import this file directly.
  */
 
-import * as Prisma from './internal/prismaNamespaceBrowser'
+import * as Prisma from './internal/prismaNamespaceBrowser.js'
 export { Prisma }
-export * as $Enums from './enums'
-export * from './enums';
+export * as $Enums from './enums.js'
+export * from './enums.js';
 /**
  * Model Note
  * 
  */
 export type Note = Prisma.NoteModel
+/**
+ * Model Item
+ * 
+ */
+export type Item = Prisma.ItemModel

@@ -12,7 +12,7 @@
  */
 
 import * as runtime from "@prisma/client/runtime/client"
-import type * as Prisma from "./prismaNamespace"
+import type * as Prisma from "./prismaNamespace.js"
 
 
 const config: runtime.GetPrismaClientConfig = {
@@ -20,7 +20,7 @@ const config: runtime.GetPrismaClientConfig = {
   "clientVersion": "7.10.1",
   "engineVersion": "d1b3f377ca835d73fd50954a5e22128b9ebdd6b8",
   "activeProvider": "postgresql",
-  "inlineSchema": "// The notes table of the tests (created by test/fixture.ts, RLS enabled and forced). No URL: the\n// client runs on a driver adapter (@prisma/adapter-pg on @accountdb/pool's pg.Pool face).\ngenerator client {\n  provider     = \"prisma-client\"\n  output       = \"../generated/prisma\"\n  moduleFormat = \"esm\"\n}\n\ndatasource db {\n  provider = \"postgresql\"\n}\n\nmodel Note {\n  id     Int    @id @default(autoincrement())\n  userId Int    @map(\"user_id\")\n  body   String\n\n  @@map(\"notes\")\n}\n",
+  "inlineSchema": "// The items and notes tables of the tests (created by test/fixture.ts, RLS enabled and forced). No URL: the\n// client runs on a driver adapter (@prisma/adapter-pg on @accountdb/pool's pg.Pool face).\ngenerator client {\n  provider            = \"prisma-client\"\n  output              = \"../generated/prisma\"\n  moduleFormat        = \"esm\"\n  importFileExtension = \"js\"\n}\n\ndatasource db {\n  provider = \"postgresql\"\n}\n\nmodel Note {\n  id     Int    @id @default(autoincrement())\n  userId Int    @map(\"user_id\")\n  body   String\n\n  @@map(\"notes\")\n}\n\nmodel Item {\n  id   Int    @id @default(autoincrement())\n  name String\n  qty  Int    @default(0)\n\n  @@map(\"items\")\n}\n",
   "runtimeDataModel": {
     "models": {},
     "enums": {},
@@ -32,10 +32,10 @@ const config: runtime.GetPrismaClientConfig = {
   }
 }
 
-config.runtimeDataModel = JSON.parse("{\"models\":{\"Note\":{\"fields\":[{\"name\":\"id\",\"kind\":\"scalar\",\"type\":\"Int\"},{\"name\":\"userId\",\"kind\":\"scalar\",\"type\":\"Int\",\"dbName\":\"user_id\"},{\"name\":\"body\",\"kind\":\"scalar\",\"type\":\"String\"}],\"dbName\":\"notes\",\"schema\":null}},\"enums\":{},\"types\":{}}")
+config.runtimeDataModel = JSON.parse("{\"models\":{\"Note\":{\"fields\":[{\"name\":\"id\",\"kind\":\"scalar\",\"type\":\"Int\"},{\"name\":\"userId\",\"kind\":\"scalar\",\"type\":\"Int\",\"dbName\":\"user_id\"},{\"name\":\"body\",\"kind\":\"scalar\",\"type\":\"String\"}],\"dbName\":\"notes\",\"schema\":null},\"Item\":{\"fields\":[{\"name\":\"id\",\"kind\":\"scalar\",\"type\":\"Int\"},{\"name\":\"name\",\"kind\":\"scalar\",\"type\":\"String\"},{\"name\":\"qty\",\"kind\":\"scalar\",\"type\":\"Int\"}],\"dbName\":\"items\",\"schema\":null}},\"enums\":{},\"types\":{}}")
 config.parameterizationSchema = {
-  strings: JSON.parse("[\"where\",\"Note.findUnique\",\"Note.findUniqueOrThrow\",\"orderBy\",\"cursor\",\"Note.findFirst\",\"Note.findFirstOrThrow\",\"Note.findMany\",\"data\",\"Note.createOne\",\"Note.createMany\",\"Note.createManyAndReturn\",\"Note.updateOne\",\"Note.updateMany\",\"Note.updateManyAndReturn\",\"create\",\"update\",\"Note.upsertOne\",\"Note.deleteOne\",\"Note.deleteMany\",\"having\",\"_count\",\"_avg\",\"_sum\",\"_min\",\"_max\",\"Note.groupBy\",\"Note.aggregate\",\"AND\",\"OR\",\"NOT\",\"id\",\"userId\",\"body\",\"equals\",\"in\",\"notIn\",\"lt\",\"lte\",\"gt\",\"gte\",\"contains\",\"startsWith\",\"endsWith\",\"not\",\"set\",\"increment\",\"decrement\",\"multiply\",\"divide\"]"),
-  graph: "KwsQBhwAACIAMB0AAAQAEB4AACIAMB8CAAAAASACACMAISEBACQAIQEAAAABACABAAAAAQAgBhwAACIAMB0AAAQAEB4AACIAMB8CACMAISACACMAISEBACQAIQADAAAABAAgAwAABQAwBAAAAQAgAwAAAAQAIAMAAAUAMAQAAAEAIAMAAAAEACADAAAFADAEAAABACADHwIAAAABIAIAAAABIQEAAAABAQgAAAkAIAMfAgAAAAEgAgAAAAEhAQAAAAEBCAAACwAwAQgAAAsAMAMfAgAqACEgAgAqACEhAQArACECAAAAAQAgCAAADgAgAx8CACoAISACACoAISEBACsAIQIAAAAEACAIAAAQACACAAAABAAgCAAAEAAgAwAAAAEAIA8AAAkAIBAAAA4AIAEAAAABACABAAAABAAgBRUAACUAIBYAACYAIBcAACkAIBgAACgAIBkAACcAIAYcAAAaADAdAAAXABAeAAAaADAfAgAbACEgAgAbACEhAQAcACEDAAAABAAgAwAAFgAwFAAAFwAgAwAAAAQAIAMAAAUAMAQAAAEAIAYcAAAaADAdAAAXABAeAAAaADAfAgAbACEgAgAbACEhAQAcACENFQAAHgAgFgAAIQAgFwAAHgAgGAAAHgAgGQAAHgAgIgIAAAABIwIAAAAEJAIAAAAEJQIAAAABJgIAAAABJwIAAAABKAIAAAABLAIAIAAhDhUAAB4AIBgAAB8AIBkAAB8AICIBAAAAASMBAAAABCQBAAAABCUBAAAAASYBAAAAAScBAAAAASgBAAAAASkBAAAAASoBAAAAASsBAAAAASwBAB0AIQ4VAAAeACAYAAAfACAZAAAfACAiAQAAAAEjAQAAAAQkAQAAAAQlAQAAAAEmAQAAAAEnAQAAAAEoAQAAAAEpAQAAAAEqAQAAAAErAQAAAAEsAQAdACEIIgIAAAABIwIAAAAEJAIAAAAEJQIAAAABJgIAAAABJwIAAAABKAIAAAABLAIAHgAhCyIBAAAAASMBAAAABCQBAAAABCUBAAAAASYBAAAAAScBAAAAASgBAAAAASkBAAAAASoBAAAAASsBAAAAASwBAB8AIQ0VAAAeACAWAAAhACAXAAAeACAYAAAeACAZAAAeACAiAgAAAAEjAgAAAAQkAgAAAAQlAgAAAAEmAgAAAAEnAgAAAAEoAgAAAAEsAgAgACEIIggAAAABIwgAAAAEJAgAAAAEJQgAAAABJggAAAABJwgAAAABKAgAAAABLAgAIQAhBhwAACIAMB0AAAQAEB4AACIAMB8CACMAISACACMAISEBACQAIQgiAgAAAAEjAgAAAAQkAgAAAAQlAgAAAAEmAgAAAAEnAgAAAAEoAgAAAAEsAgAeACELIgEAAAABIwEAAAAEJAEAAAAEJQEAAAABJgEAAAABJwEAAAABKAEAAAABKQEAAAABKgEAAAABKwEAAAABLAEAHwAhAAAAAAAFLQIAAAABLgIAAAABLwIAAAABMAIAAAABMQIAAAABAS0BAAAAAQAAAAAFFQAGFgAHFwAIGAAJGQAKAAAAAAAFFQAGFgAHFwAIGAAJGQAKAQIBAgMBBQYBBgcBBwgBCQoBCgwCCw0DDA8BDRECDhIEERMBEhQBExUCGhgFGxkL"
+  strings: JSON.parse("[\"where\",\"Note.findUnique\",\"Note.findUniqueOrThrow\",\"orderBy\",\"cursor\",\"Note.findFirst\",\"Note.findFirstOrThrow\",\"Note.findMany\",\"data\",\"Note.createOne\",\"Note.createMany\",\"Note.createManyAndReturn\",\"Note.updateOne\",\"Note.updateMany\",\"Note.updateManyAndReturn\",\"create\",\"update\",\"Note.upsertOne\",\"Note.deleteOne\",\"Note.deleteMany\",\"having\",\"_count\",\"_avg\",\"_sum\",\"_min\",\"_max\",\"Note.groupBy\",\"Note.aggregate\",\"Item.findUnique\",\"Item.findUniqueOrThrow\",\"Item.findFirst\",\"Item.findFirstOrThrow\",\"Item.findMany\",\"Item.createOne\",\"Item.createMany\",\"Item.createManyAndReturn\",\"Item.updateOne\",\"Item.updateMany\",\"Item.updateManyAndReturn\",\"Item.upsertOne\",\"Item.deleteOne\",\"Item.deleteMany\",\"Item.groupBy\",\"Item.aggregate\",\"AND\",\"OR\",\"NOT\",\"id\",\"name\",\"qty\",\"equals\",\"in\",\"notIn\",\"lt\",\"lte\",\"gt\",\"gte\",\"contains\",\"startsWith\",\"endsWith\",\"not\",\"userId\",\"body\",\"set\",\"increment\",\"decrement\",\"multiply\",\"divide\"]"),
+  graph: "SxUgBiwAAD8AMC0AAAQAEC4AAD8AMC8CAAAAAT0CADwAIT4BAD0AIQEAAAABACABAAAAAQAgBiwAAD8AMC0AAAQAEC4AAD8AMC8CADwAIT0CADwAIT4BAD0AIQADAAAABAAgAwAABQAwBAAAAQAgAwAAAAQAIAMAAAUAMAQAAAEAIAMAAAAEACADAAAFADAEAAABACADLwIAAAABPQIAAAABPgEAAAABAQgAAAkAIAMvAgAAAAE9AgAAAAE-AQAAAAEBCAAACwAwAQgAAAsAMAMvAgBGACE9AgBGACE-AQBFACECAAAAAQAgCAAADgAgAy8CAEYAIT0CAEYAIT4BAEUAIQIAAAAEACAIAAAQACACAAAABAAgCAAAEAAgAwAAAAEAIA8AAAkAIBAAAA4AIAEAAAABACABAAAABAAgBRUAAEcAIBYAAEgAIBcAAEsAIBgAAEoAIBkAAEkAIAYsAAA-ADAtAAAXABAuAAA-ADAvAgA0ACE9AgA0ACE-AQA1ACEDAAAABAAgAwAAFgAwFAAAFwAgAwAAAAQAIAMAAAUAMAQAAAEAIAYsAAA7ADAtAAAdABAuAAA7ADAvAgAAAAEwAQA9ACExAgA8ACEBAAAAGgAgAQAAABoAIAYsAAA7ADAtAAAdABAuAAA7ADAvAgA8ACEwAQA9ACExAgA8ACEAAwAAAB0AIAMAAB4AMAQAABoAIAMAAAAdACADAAAeADAEAAAaACADAAAAHQAgAwAAHgAwBAAAGgAgAy8CAAAAATABAAAAATECAAAAAQEIAAAiACADLwIAAAABMAEAAAABMQIAAAABAQgAACQAMAEIAAAkADADLwIARgAhMAEARQAhMQIARgAhAgAAABoAIAgAACcAIAMvAgBGACEwAQBFACExAgBGACECAAAAHQAgCAAAKQAgAgAAAB0AIAgAACkAIAMAAAAaACAPAAAiACAQAAAnACABAAAAGgAgAQAAAB0AIAUVAABAACAWAABBACAXAABEACAYAABDACAZAABCACAGLAAAMwAwLQAAMAAQLgAAMwAwLwIANAAhMAEANQAhMQIANAAhAwAAAB0AIAMAAC8AMBQAADAAIAMAAAAdACADAAAeADAEAAAaACAGLAAAMwAwLQAAMAAQLgAAMwAwLwIANAAhMAEANQAhMQIANAAhDRUAADcAIBYAADoAIBcAADcAIBgAADcAIBkAADcAIDICAAAAATMCAAAABDQCAAAABDUCAAAAATYCAAAAATcCAAAAATgCAAAAATwCADkAIQ4VAAA3ACAYAAA4ACAZAAA4ACAyAQAAAAEzAQAAAAQ0AQAAAAQ1AQAAAAE2AQAAAAE3AQAAAAE4AQAAAAE5AQAAAAE6AQAAAAE7AQAAAAE8AQA2ACEOFQAANwAgGAAAOAAgGQAAOAAgMgEAAAABMwEAAAAENAEAAAAENQEAAAABNgEAAAABNwEAAAABOAEAAAABOQEAAAABOgEAAAABOwEAAAABPAEANgAhCDICAAAAATMCAAAABDQCAAAABDUCAAAAATYCAAAAATcCAAAAATgCAAAAATwCADcAIQsyAQAAAAEzAQAAAAQ0AQAAAAQ1AQAAAAE2AQAAAAE3AQAAAAE4AQAAAAE5AQAAAAE6AQAAAAE7AQAAAAE8AQA4ACENFQAANwAgFgAAOgAgFwAANwAgGAAANwAgGQAANwAgMgIAAAABMwIAAAAENAIAAAAENQIAAAABNgIAAAABNwIAAAABOAIAAAABPAIAOQAhCDIIAAAAATMIAAAABDQIAAAABDUIAAAAATYIAAAAATcIAAAAATgIAAAAATwIADoAIQYsAAA7ADAtAAAdABAuAAA7ADAvAgA8ACEwAQA9ACExAgA8ACEIMgIAAAABMwIAAAAENAIAAAAENQIAAAABNgIAAAABNwIAAAABOAIAAAABPAIANwAhCzIBAAAAATMBAAAABDQBAAAABDUBAAAAATYBAAAAATcBAAAAATgBAAAAATkBAAAAAToBAAAAATsBAAAAATwBADgAIQYsAAA-ADAtAAAXABAuAAA-ADAvAgA0ACE9AgA0ACE-AQA1ACEGLAAAPwAwLQAABAAQLgAAPwAwLwIAPAAhPQIAPAAhPgEAPQAhAAAAAAABPwEAAAABBT8CAAAAAUACAAAAAUECAAAAAUICAAAAAUMCAAAAAQAAAAAAAAAAAAUVAAYWAAcXAAgYAAkZAAoAAAAAAAUVAAYWAAcXAAgYAAkZAAoAAAAFFQAQFgARFwASGAATGQAUAAAAAAAFFQAQFgARFwASGAATGQAUAQIBAgMBBQYBBgcBBwgBCQoBCgwCCw0DDA8BDRECDhIEERMBEhQBExUCGhgFGxkLHBsMHRwMHh8MHyAMICEMISMMIiUCIyYNJCgMJSoCJisOJywMKC0MKS4CKjEPKzIV"
 }
 
 async function decodeBase64AsWasm(wasmBase64: string): Promise<WebAssembly.Module> {
@@ -197,6 +197,16 @@ export interface PrismaClient<
     * ```
     */
   get note(): Prisma.NoteDelegate<ExtArgs, { omit: OmitOpts }>;
+
+  /**
+   * `prisma.item`: Exposes CRUD operations for the **Item** model.
+    * Example usage:
+    * ```ts
+    * // Fetch zero or more Items
+    * const items = await prisma.item.findMany()
+    * ```
+    */
+  get item(): Prisma.ItemDelegate<ExtArgs, { omit: OmitOpts }>;
 }
 
 export function getPrismaClientClass(): PrismaClientConstructor {
