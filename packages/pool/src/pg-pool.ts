@@ -8,8 +8,8 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { PoolConfig, PoolConfigInput } from './config.js';
 import { isTransactionScope, type TransactionScope } from './database.js';
-import { hasOpenCursor } from './driver.js';
 import { SqlError } from './database-errors.js';
+import { hasOpenCursor } from './driver.js';
 import { InvalidQueryError, NestedTransactionError } from './errors.js';
 import { isSubmittable, type PoolConnection, type QueryConfig, type Submittable } from './lease.js';
 import { type CreatePoolOptions, Pool } from './pool.js';
@@ -67,8 +67,6 @@ export class PgPool extends pg.Pool {
   constructor(source: PgPoolSource, options: CreatePgPoolOptions = {}) {
     const { endClosesPool, ...poolOptions } = options;
     const scope = isScope(source) ? source : undefined;
-    // Set right after super(): the hook runs only on a connect, which needs an acquire, which needs the face.
-    let face: PgPool | undefined;
     let pool: Pool | undefined;
     if (scope === undefined) {
       if (source instanceof Pool) pool = source;
@@ -82,14 +80,13 @@ export class PgPool extends pg.Pool {
             ...hooks,
             onConnect: async (client) => {
               if (userOnConnect) await userOnConnect(client);
-              if (face) face.#introduce(client);
+              if (this) this.#introduce(client);
             },
           },
         });
       }
     }
     super(pool ? pgOptionsOf(pool) : { max: 1 });
-    face = this;
     this.pool = pool;
     this.#scope = scope;
     const owned = pool !== undefined && pool !== source;
@@ -139,11 +136,16 @@ export class PgPool extends pg.Pool {
     return undefined;
   }
 
+  /** One client per scope: libraries that key state per connection (Kysely's onCreateConnection) see one connection. */
+  #clientOfScope(scope: TransactionScope): ScopeClient {
+    this.#scopeClient ??= new ScopeClient(scope);
+    return this.#scopeClient;
+  }
+
   async #connect(): Promise<pg.PoolClient> {
     if (this.#ending) throw new Error('Cannot use a pool after calling end on the pool');
     if (this.#scope) {
-      this.#scopeClient ??= new ScopeClient(this.#scope);
-      const client = this.#scopeClient as unknown as pg.PoolClient;
+      const client = this.#clientOfScope(this.#scope) as unknown as pg.PoolClient;
       if (this.listenerCount('acquire') > 0) this.emit('acquire', client);
       return client;
     }
@@ -156,7 +158,8 @@ export class PgPool extends pg.Pool {
       if (released) throw new Error('Release called on client which has already been released to the pool.');
       released = true;
       this.#checkedOut.delete(client);
-      if (this.listenerCount('release') > 0) this.emit('release', destroyOrError instanceof Error ? destroyOrError : undefined!, client);
+      if (this.listenerCount('release') > 0)
+        this.emit('release', destroyOrError instanceof Error ? destroyOrError : undefined!, client);
       // A cursor still open is a portal the next borrower would inherit (pg.Pool hands it on).
       if (destroyOrError || hasOpenCursor(client)) lease.destroy();
       else lease.release();
@@ -170,17 +173,44 @@ export class PgPool extends pg.Pool {
    * as `pg.Pool#query` rejects with. A Submittable needs a connection held across reads: use
    * `connect()` and the client's `query` (here it throws `InvalidQueryError`).
    */
-  // pg's typings declare the overloads; this is their implementation.
-  // biome-ignore lint/suspicious/noExplicitAny: the overloads are pg.Pool's, inherited as declared
-  override query(...args: any[]): any {
+  // pg.Pool's own overloads (a Submittable is accepted by the types, and refused at run time, as above).
+  override query<T extends pg.Submittable>(queryStream: T): T;
+  override query<R extends unknown[] = unknown[], I = unknown[]>(
+    queryConfig: pg.QueryArrayConfig<I>,
+    values?: pg.QueryConfigValues<I>,
+  ): Promise<pg.QueryArrayResult<R>>;
+  override query<R extends pg.QueryResultRow = pg.QueryResultRow, I = unknown[]>(
+    queryConfig: pg.QueryConfig<I>,
+  ): Promise<pg.QueryResult<R>>;
+  override query<R extends pg.QueryResultRow = pg.QueryResultRow, I = unknown[]>(
+    queryTextOrConfig: string | pg.QueryConfig<I>,
+    values?: pg.QueryConfigValues<I>,
+  ): Promise<pg.QueryResult<R>>;
+  override query<R extends unknown[] = unknown[], I = unknown[]>(
+    queryConfig: pg.QueryArrayConfig<I>,
+    callback: (err: Error, result: pg.QueryArrayResult<R>) => void,
+  ): void;
+  override query<R extends pg.QueryResultRow = pg.QueryResultRow, I = unknown[]>(
+    queryTextOrConfig: string | pg.QueryConfig<I>,
+    callback: (err: Error, result: pg.QueryResult<R>) => void,
+  ): void;
+  override query<R extends pg.QueryResultRow = pg.QueryResultRow, I = unknown[]>(
+    queryText: string,
+    values: pg.QueryConfigValues<I>,
+    callback: (err: Error, result: pg.QueryResult<R>) => void,
+  ): void;
+  override query(...args: unknown[]): unknown {
     const [text, second, third] = args as [unknown, unknown, unknown];
     const callback = (typeof third === 'function' ? third : typeof second === 'function' ? second : undefined) as
       | Callback<pg.QueryResult>
       | undefined;
     const values = typeof second === 'function' ? undefined : (second as unknown[] | undefined);
-    if (typeof text === 'function') throw new TypeError('Passing a function as the first parameter to pool.query is not supported');
+    if (typeof text === 'function')
+      throw new TypeError('Passing a function as the first parameter to pool.query is not supported');
     if (isSubmittable(text))
-      throw new InvalidQueryError('pool.query cannot hold a connection for a cursor or stream; use pool.connect() and client.query');
+      throw new InvalidQueryError(
+        'pool.query cannot hold a connection for a cursor or stream; use pool.connect() and client.query',
+      );
     const running = this.#query(text as string | QueryConfig, values);
     if (!callback) return running;
     running.then(
@@ -192,7 +222,7 @@ export class PgPool extends pg.Pool {
 
   async #query(text: string | QueryConfig, values: unknown[] | undefined): Promise<pg.QueryResult> {
     if (this.#ending) throw new Error('Cannot use a pool after calling end on the pool');
-    if (this.#scope) return (this.#scopeClient ??= new ScopeClient(this.#scope)).run(text, values);
+    if (this.#scope) return this.#clientOfScope(this.#scope).run(text, values);
     const lease = await this.pool!.acquire();
     this.#introduce(lease.client);
     let result: pg.QueryResult;
@@ -362,4 +392,3 @@ function pgOptionsOf(pool: Pool): pg.PoolConfig {
 export function createPgPool(source: PgPoolSource, options: CreatePgPoolOptions = {}): PgPool {
   return new PgPool(source, options);
 }
-

@@ -30,7 +30,8 @@ function face(max = 2): PgPool {
   return f;
 }
 
-const pidOf = async (client: pg.PoolClient) => (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+const pidOf = async (client: pg.PoolClient) =>
+  (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
 
 describe('a pg.Pool, as pg users and libraries see it', () => {
   test('is an instance of pg.Pool and runs text, config objects and values', async () => {
@@ -122,7 +123,7 @@ describe('a pg.Pool, as pg users and libraries see it', () => {
     const b = await pool.connect();
     expect([pool.totalCount, pool.idleCount]).toEqual([2, 0]);
     const waiting = pool.connect();
-    await waitFor(() => pool.waitingCount === 1);
+    await waitFor(async () => pool.waitingCount === 1);
     a.release();
     const c = await waiting;
     expect(pool.waitingCount).toBe(0);
@@ -149,7 +150,7 @@ describe('a pg.Pool, as pg users and libraries see it', () => {
     const [err, which] = (await failed) as [Error & { code?: string }, pg.PoolClient];
     expect(err.code).toBe('57P01');
     expect(which).toBe(client);
-    await waitFor(() => pool.totalCount === 0);
+    await waitFor(async () => pool.totalCount === 0);
     // The pool replaced nothing by itself and goes on: the next connect opens a new connection.
     const next = await pool.connect();
     expect(await pidOf(next)).not.toBe(pid);
@@ -170,10 +171,12 @@ describe('a pg.Pool, as pg users and libraries see it', () => {
     );
     expect(viaConnect).toBe(42);
     const viaQuery = await new Promise<string>((resolve, reject) =>
-      pool.query('select name from items where id = $1', [9], (err, res) => (err ? reject(err) : resolve(res.rows[0].name))),
+      pool.query('select name from items where id = $1', [9], (err: Error | undefined, res: pg.QueryResult) =>
+        err ? reject(err) : resolve(res.rows[0].name),
+      ),
     );
     expect(viaQuery).toBe('item 9');
-    const failed = await new Promise<Error>((resolve) => pool.query('select 1/0', (err) => resolve(err)));
+    const failed = await new Promise<Error>((resolve) => pool.query('select 1/0', (err: Error) => resolve(err)));
     expect(failed).toMatchObject({ code: '22012' });
     await new Promise<void>((resolve) => pool.end(resolve));
     expect(pool.ended).toBe(true);

@@ -7,7 +7,11 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createFixture, type Fixture, notesOf, rls } from './fixture.js';
 
 const items = pgTable('items', { id: serial('id').primaryKey(), name: text('name').notNull(), qty: integer('qty').notNull() });
-const notes = pgTable('notes', { id: serial('id').primaryKey(), userId: integer('user_id').notNull(), body: text('body').notNull() });
+const notes = pgTable('notes', {
+  id: serial('id').primaryKey(),
+  userId: integer('user_id').notNull(),
+  body: text('body').notNull(),
+});
 
 let fx: Fixture;
 let pool: Pool;
@@ -73,7 +77,10 @@ describe('Drizzle on the pool (drizzle({ client: createPgPool(pool) }))', () => 
   test('50 concurrent queries on a pool of 4', async () => {
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        db.select({ i: sql<number>`${i}::int`, pid: sql<number>`pg_backend_pid()` }).from(items).where(eq(items.id, 1)),
+        db
+          .select({ i: sql<number>`${i}::int`, pid: sql<number>`pg_backend_pid()` })
+          .from(items)
+          .where(eq(items.id, 1)),
       ),
     );
     expect(results.map((r) => r[0]?.i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
@@ -102,7 +109,9 @@ describe('Drizzle inside rls.withUserContext (drizzle({ client: createPgPool(tx)
   test("Drizzle's own transaction inside a scope is refused clearly; the scope goes on and commits", async () => {
     await rls.withUserContext(pool, { userId: 1, role: 'user' }, async (tx) => {
       const sdb = on(tx);
-      const refused = await sdb.transaction((t) => t.insert(notes).values({ userId: 1, body: 'dz never' })).catch((e: unknown) => e);
+      const refused = await sdb
+        .transaction((t) => t.insert(notes).values({ userId: 1, body: 'dz never' }))
+        .catch((e: unknown) => e);
       // Drizzle wraps driver errors in DrizzleQueryError (0.45); ours is the cause.
       const cause = refused instanceof NestedTransactionError ? refused : (refused as Error).cause;
       expect(cause).toBeInstanceOf(NestedTransactionError);

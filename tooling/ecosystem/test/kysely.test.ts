@@ -37,7 +37,11 @@ afterAll(async () => {
 
 describe('Kysely on the pool (PostgresDialect over createPgPool)', () => {
   test('CRUD', async () => {
-    const inserted = await db.insertInto('items').values({ name: 'kysely', qty: 1 }).returning(['id', 'name']).executeTakeFirstOrThrow();
+    const inserted = await db
+      .insertInto('items')
+      .values({ name: 'kysely', qty: 1 })
+      .returning(['id', 'name'])
+      .executeTakeFirstOrThrow();
     expect(inserted.name).toBe('kysely');
     const updated = await db.updateTable('items').set({ qty: 2 }).where('id', '=', inserted.id).executeTakeFirstOrThrow();
     expect(updated.numUpdatedRows).toBe(1n);
@@ -129,7 +133,10 @@ describe('Kysely inside rls.withUserContext (a Kysely on createPgPool(tx))', () 
       expect(streamed).toEqual(Array(notesOf(2) + 1).fill(2));
       const counts = await Promise.all(
         Array.from({ length: 50 }, () =>
-          kdb.selectFrom('notes').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+          kdb
+            .selectFrom('notes')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow(),
         ),
       );
       expect(new Set(counts.map((c) => Number(c.n)))).toEqual(new Set([notesOf(2) + 1]));

@@ -36,7 +36,7 @@ describe('Prisma on the pool (new PrismaPg(createPgPool(pool)))', () => {
     expect(pool.stats().acquires).toBeGreaterThan(before);
   });
 
-  test('CRUD; database errors reach Prisma in pg\'s shape and come out as its known errors', async () => {
+  test("CRUD; database errors reach Prisma in pg's shape and come out as its known errors", async () => {
     const created = await prisma.item.create({ data: { name: 'prisma', qty: 1 } });
     expect(created).toMatchObject({ name: 'prisma', qty: 1 });
     expect(await prisma.item.update({ where: { id: created.id }, data: { qty: 2 } })).toMatchObject({ qty: 2 });
@@ -75,7 +75,10 @@ describe('Prisma on the pool (new PrismaPg(createPgPool(pool)))', () => {
 
   test('50 concurrent queries on a pool of 4', async () => {
     const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => prisma.$queryRaw<{ i: number; pid: number }[]>`select ${i}::int as i, pg_backend_pid() as pid`),
+      Array.from(
+        { length: 50 },
+        (_, i) => prisma.$queryRaw<{ i: number; pid: number }[]>`select ${i}::int as i, pg_backend_pid() as pid`,
+      ),
     );
     expect(results.map((r) => r[0]?.i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
     expect(new Set(results.map((r) => r[0]?.pid)).size).toBeLessThanOrEqual(4);
