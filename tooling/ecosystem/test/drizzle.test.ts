@@ -58,6 +58,19 @@ describe('Drizzle on the pool (drizzle({ client: createPgPool(pool) }))', () => 
     expect(await names('dz %')).toEqual(['dz committed']);
   });
 
+  test('the trap the face avoids: to Drizzle a query-only wrapper is no pool, and its "rolled back" row is committed', async () => {
+    const wrapper = { query: (text: string, values?: unknown[]) => pool.query(text, values) };
+    const naive = drizzle({ client: wrapper as never }); // what an untyped adapter amounts to
+    await naive
+      .transaction(async (tx) => {
+        await tx.insert(items).values({ name: 'dz trap', qty: 0 });
+        tx.rollback();
+      })
+      .catch(() => {});
+    // BEGIN, the insert and ROLLBACK each went to whichever connection was free: the insert autocommitted.
+    expect(await names('dz trap')).toEqual(['dz trap']);
+  });
+
   test('nested transactions are savepoints', async () => {
     await db.transaction(async (tx) => {
       await tx.insert(items).values({ name: 'dzsp outer', qty: 0 });
