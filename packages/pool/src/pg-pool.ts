@@ -80,7 +80,8 @@ export class PgPool extends pg.Pool {
             ...hooks,
             onConnect: async (client) => {
               if (userOnConnect) await userOnConnect(client);
-              if (this) this.#introduce(client);
+              // Runs on a connect, which needs an acquire, which needs this face: `this` exists by then.
+              this.#introduce(client);
             },
           },
         });
