@@ -221,11 +221,12 @@ export class Connector {
     role: ServerRole | undefined,
     fallback: boolean,
   ): OpenedClient {
-    if (role)
+    // Kept when something will consult it: a role or lag check, or host memory (hostDown).
+    if (role || this.#remembers)
       this.#landings.set(client, {
         host,
         key: keyOf(host),
-        standby: role.standby,
+        standby: role?.standby ?? false,
         fallback,
         checkedAt: performance.now(),
       });
@@ -289,7 +290,7 @@ export class Connector {
    * `prefer-standby` fallback whose recheck is due.
    */
   needsCheck(client: PgClient): boolean {
-    if (!this.#checks) return false;
+    if (!this.#checks && !this.#remembers) return false;
     const landing = this.#landings.get(client);
     if (!landing) return false;
     const state = this.#hosts.get(landing.key);
@@ -309,14 +310,14 @@ export class Connector {
   async validate(client: PgClient): Promise<DestroyReason | undefined> {
     const landing = this.#landings.get(client);
     const ms = this.#config.connectionTimeoutMs;
-    if (!landing) {
+    const state = landing ? this.#hosts.get(landing.key) : undefined;
+    if (state && this.#remembers && state.downUntil > 0) return 'hostDown';
+    if (!landing || !this.#checks) {
       await withTimeout(client.query(EMPTY_QUERY), ms, () => {
         throw new Error(`validation timed out after ${ms} ms`);
       });
       return undefined;
     }
-    const state = this.#hosts.get(landing.key);
-    if (state && this.#remembers && state.downUntil > 0) return 'hostDown';
     const now = performance.now();
     if (landing.standby) {
       // Claim this host's lag check now, so sessions handed out meanwhile do not all check it too.
