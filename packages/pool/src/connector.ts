@@ -117,7 +117,15 @@ export class Connector {
   #state(key: string): HostState {
     let state = this.#hosts.get(key);
     if (!state) {
-      state = { downUntil: 0, probing: false, lastError: undefined, laggingUntil: 0, lagCheckedAt: 0, role: undefined, roleSeenAt: 0 };
+      state = {
+        downUntil: 0,
+        probing: false,
+        lastError: undefined,
+        laggingUntil: 0,
+        lagCheckedAt: 0,
+        role: undefined,
+        roleSeenAt: 0,
+      };
       this.#hosts.set(key, state);
     }
     return state;

@@ -355,7 +355,10 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
         return false;
       }
       if (reason) {
-        this.#log.info({ id: conn.id, reason, host: conn.host.host, port: conn.host.port }, 'connection no longer suits targetSessionAttrs; destroyed');
+        this.#log.info(
+          { id: conn.id, reason, host: conn.host.host, port: conn.host.port },
+          'connection no longer suits targetSessionAttrs; destroyed',
+        );
         this.#destroy(conn, reason);
         return false;
       }

@@ -34,10 +34,7 @@ export interface ReadWritePools {
  * await pools.writer.query('insert into audit (what) values ($1)', ['login']);
  * const { rows } = await pools.reader.query('select count(*) from audit');
  */
-export function createReadWritePools(
-  config: PoolConfig | PoolConfigInput,
-  options: ReadWritePoolsOptions = {},
-): ReadWritePools {
+export function createReadWritePools(config: PoolConfig | PoolConfigInput, options: ReadWritePoolsOptions = {}): ReadWritePools {
   const base = resolvePoolConfig(config);
   const { writer: writerOverrides, reader: readerOverrides, logger, ...shared } = options;
   // The password is not enumerable on a resolved configuration: pass it by name.

@@ -71,7 +71,9 @@ describe.skipIf(!hasBaseBackup(binDir))(`failover to a promoted standby (needs p
     const worker = async () => {
       while (!stop) {
         try {
-          const { rows } = await writer.query<{ port: number }>('insert into t default values returning inet_server_port() as port');
+          const { rows } = await writer.query<{ port: number }>(
+            'insert into t default values returning inet_server_port() as port',
+          );
           writes.push({ port: rows[0]!.port, at: phase });
         } catch (err) {
           failures.push(err);
