@@ -304,7 +304,9 @@ export class Connector {
     const state = this.#hosts.get(landing.key);
     const now = performance.now();
     if (state && this.#remembers && state.downUntil > 0) return true;
-    if (landing.fallback) return now - landing.checkedAt >= this.#config.hostRecheckMs;
+    // Without host memory (one host, or hostRecheckMs 0) a fallback stays, as in libpq: looking again
+    // at every hand-out would reconnect every time.
+    if (landing.fallback) return this.#remembers && now - landing.checkedAt >= this.#config.hostRecheckMs;
     if (landing.standby && this.#config.maxReplicationLagMs !== undefined && state)
       return state.laggingUntil > now || now - state.lagCheckedAt >= this.#lagRecheckMs;
     return false;
@@ -343,7 +345,7 @@ export class Connector {
     if (want === 'prefer-standby' && !role.standby) {
       // A fallback (or a standby since promoted) is kept while no other host could serve as a standby;
       // otherwise it is retired so the next connect looks for one.
-      if (landing.fallback && this.#standbyMayBeElsewhere(landing.key, now)) return 'role';
+      if (landing.fallback && this.#remembers && this.#standbyMayBeElsewhere(landing.key, now)) return 'role';
       landing.fallback = true;
       return undefined;
     }

@@ -1,6 +1,14 @@
 import { createTestDatabase, freePort, TcpProxy, type TestDatabase, testPoolConfig } from '@accountdb/test-db';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { createPool, type Pool, type PoolConfigInput, type PoolConnection } from '../src/index.js';
+import {
+  ConfigError,
+  createPool,
+  loadConfig,
+  type Pool,
+  type PoolConfigInput,
+  type PoolConnection,
+  resolvePoolConfig,
+} from '../src/index.js';
 
 // Host memory: a host that could not be reached is skipped by later connects for hostRecheckMs, and a
 // down host is probed by one connect at a time. The "down" host here is a loopback port nothing listens on.
@@ -84,5 +92,47 @@ describe('host memory', () => {
     expect(await ports(lease)).toBe(db.port);
     lease.release();
     expect(pool.stats().destroyed.hostDown).toBe(1);
+  });
+});
+
+describe('hostRecheckMs and maxReplicationLagMs options', () => {
+  const problemsOf = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as ConfigError).problems.map((p) => `${p.variable}: ${p.message}`);
+    }
+    throw new Error('no ConfigError');
+  };
+
+  test('defaults: a 10 s recheck, no lag limit', () => {
+    const config = resolvePoolConfig({});
+    expect(config.hostRecheckMs).toBe(10_000);
+    expect('maxReplicationLagMs' in config).toBe(false);
+  });
+
+  test('from the environment, every bad value in one ConfigError beside the others', () => {
+    expect(loadConfig({ DB_HOST_RECHECK_MS: '250', DB_MAX_REPLICATION_LAG_MS: '0' })).toMatchObject({
+      hostRecheckMs: 250,
+      maxReplicationLagMs: 0,
+    });
+    expect(
+      problemsOf(() => loadConfig({ DB_HOST_RECHECK_MS: 'soon', DB_MAX_REPLICATION_LAG_MS: '-5', DB_MAX_CONNECTIONS: 'x' })),
+    ).toEqual([
+      'DB_HOST_RECHECK_MS: must be a non-negative integer, got text (4 characters)',
+      'DB_MAX_REPLICATION_LAG_MS: must be a non-negative integer, got a negative number (text)',
+      'DB_MAX_CONNECTIONS: must be a non-negative integer, got text (1 character)',
+    ]);
+  });
+
+  test('in code: wrong values and a near-miss name', () => {
+    expect(problemsOf(() => resolvePoolConfig({ hostRecheckMs: -1, maxReplicationLagMs: 1.5 }))).toEqual([
+      'hostRecheckMs: must be an integer >= 0, got a smaller one',
+      'maxReplicationLagMs: must be an integer >= 0, got a fractional number',
+    ]);
+    expect(problemsOf(() => resolvePoolConfig({ maxReplicationLag: 100 } as PoolConfigInput))).toEqual([
+      'maxReplicationLag: is not an option; did you mean maxReplicationLagMs?',
+    ]);
   });
 });
