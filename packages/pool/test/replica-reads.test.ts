@@ -131,5 +131,27 @@ describe.skipIf(!hasBaseBackup(binDir))(
       await expect.poll(() => port(reader), { timeout: 30_000 }).toBe(standby.port);
       expect(reader.stats().destroyed.role).toBeGreaterThanOrEqual(1);
     });
+
+    test('validation destroys a read-write connection whose server turned read-only (role)', async () => {
+      const { onPrimary } = pair;
+      const writer = createPool({ ...base(), targetSessionAttrs: 'read-write', maxConnections: 1, validateAfterIdleMs: 0 });
+      closers.push(writer);
+      expect(await port(writer)).toBe(pair.primary.port);
+      try {
+        await onPrimary.query('alter system set default_transaction_read_only = on');
+        await onPrimary.query('select pg_reload_conf()');
+        await waitFor(
+          async () => (await onPrimary.query("select current_setting('default_transaction_read_only') as v")).rows[0]?.v === 'on',
+        );
+        const err = await port(writer).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(DatabaseUnavailableError);
+        expect((err as Error).message).toMatch(/not read-write/);
+        expect(writer.stats().destroyed.role).toBe(1);
+      } finally {
+        await onPrimary.query('set default_transaction_read_only = off');
+        await onPrimary.query('alter system reset default_transaction_read_only');
+        await onPrimary.query('select pg_reload_conf()');
+      }
+    });
   },
 );
