@@ -357,7 +357,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       if (reason) {
         this.#log.info(
           { id: conn.id, reason, host: conn.host.host, port: conn.host.port },
-          'connection no longer suits targetSessionAttrs; destroyed',
+          'connection retired at hand-out: its server changed role, fell behind, or its host is down (see reason)',
         );
         this.#destroy(conn, reason);
         return false;
