@@ -51,7 +51,9 @@ interface HostState {
   downUntil: number;
   /** A connect is probing this host while it is known down: other connects skip it meanwhile. */
   probing: boolean;
-  /** Why the last connect to it failed: what a connect that skipped it reports. */
+  /** Its role did not suit this pool's target at the last connect: one connect at a time checks it again. */
+  unsuitable: boolean;
+  /** Why the last connect to it failed or was refused: what a connect that skipped it reports. */
   lastError: unknown;
   /** performance.now() until which standby-seeking connects skip this host (its replay lagged); 0 = not lagging. */
   laggingUntil: number;
@@ -60,6 +62,12 @@ interface HostState {
   /** The role last seen on this host, and when. */
   role: 'primary' | 'standby' | undefined;
   roleSeenAt: number;
+}
+
+/** A session opened on one host, with what its check said (undefined when this pool checks nothing). */
+interface Attempted {
+  readonly opened: OpenedClient;
+  readonly role: ServerRole | undefined;
 }
 
 /** Where a pooled session landed: kept per client, consulted at validation. */
@@ -120,6 +128,7 @@ export class Connector {
       state = {
         downUntil: 0,
         probing: false,
+        unsuitable: false,
         lastError: undefined,
         laggingUntil: 0,
         lagCheckedAt: 0,
@@ -156,11 +165,10 @@ export class Connector {
    */
   async open(): Promise<OpenedClient> {
     const { targetSessionAttrs, connectionTimeoutMs } = this.#config;
-    const now = performance.now();
-    const candidates = this.#candidates(now);
+    const candidates = this.#candidates(performance.now());
     let lastError: unknown;
     let lastHost = (candidates[0]?.host ?? this.#config.hosts[0]) as HostPort;
-    let fallback: (OpenedClient & { role: ServerRole }) | undefined;
+    let fallback: Attempted | undefined;
     for (const { host, probe } of candidates) {
       const key = keyOf(host);
       if (this.#remembers && this.#skipsForLag(key, targetSessionAttrs)) {
@@ -168,8 +176,10 @@ export class Connector {
         continue;
       }
       const state = this.#remembers ? this.#state(key) : undefined;
-      if (state && probe) {
-        // A down host another connect is probing, or one not due that a fallback makes unnecessary.
+      // A host known down, or of the wrong role for this pool last time, is tried by one connect at a
+      // time: the others skip it (and report why it was skipped) instead of piling onto it.
+      const exclusive = state !== undefined && (probe || state.unsuitable);
+      if (exclusive) {
         if (state.probing || (fallback && state.downUntil > performance.now())) {
           lastError ??= state.lastError;
           continue;
@@ -177,68 +187,80 @@ export class Connector {
         state.probing = true;
       }
       lastHost = host;
-      let client: PgClient;
-      let boundSilence: (ms: number) => void;
+      let attempted: Attempted | { error: unknown };
       try {
-        client = await this.#connect(host);
-        // Until the connection is handed out, a silent server gets the connect timeout, not the query bound.
-        boundSilence = watchSilence(client, host);
-        boundSilence(connectionTimeoutMs);
-        if (state) state.downUntil = 0;
-      } catch (err) {
-        this.#onAttemptFailed();
-        if (state && isHostDown(err)) {
-          state.downUntil = performance.now() + this.#config.hostRecheckMs;
-          state.lastError = err;
-        }
-        lastError = err;
-        continue;
+        attempted = await this.#attempt(host, key, state);
       } finally {
-        if (state && probe) state.probing = false;
+        if (exclusive) state.probing = false;
       }
-      if (!this.#checks) return this.#landed(client, host, boundSilence, undefined, false);
-      let role: ServerRole;
-      try {
-        role = await this.#check(client, key);
-      } catch (err) {
-        lastError = err;
-        await endClient(client, connectionTimeoutMs);
+      if ('error' in attempted) {
+        lastError = attempted.error;
         continue;
       }
-      const verdict = this.#judge(role, targetSessionAttrs);
+      const verdict = attempted.role ? this.#judge(attempted.role, targetSessionAttrs) : true;
       if (verdict === true) {
-        if (fallback) await endClient(fallback.client, connectionTimeoutMs);
-        return this.#landed(client, host, boundSilence, role, false);
+        if (state) state.unsuitable = false;
+        if (fallback) await endClient(fallback.opened.client, connectionTimeoutMs);
+        return this.#landed(attempted, false);
       }
       lastError = new Error(verdict);
-      if (targetSessionAttrs === 'prefer-standby' && !fallback && !role.standby) {
-        fallback = { client, host, boundSilence, role };
-        continue;
+      const role = attempted.role as ServerRole;
+      if (targetSessionAttrs === 'prefer-standby') {
+        if (!fallback && !role.standby) {
+          fallback = attempted;
+          continue;
+        }
+      } else if (state && this.#lagProblem(role) === undefined) {
+        state.unsuitable = true;
+        state.lastError = lastError;
       }
-      await endClient(client, connectionTimeoutMs);
+      await endClient(attempted.opened.client, connectionTimeoutMs);
     }
-    if (fallback) return this.#landed(fallback.client, fallback.host, fallback.boundSilence, fallback.role, true);
-    lastError ??= new Error('every host is known down and another connect is probing it');
+    if (fallback) return this.#landed(fallback, true);
+    lastError ??= new Error('every host is known down or unsuitable, and another connect is checking it');
     throw new DatabaseUnavailableError(lastHost.host, lastHost.port, lastError, describeTarget(this.#config));
   }
 
-  #landed(
-    client: PgClient,
-    host: HostPort,
-    boundSilence: (ms: number) => void,
-    role: ServerRole | undefined,
-    fallback: boolean,
-  ): OpenedClient {
+  /** Connect to one host and, when this pool checks servers, run the check. Never throws. */
+  async #attempt(host: HostPort, key: string, state: HostState | undefined): Promise<Attempted | { error: unknown }> {
+    const { connectionTimeoutMs } = this.#config;
+    let client: PgClient;
+    let boundSilence: (ms: number) => void;
+    try {
+      client = await this.#connect(host);
+      // Until the connection is handed out, a silent server gets the connect timeout, not the query bound.
+      boundSilence = watchSilence(client, host);
+      boundSilence(connectionTimeoutMs);
+      if (state) state.downUntil = 0;
+    } catch (error) {
+      this.#onAttemptFailed();
+      if (state && isHostDown(error)) {
+        state.downUntil = performance.now() + this.#config.hostRecheckMs;
+        state.lastError = error;
+      }
+      return { error };
+    }
+    const opened = { client, host, boundSilence };
+    if (!this.#checks) return { opened, role: undefined };
+    try {
+      return { opened, role: await this.#check(client, key) };
+    } catch (error) {
+      await endClient(client, connectionTimeoutMs);
+      return { error };
+    }
+  }
+
+  #landed({ opened, role }: Attempted, fallback: boolean): OpenedClient {
     // Kept when something will consult it: a role or lag check, or host memory (hostDown).
     if (role || this.#remembers)
-      this.#landings.set(client, {
-        host,
-        key: keyOf(host),
+      this.#landings.set(opened.client, {
+        host: opened.host,
+        key: keyOf(opened.host),
         standby: role?.standby ?? false,
         fallback,
         checkedAt: performance.now(),
       });
-    return { client, host, boundSilence };
+    return opened;
   }
 
   /** True, or why this server is not acceptable for `want`. */

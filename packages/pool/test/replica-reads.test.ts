@@ -1,4 +1,4 @@
-import { createStandbyPair, DEBIAN_PG15_BIN_DIR, hasBaseBackup, type StandbyPair, waitFor } from '@accountdb/test-db';
+import { createStandbyPair, DEBIAN_PG15_BIN_DIR, hasBaseBackup, type StandbyPair, TcpProxy, waitFor } from '@accountdb/test-db';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import {
   createPool,
@@ -153,5 +153,38 @@ describe.skipIf(!hasBaseBackup(binDir))(
         await onPrimary.query('select pg_reload_conf()');
       }
     });
+
+    for (const [hostRecheckMs, checks] of [
+      [60_000, 1],
+      [0, 3],
+    ] as const) {
+      test(`a host of the wrong role is checked by ${checks === 1 ? 'one connect at a time' : 'every connect'} (hostRecheckMs ${hostRecheckMs})`, async () => {
+        const { primary, standby } = pair;
+        const proxy = await TcpProxy.start(primary.host, primary.port); // counts connects to the primary
+        const pool = createPool({
+          ...base(),
+          hosts: [
+            { host: '127.0.0.1', port: proxy.port },
+            { host: standby.host, port: standby.port },
+          ],
+          targetSessionAttrs: 'standby',
+          maxConnections: 4,
+          hostRecheckMs,
+        });
+        closers.push(pool);
+        try {
+          expect(await port(pool)).toBe(standby.port);
+          expect(proxy.accepted).toBe(1);
+          // Three new connects start together; with host memory only one of them checks the primary again.
+          const leases = await Promise.all(Array.from({ length: 4 }, () => pool.acquire()));
+          for (const lease of leases) lease.release();
+          expect(pool.stats().connects).toBe(4);
+          expect(proxy.accepted).toBe(1 + checks);
+        } finally {
+          await pool.close({ timeoutMs: 1000 });
+          await proxy.close();
+        }
+      });
+    }
   },
 );
