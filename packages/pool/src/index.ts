@@ -90,6 +90,7 @@ export {
   type PoolHooks,
   type RetryOptions,
 } from './pool.js';
+export { createReadWritePools, type ReadWritePools, type ReadWritePoolsOptions } from './read-write-pools.js';
 export { backoffDelay, isTransientConnectionError } from './retry.js';
 export type { DestroyReason, LatencySummary, PoolStats } from './stats.js';
 export type { BeginOptions, IsolationLevel, TransactionStatus } from './transaction.js';
