@@ -29,6 +29,8 @@ export interface BuildAppOptions {
   tokenTtlSeconds?: number;
   /** Bound on the readiness check, acquire included, ms. Default 2,000. */
   readinessTimeoutMs?: number;
+  /** How long a readiness document is reused, ms: probes, load balancers and the dashboard share one check. Default 1,000. */
+  readinessCacheMs?: number;
   migrationsDir?: string;
 }
 
@@ -66,7 +68,7 @@ export async function buildApp(options: BuildAppOptions) {
 
   const health = createHealthHandler(pool, {
     timeoutMs: options.readinessTimeoutMs ?? 2_000,
-    cacheTtlMs: 1_000,
+    cacheTtlMs: options.readinessCacheMs ?? 1_000,
     startup: () => startup.ready,
     logger,
   });

@@ -19,13 +19,10 @@ const QUANTILES = [
  * gauges with a `quantile` label. Called once, in `buildApp`; this is the one place pool metrics live.
  */
 export function registerPoolMetrics(registry: Registry, pool: Pool): void {
-  // One stats() snapshot per scrape, shared by every family (collect() runs per metric).
-  let snapshot: { at: number; stats: PoolStats } | undefined;
-  const stats = () => {
-    const now = performance.now();
-    if (!snapshot || now - snapshot.at > 50) snapshot = { at: now, stats: pool.stats() };
-    return snapshot.stats;
-  };
+  // One stats() snapshot per scrape, shared by every family: a registry collects its metrics in
+  // registration order, so the first family takes the snapshot and the others read it.
+  let snapshot: PoolStats | undefined;
+  const stats = () => snapshot ?? pool.stats();
   const registers = [registry];
   const gauge = (name: string, help: string, read: (s: PoolStats) => number) =>
     new Gauge({
@@ -64,7 +61,8 @@ export function registerPoolMetrics(registry: Registry, pool: Pool): void {
     labelNames: ['state'],
     registers,
     collect() {
-      const s = stats();
+      snapshot = pool.stats();
+      const s = snapshot;
       this.set({ state: 'idle' }, s.idle);
       this.set({ state: 'active' }, s.active);
       this.set({ state: 'opening' }, s.pending);

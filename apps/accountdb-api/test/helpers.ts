@@ -26,6 +26,7 @@ export function appOn(pool: Pool, options: { logger?: Logger; readinessTimeoutMs
     logger: options.logger ?? silentLogger,
     startup: options.startup ?? STARTED,
     jwtSecret: TEST_JWT_SECRET,
+    readinessCacheMs: 0,
     ...(options.readinessTimeoutMs === undefined ? {} : { readinessTimeoutMs: options.readinessTimeoutMs }),
   });
 }

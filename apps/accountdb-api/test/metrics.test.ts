@@ -1,17 +1,18 @@
 import { createPool, type Pool } from '@accountdb/pool';
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { buildApp } from '../src/app.js';
+import type { AccountDbApp } from '../src/app.js';
+import { appOn } from './helpers.js';
 import { createLogger } from '../src/logger.js';
 
 let db: TestDatabase;
 let pool: Pool;
-let app: ReturnType<typeof buildApp>;
+let app: AccountDbApp;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   pool = createPool({ ...db, sslmode: 'disable', maxConnections: 3, minConnections: 0 });
-  app = buildApp({ pool, logger: createLogger({ level: 'silent' }) });
+  app = await appOn(pool, { logger: createLogger({ level: 'silent' }) });
 });
 afterAll(async () => {
   await app.close();
