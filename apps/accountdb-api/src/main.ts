@@ -94,6 +94,7 @@ async function start(): Promise<void> {
     jwtSecret: jwtSecret(),
     tokenTtlSeconds: settings.tokenTtlSeconds,
     readinessTimeoutMs: settings.readinessTimeoutMs,
+    readinessCacheMs: settings.readinessCacheMs,
   });
   // Listen first: /health/startup reports the phases while they run, readiness fails until they pass.
   await app.listen({ port: settings.port, host: settings.host });

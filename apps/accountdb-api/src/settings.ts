@@ -21,6 +21,8 @@ export interface AppSettings {
   logLevel: Level | 'silent';
   /** `HEALTH_READY_TIMEOUT_MS`, default 2,000: bound on the readiness `SELECT 1`. */
   readinessTimeoutMs: number;
+  /** `HEALTH_READY_CACHE_MS`, default 1,000: how long a readiness document is reused (probes and dashboards share one check). */
+  readinessCacheMs: number;
   /** `SHUTDOWN_TIMEOUT_MS`, default 10,000: how long shutdown waits for requests and leased connections. */
   shutdownTimeoutMs: number;
   /**
@@ -81,6 +83,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
 
   const port = integer('PORT', 3000, 0, 65535);
   const readinessTimeoutMs = integer('HEALTH_READY_TIMEOUT_MS', 2_000, 1);
+  const readinessCacheMs = integer('HEALTH_READY_CACHE_MS', 1_000, 0);
   const shutdownTimeoutMs = integer('SHUTDOWN_TIMEOUT_MS', 10_000, 0);
   const tokenTtlSeconds = integer('TOKEN_TTL_SECONDS', 3_600, 1, 31 * 24 * 3600);
   const initMaxRetries = integer('INIT_MAX_RETRIES', 5, 0, 1_000);
@@ -120,6 +123,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     host: value('HOST') ?? '127.0.0.1',
     logLevel,
     readinessTimeoutMs,
+    readinessCacheMs,
     shutdownTimeoutMs,
     embedded:
       external === undefined

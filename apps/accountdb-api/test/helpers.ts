@@ -40,6 +40,7 @@ export interface TestApp {
   app: AccountDbApp;
   startup: Startup;
   loginRole: string;
+  loginPassword: string;
   close(): Promise<void>;
 }
 
@@ -76,6 +77,7 @@ export async function startTestApp(options: { logger?: Logger; run?: boolean; ma
     app,
     startup,
     loginRole,
+    loginPassword: password,
     async close() {
       await app.close();
       await pool.close();

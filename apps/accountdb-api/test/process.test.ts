@@ -63,8 +63,9 @@ class AppProcess {
     }
   }
 
-  /** The URL the server listens on, from Fastify's "Server listening at" line. */
+  /** The URL the server listens on, from Fastify's "Server listening at" line, once start-up is done. */
   async url(): Promise<string> {
+    await this.waitFor((l) => l.msg === 'ready: serving requests');
     const line = await this.waitFor((l) => l.msg.startsWith('Server listening at '));
     return line.msg.slice('Server listening at '.length);
   }
@@ -158,6 +159,7 @@ describe('the app process', () => {
         DATABASE_URL: `postgres://${server.user}:${server.password}@127.0.0.1:${proxy.port}/postgres?sslmode=disable`,
         PORT: '0',
         HEALTH_READY_TIMEOUT_MS: '120000',
+        HEALTH_READY_CACHE_MS: '0',
         SHUTDOWN_TIMEOUT_MS: '120000',
         // No background reconnects: a connection through the proxy can then only come from the request.
         DB_MIN_CONNECTIONS: '0',
