@@ -27,11 +27,11 @@ create table accounts (
   currency      text not null default 'EUR' check (currency ~ '^[A-Z]{3}$'),
   created_at    timestamptz not null default now(),
   -- A user's account names are unique (409 on a duplicate); another user's names are none of their business.
+  -- Its index, led by user_id, also serves the policy's user_id filter (no separate user_id index).
   unique (user_id, name),
   -- Target of cards' composite foreign key: a card can only point at an account of its own user.
   unique (id, user_id)
 );
-create index accounts_user_id_idx on accounts (user_id);
 
 create table hardware (
   id            integer generated always as identity primary key,
