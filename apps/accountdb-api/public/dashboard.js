@@ -2,7 +2,6 @@
 // routes with the bearer token from sign-in (kept in sessionStorage); every value is written with
 // textContent, never as HTML. Raw numbers sit in data-value attributes beside their formatted text.
 (() => {
-  'use strict';
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = 'accountdb.dashboard.token';
   const POOL_POINTS = 120;

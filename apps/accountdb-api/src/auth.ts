@@ -1,7 +1,7 @@
 import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto';
-import fastifyJwt from '@fastify/jwt';
 import type { Pool } from '@accountdb/pool';
 import { execute, sql } from '@accountdb/query';
+import fastifyJwt from '@fastify/jwt';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from './http-errors.js';

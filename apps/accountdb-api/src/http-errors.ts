@@ -106,7 +106,9 @@ function* causes(err: unknown): Generator<unknown> {
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const mapped = toHttpError(err);
-    if (mapped.status >= 500) request.log.error({ err }, 'request failed');
+    // A 503 is the database's state, not a bug: warn, with the code only (the pool's message is in its own logs).
+    if (mapped.status === 503) request.log.warn({ code: mapped.body.code }, 'request refused: database busy or unavailable');
+    else if (mapped.status >= 500) request.log.error({ err }, 'request failed');
     else request.log.info({ code: mapped.body.code, status: mapped.status }, 'request refused');
     if (mapped.retryAfterSeconds !== undefined) reply.header('retry-after', String(mapped.retryAfterSeconds));
     return reply.code(mapped.status).send(mapped.body);

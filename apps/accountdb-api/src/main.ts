@@ -7,8 +7,8 @@ import { type AccountDbApp, buildApp } from './app.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres.js';
 import { createLogger } from './logger.js';
 import { derivedLoginPassword, provisionLoginRole } from './provision.js';
-import { Startup } from './startup.js';
 import { type AppSettings, loadSettings } from './settings.js';
+import { Startup } from './startup.js';
 
 const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
 

@@ -1,6 +1,6 @@
 import { createSigner } from 'fast-jwt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { signIn, startTestApp, type TestApp, TEST_JWT_SECRET } from './helpers.js';
+import { signIn, startTestApp, TEST_JWT_SECRET, type TestApp } from './helpers.js';
 
 // One app and database for the file: every test reads and writes through HTTP as the demo users.
 let t: TestApp;

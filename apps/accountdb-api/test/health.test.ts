@@ -1,11 +1,11 @@
+import type { HealthDocument } from '@accountdb/health';
 import { createPool, type Pool } from '@accountdb/pool';
 import { createTestDatabase, PostgresServer, TcpProxy, type TestDatabase, testPoolConfig } from '@accountdb/test-db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { AccountDbApp } from '../src/app.js';
+import { createLogger } from '../src/logger.js';
 import type { StartupState } from '../src/startup.js';
 import { appOn } from './helpers.js';
-import type { HealthDocument } from '@accountdb/health';
-import { createLogger } from '../src/logger.js';
 
 const logger = createLogger({ level: 'silent' });
 

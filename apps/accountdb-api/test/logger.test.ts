@@ -2,9 +2,8 @@ import { createPool } from '@accountdb/pool';
 import { packageLogger } from '@accountdb/pool/internal';
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { AccountDbApp } from '../src/app.js';
-import { appOn } from './helpers.js';
 import { createLogger } from '../src/logger.js';
+import { appOn } from './helpers.js';
 
 /** A pino destination that keeps every line. */
 function captureStream() {

@@ -2,8 +2,8 @@ import { createPool, type Pool } from '@accountdb/pool';
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { AccountDbApp } from '../src/app.js';
-import { appOn } from './helpers.js';
 import { createLogger } from '../src/logger.js';
+import { appOn } from './helpers.js';
 
 let db: TestDatabase;
 let pool: Pool;
