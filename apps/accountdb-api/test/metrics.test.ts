@@ -60,3 +60,14 @@ test('GET /metrics exposes pool.stats() in the Prometheus text format, and the n
   expect(after.text).not.toContain(db.password);
   expect(after.text).not.toContain(String(db.port));
 });
+
+test('http_request_duration_seconds is a histogram labelled by route pattern, not by raw URL', async () => {
+  await app.inject({ url: '/accounts/12345' }); // 401, no token: still observed, as its pattern
+  const { samples, text } = await scrape();
+  expect(text).toMatch(/^# TYPE http_request_duration_seconds histogram$/m);
+  expect(
+    samples.get('http_request_duration_seconds_count{method="GET",route="/metrics",status_code="200"}'),
+  ).toBeGreaterThanOrEqual(1);
+  expect(samples.get('http_request_duration_seconds_count{method="GET",route="/accounts/:id",status_code="401"}')).toBe(1);
+  expect(text).not.toContain('12345');
+});
