@@ -68,6 +68,10 @@ async function start(): Promise<void> {
     { logger },
   );
   // The login role exists before the user pool opens its first connection.
+  if (settings.loginPassword === undefined && !poolConfig.password) {
+    // Derived from nothing, the login role's password would be guessable.
+    throw new ConfigError([{ variable: 'API_DB_PASS', message: 'is required when the database user has no password' }]);
+  }
   const loginPassword = settings.loginPassword ?? derivedLoginPassword(poolConfig.password ?? '', settings.loginRole);
   await provisionLoginRole(admin, { name: settings.loginRole, password: loginPassword });
   pool = createPool(
