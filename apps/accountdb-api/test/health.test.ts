@@ -52,9 +52,11 @@ describe('health endpoints on a healthy database', () => {
     const ready = await get(app, '/health/ready');
     expect(ready.status).toBe(200);
     expect(ready.type).toMatch(/^application\/health\+json/);
-    expect(ready.body.status).toBe('pass');
+    // `warn` is possible on a loaded machine (a response time past 500 ms); no timing is asserted here.
+    expect(['pass', 'warn']).toContain(ready.body.status);
     const check = ready.body.checks['postgresql:responseTime']?.[0];
-    expect(check).toMatchObject({ componentType: 'datastore', status: 'pass', observedUnit: 'ms' });
+    expect(check).toMatchObject({ componentType: 'datastore', observedUnit: 'ms' });
+    expect(check?.status).not.toBe('fail');
     expect(typeof check?.observedValue).toBe('number');
     expect(Number.isNaN(Date.parse(check?.time ?? ''))).toBe(false);
     expect(pool.stats().active).toBe(0);
@@ -70,7 +72,7 @@ describe('health endpoints on a healthy database', () => {
     } finally {
       for (const lease of leases) lease.release();
     }
-    expect((await get(app, '/health/ready')).body.status).toBe('pass');
+    expect((await get(app, '/health/ready')).body.checks['pool:utilization']?.[0]?.status).toBe('pass');
   });
 
   test('readiness fails and /health/startup reports the phase until start-up is done', async () => {
