@@ -106,6 +106,28 @@ describe('the app process', () => {
     expect(app.stdout).toBe('');
   });
 
+  test('a failed init_database check stops the app (exit 1) with what to fix', async () => {
+    const env = { DATABASE_URL: `${db.url}?sslmode=disable`, PORT: '0', INIT_MAX_RETRIES: '1', INIT_RETRY_INTERVAL_MS: '10' };
+    const first = new AppProcess(env); // applies the migrations
+    await first.url();
+    first.signal('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    await db.admin('alter table cards no force row level security');
+    try {
+      const second = new AppProcess(env);
+      expect(await second.exited).toBe(1);
+      expect(second.stderr).toContain('The database is not ready for the app (after 2 attempts)');
+      expect(second.stderr).toContain(
+        'table cards has Row-Level Security enabled but not FORCEd: apply migrations/R__row_level_security.sql',
+      );
+      expect(second.messages()).toContain('start-up failed');
+      expect(second.messages()).not.toContain('ready: serving requests');
+    } finally {
+      await db.admin('alter table cards force row level security');
+    }
+  });
+
   test('SIGTERM stops the HTTP server, drains the pool and exits 0, leaving no connection behind', async () => {
     const applicationName = `api_sigterm_${process.pid}`;
     const app = new AppProcess({
