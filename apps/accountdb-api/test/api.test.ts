@@ -195,6 +195,11 @@ describe('admin and docs', () => {
     expect(Array.isArray(plan.steps)).toBe(true);
     const dry = (await call(adminUser, 'POST', '/admin/maintenance/run', {})).json();
     expect(dry.dryRun).toBe(true);
+    expect(dry.results.every((r: { status: string }) => r.status === 'planned')).toBe(true);
+    const run = (await call(adminUser, 'POST', '/admin/maintenance/run', { execute: true })).json();
+    expect(run.dryRun).toBe(false);
+    expect(run.failed).toBe(0);
+    expect(run.results.length).toBe(dry.results.length);
   });
 
   test('the OpenAPI document lists the routes with their schemas', async () => {

@@ -1,11 +1,12 @@
 import type { HealthDocument } from '@accountdb/health';
 import { createPool, type Pool } from '@accountdb/pool';
 import { createTestDatabase, PostgresServer, TcpProxy, type TestDatabase, testPoolConfig } from '@accountdb/test-db';
+import { createSigner } from 'fast-jwt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { AccountDbApp } from '../src/app.js';
 import { createLogger } from '../src/logger.js';
 import type { StartupState } from '../src/startup.js';
-import { appOn } from './helpers.js';
+import { appOn, TEST_JWT_SECRET } from './helpers.js';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -138,6 +139,13 @@ describe('readiness follows the database going away and coming back', () => {
       expect(down.body.output).toBeTruthy();
       expect(down.body.output).not.toContain(server.password);
       expect((await get(app, '/health/live')).status).toBe(200);
+      // A user route while the database is away: 503 with Retry-After, from the one error map.
+      const token = createSigner({ key: TEST_JWT_SECRET, expiresIn: 60_000 })({ sub: 1, role: 'user' });
+      const route = await app.inject({ url: '/accounts', headers: { authorization: `Bearer ${token}` } });
+      expect(route.statusCode).toBe(503);
+      expect(route.headers['retry-after']).toBe('5');
+      expect(['DATABASE_UNAVAILABLE', 'CONNECTION_LOST']).toContain(route.json().code);
+      expect(route.body).not.toContain(server.password);
 
       await server.start();
       const up = await eventuallyReady(app);
