@@ -1,17 +1,18 @@
 import { createPool, type Pool } from '@accountdb/pool';
 import { createTestDatabase, type TestDatabase } from '@accountdb/test-db';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { buildApp } from '../src/app.js';
+import type { AccountDbApp } from '../src/app.js';
 import { createLogger } from '../src/logger.js';
+import { appOn } from './helpers.js';
 
 let db: TestDatabase;
 let pool: Pool;
-let app: ReturnType<typeof buildApp>;
+let app: AccountDbApp;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   pool = createPool({ ...db, sslmode: 'disable', maxConnections: 3, minConnections: 0 });
-  app = buildApp({ pool, logger: createLogger({ level: 'silent' }) });
+  app = await appOn(pool, { logger: createLogger({ level: 'silent' }) });
 });
 afterAll(async () => {
   await app.close();
@@ -58,4 +59,15 @@ test('GET /metrics exposes pool.stats() in the Prometheus text format, and the n
   }
   expect(after.text).not.toContain(db.password);
   expect(after.text).not.toContain(String(db.port));
+});
+
+test('http_request_duration_seconds is a histogram labelled by route pattern, not by raw URL', async () => {
+  await app.inject({ url: '/accounts/12345' }); // 401, no token: still observed, as its pattern
+  const { samples, text } = await scrape();
+  expect(text).toMatch(/^# TYPE http_request_duration_seconds histogram$/m);
+  expect(
+    samples.get('http_request_duration_seconds_count{method="GET",route="/metrics",status_code="200"}'),
+  ).toBeGreaterThanOrEqual(1);
+  expect(samples.get('http_request_duration_seconds_count{method="GET",route="/accounts/:id",status_code="401"}')).toBe(1);
+  expect(text).not.toContain('12345');
 });
