@@ -90,5 +90,11 @@ export {
   type RetryOptions,
 } from './pool.js';
 export { backoffDelay, isTransientConnectionError } from './retry.js';
-export type { DestroyReason, LatencySummary, PoolStats } from './stats.js';
+export {
+  type DestroyReason,
+  LATENCY_BUCKETS_SECONDS,
+  type LatencyHistogram,
+  type LatencySummary,
+  type PoolStats,
+} from './stats.js';
 export type { BeginOptions, IsolationLevel, TransactionStatus } from './transaction.js';

@@ -5,6 +5,7 @@ import { toDatabaseError } from './database-errors.js';
 import { isPending, type PgClient } from './driver.js';
 import { InvalidQueryError, LeaseReleasedError } from './errors.js';
 import { isTransientConnectionError } from './retry.js';
+import type { PoolTracer } from './tracing.js';
 
 export type { PgClient } from './driver.js';
 export type QueryResult<R extends pg.QueryResultRow = pg.QueryResultRow> = pg.QueryResult<R>;
@@ -90,8 +91,10 @@ export interface Connection {
   readonly boundSilence: (ms: number) => void;
 }
 
-/** The pool's side of a lease: take the connection back, cancel what it runs. */
+/** The pool's side of a lease: take the connection back, cancel what it runs, trace its statements. */
 export interface LeaseOwner {
+  /** The pool's tracer, set once at creation; undefined when the pool has none. */
+  tracer: PoolTracer | undefined;
   release(conn: Connection, error?: unknown, destroy?: boolean): void;
   cancel(conn: Connection): Promise<void>;
 }
@@ -159,7 +162,8 @@ export class Lease implements PoolConnection {
       conn.client.query(text);
       return text;
     }
-    return runStatement<R>(conn, text, values);
+    const tracer = this.#owner.tracer;
+    return tracer === undefined ? runStatement<R>(conn, text, values) : tracer.traceQuery<R>(conn, text, values, runStatement);
   }
 
   batch<Role extends string = string>(
