@@ -172,11 +172,9 @@ export class Lease implements PoolConnection {
   ): Promise<BatchOutcome<Role>> {
     const conn = this.#conn;
     if (!conn) return Promise.reject(new LeaseReleasedError());
-    conn.inflight++;
-    return sendBatch(conn.client, statements, options, conn.host, (outcome) => {
-      conn.inflight--;
-      if (!outcome.ok && isFatal(outcome.raw)) conn.broken = true;
-    });
+    const tracer = this.#owner.tracer;
+    if (tracer === undefined) return sendOn(conn, statements, options);
+    return tracer.traceBatch(conn, statements, () => sendOn(conn, statements, options));
   }
 
   async cancel(): Promise<void> {
@@ -197,6 +195,19 @@ export class Lease implements PoolConnection {
     this.#conn = undefined;
     this.#owner.release(conn, undefined, true);
   }
+}
+
+/** Send a batch on a pooled connection, counted in flight; a fatal failure marks the connection broken. */
+function sendOn<Role extends string>(
+  conn: Connection,
+  statements: readonly BatchStatement<Role>[],
+  options: BatchOptions | undefined,
+): Promise<BatchOutcome<Role>> {
+  conn.inflight++;
+  return sendBatch(conn.client, statements, options, conn.host, (outcome) => {
+    conn.inflight--;
+    if (!outcome.ok && isFatal(outcome.raw)) conn.broken = true;
+  });
 }
 
 /** pg's test for a Submittable: an object with a `submit` method. */

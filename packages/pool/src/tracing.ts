@@ -2,6 +2,7 @@
 // tracer (from their own copy of the API) is all we call, so a pool without a tracer never touches it.
 import type { Attributes, Span, Tracer } from '@opentelemetry/api';
 import type pg from 'pg';
+import type { BatchOutcome, BatchStatement } from './batch.js';
 import type { Connection, QueryConfig, QueryResult } from './lease.js';
 
 /** `SpanKind.CLIENT` and `SpanKind.INTERNAL` of `@opentelemetry/api` (stable values, copied to avoid a runtime import). */
@@ -71,6 +72,46 @@ export class PoolTracer {
       const result = await run(conn, text, values);
       if (typeof result.rowCount === 'number') span.setAttribute('db.response.returned_rows', result.rowCount);
       return result;
+    } catch (err) {
+      failed(span, err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * Run a batch inside one CLIENT span: `db.operation.name` is `BATCH <op>` when every statement has the
+   * same operation, else `BATCH`; `db.query.text` joins the statements with `; `; `db.operation.batch.size`.
+   * A failed outcome (a batch never rejects) sets the error attributes of the statement that failed.
+   */
+  async traceBatch<Role extends string>(
+    conn: Connection,
+    statements: readonly BatchStatement<Role>[],
+    send: () => Promise<BatchOutcome<Role>>,
+  ): Promise<BatchOutcome<Role>> {
+    const operations = new Set(statements.map((s) => operationName(s.text)));
+    const [only] = operations;
+    const operation = operations.size === 1 && only !== undefined ? `BATCH ${only}` : 'BATCH';
+    const text = statements
+      .map((s) => (s.values !== undefined || s.name !== undefined ? s.text : maskLiterals(s.text)))
+      .join('; ');
+    const span = this.#tracer.startSpan(`${operation} ${this.#database}`, {
+      kind: SPAN_KIND_CLIENT,
+      attributes: {
+        'db.system.name': 'postgresql',
+        'db.namespace': this.#database,
+        'db.operation.name': operation,
+        'db.operation.batch.size': statements.length,
+        'db.query.text': text,
+        'server.address': conn.host.host,
+        'server.port': conn.host.port,
+      },
+    });
+    try {
+      const outcome = await send();
+      if (!outcome.ok) failed(span, outcome.error);
+      return outcome;
     } catch (err) {
       failed(span, err);
       throw err;
