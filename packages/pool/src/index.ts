@@ -97,4 +97,5 @@ export {
   type LatencySummary,
   type PoolStats,
 } from './stats.js';
+export type { OpenTelemetrySpan, OpenTelemetryTracer, SpanAttributes } from './tracing.js';
 export type { BeginOptions, IsolationLevel, TransactionStatus } from './transaction.js';

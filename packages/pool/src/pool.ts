@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import type { Tracer } from '@opentelemetry/api';
 import type pg from 'pg';
 import { sendCancelRequest } from './cancel.js';
 import { describeTarget, type PoolConfig, type PoolConfigInput, resolvePoolConfig } from './config.js';
@@ -33,7 +32,7 @@ import { backoffDelay, isConnectRefusal, isTransientConnectionError } from './re
 import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';
 import { sleep, withTimeout } from './timers.js';
 import { tlsOptions } from './tls.js';
-import { PoolTracer } from './tracing.js';
+import { type OpenTelemetryTracer, PoolTracer } from './tracing.js';
 
 /**
  * Async lifecycle hooks. A hook that throws destroys the connection it was given and surfaces a
@@ -59,7 +58,7 @@ export interface CreatePoolOptions {
    * a `pool.acquire` span per acquire and a CLIENT span per statement, following the semantic
    * conventions for database client spans (see `PoolTracer`). Default: none, and then no tracing code runs.
    */
-  tracer?: Tracer;
+  tracer?: OpenTelemetryTracer;
 }
 
 export interface AcquireOptions {

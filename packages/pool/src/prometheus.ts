@@ -2,7 +2,7 @@
  * `@accountdb/pool/prometheus`: a pool's `stats()` as prom-client metrics. prom-client is an optional
  * peer dependency of `@accountdb/pool`: only this subpath loads it, the pool itself never does.
  */
-import { register as defaultRegistry, type Metric, type Registry } from 'prom-client';
+import { register as defaultRegistry, type Metric, type Registry, type RegistryContentType } from 'prom-client';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import type { Pool } from './pool.js';
 import type { DestroyReason, LatencyHistogram, PoolStats } from './stats.js';
@@ -10,7 +10,7 @@ import type { DestroyReason, LatencyHistogram, PoolStats } from './stats.js';
 /** Options of {@link createPoolCollector}. */
 export interface PoolCollectorOptions {
   /** Registry to register with. Default: prom-client's global `register`. */
-  readonly registry?: Registry;
+  readonly registry?: Registry<RegistryContentType>;
   /** Prefix of every metric name. Default `accountdb_pool_`. */
   readonly prefix?: string;
   /**
@@ -168,7 +168,7 @@ class CollectorGroup {
   #snapshot: Map<Source, PoolStats> | undefined;
 
   constructor(
-    readonly registry: Registry,
+    readonly registry: Registry<RegistryContentType>,
     prefix: string,
   ) {
     this.metrics = FAMILIES.map((family) => this.#metric(family, `${prefix}${family.suffix}`));
@@ -216,7 +216,7 @@ class CollectorGroup {
   }
 }
 
-const groups = new WeakMap<Registry, Map<string, CollectorGroup>>();
+const groups = new WeakMap<Registry<RegistryContentType>, Map<string, CollectorGroup>>();
 
 /**
  * Report `pool.stats()` through prom-client, read at scrape time (no timers, nothing recorded twice):

@@ -1,9 +1,26 @@
-// Type-only: `@opentelemetry/api` is an optional peer. Nothing here loads it at run time; the caller's
-// tracer (from their own copy of the API) is all we call, so a pool without a tracer never touches it.
-import type { Attributes, Span, Tracer } from '@opentelemetry/api';
 import type pg from 'pg';
 import type { BatchOutcome, BatchStatement } from './batch.js';
 import type { Connection, QueryConfig, QueryResult } from './lease.js';
+
+/** Span attribute values the pool sets (a subset of OpenTelemetry's `AttributeValue`). */
+export type SpanAttributes = Record<string, string | number>;
+
+/**
+ * The part of an OpenTelemetry `Tracer` (`@opentelemetry/api`, an optional peer) the pool calls: any
+ * `trace.getTracer(name)` fits. Declared here rather than imported, so neither the pool's code nor its
+ * types load `@opentelemetry/api`: a pool without a tracer costs nothing and needs nothing installed.
+ */
+export interface OpenTelemetryTracer {
+  startSpan(name: string, options?: { kind?: number; attributes?: SpanAttributes }): OpenTelemetrySpan;
+}
+
+/** The part of an OpenTelemetry `Span` the pool calls. */
+export interface OpenTelemetrySpan {
+  setAttribute(key: string, value: string | number): unknown;
+  setAttributes(attributes: SpanAttributes): unknown;
+  setStatus(status: { code: number; message?: string }): unknown;
+  end(): void;
+}
 
 /** `SpanKind.CLIENT` and `SpanKind.INTERNAL` of `@opentelemetry/api` (stable values, copied to avoid a runtime import). */
 const SPAN_KIND_INTERNAL = 0;
@@ -19,10 +36,10 @@ const STATUS_ERROR = 2;
  * `db.response.status_code` (the SQLSTATE) and `error.type`. Query parameter values are never recorded.
  */
 export class PoolTracer {
-  readonly #tracer: Tracer;
+  readonly #tracer: OpenTelemetryTracer;
   readonly #database: string;
 
-  constructor(tracer: Tracer, database: string) {
+  constructor(tracer: OpenTelemetryTracer, database: string) {
     this.#tracer = tracer;
     this.#database = database;
   }
@@ -55,7 +72,7 @@ export class PoolTracer {
     const sql = typeof text === 'string' ? text : text.text;
     const parameterized = values !== undefined || (typeof text === 'object' && text.values !== undefined);
     const operation = operationName(sql);
-    const attributes: Attributes = {
+    const attributes: SpanAttributes = {
       'db.system.name': 'postgresql',
       'db.namespace': this.#database,
       // Parameterized text carries placeholders, not values; other text has its literals masked.
@@ -122,7 +139,7 @@ export class PoolTracer {
 }
 
 /** Status ERROR with the SQLSTATE when there is one. The message is the typed error's, already free of values. */
-function failed(span: Span, err: unknown): void {
+function failed(span: OpenTelemetrySpan, err: unknown): void {
   const sqlstate = (err as { sqlstate?: unknown } | null)?.sqlstate;
   if (typeof sqlstate === 'string') span.setAttribute('db.response.status_code', sqlstate);
   span.setAttribute('error.type', typeof sqlstate === 'string' ? sqlstate : errorType(err));

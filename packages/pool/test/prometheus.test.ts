@@ -81,10 +81,12 @@ describe('createPoolCollector', () => {
     expect(samples.get('accountdb_pool_hold_seconds_count')).toBe(5);
     expect(text).not.toContain(db.password);
     lease.destroy();
-    await expect.poll(async () => (await scrape(registry)).samples.get('accountdb_pool_connections_destroyed_total{reason="released"}')).toBe(1);
+    await expect
+      .poll(async () => (await scrape(registry)).samples.get('accountdb_pool_connections_destroyed_total{reason="released"}'))
+      .toBe(1);
   });
 
-  test('histogram buckets, sum and count are the pool\'s own numbers', async () => {
+  test("histogram buckets, sum and count are the pool's own numbers", async () => {
     const registry = new Registry();
     const pool = makePool();
     createPoolCollector(pool, { registry });
@@ -153,7 +155,7 @@ describe('createPoolCollector', () => {
     expect(registry.getSingleMetric('app_db_hold_seconds')).toBeDefined();
   });
 
-  test('without a registry it registers with prom-client\'s global one', async () => {
+  test("without a registry it registers with prom-client's global one", async () => {
     const pool = makePool();
     const collector = createPoolCollector(pool);
     try {
@@ -165,7 +167,8 @@ describe('createPoolCollector', () => {
   });
 
   test('OpenMetrics output keeps counters valid (prom-client renames them to *_total itself)', async () => {
-    const registry = new Registry(Registry.OPENMETRICS_CONTENT_TYPE);
+    const registry = new Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>();
+    registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
     const pool = makePool();
     createPoolCollector(pool, { registry });
     await pool.query('select 1');
