@@ -1,8 +1,9 @@
 import type { Pool } from '@accountdb/pool';
 import Fastify from 'fastify';
 import type { LevelWithSilent, Logger } from 'pino';
+import { Registry } from 'prom-client';
 import { livenessReport, readinessReport } from './health.js';
-import { PROMETHEUS_TEXT, poolMetrics } from './metrics.js';
+import { registerPoolMetrics } from './metrics.js';
 
 /** What {@link buildApp} needs; tests pass a pool on a harness database. */
 export interface BuildAppOptions {
@@ -38,9 +39,11 @@ export function buildApp(options: BuildAppOptions) {
       .send(report);
   });
 
-  // Scraped every few seconds, like the probes.
+  // Scraped every few seconds, like the probes. One registry per app, so tests can build several.
+  const registry = new Registry();
+  registerPoolMetrics(registry, options.pool);
   app.get('/metrics', { logLevel: probeLogLevel }, async (_request, reply) => {
-    return reply.type(PROMETHEUS_TEXT).send(poolMetrics(options.pool.stats()));
+    return reply.type(registry.contentType).send(await registry.metrics());
   });
 
   return app;
