@@ -56,7 +56,8 @@ export interface CreatePoolOptions {
   /**
    * An OpenTelemetry tracer (`trace.getTracer('my-service')` from `@opentelemetry/api`, an optional peer):
    * a `pool.acquire` span per acquire and a CLIENT span per statement, following the semantic
-   * conventions for database client spans (see `PoolTracer`). Default: none, and then no tracing code runs.
+   * conventions for database client spans (README: "Tracing with OpenTelemetry"). Default: none, and then
+   * no tracing code runs.
    */
   tracer?: OpenTelemetryTracer;
 }
