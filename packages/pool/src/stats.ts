@@ -92,31 +92,34 @@ export interface LatencyHistogram {
   readonly count: number;
 }
 
+/** The bounds in milliseconds, as the pool measures: recording a sample needs no unit conversion. */
+const BOUNDS_MS = Float64Array.from(LATENCY_BUCKETS_SECONDS, (s) => s * 1000);
+
 /** Samples per bucket (not cumulative), so recording one costs a short scan and one increment. */
 class Histogram {
   /** One slot per bound plus the overflow slot (`+Inf`). */
-  readonly #perBucket = new Float64Array(LATENCY_BUCKETS_SECONDS.length + 1);
-  #sum = 0;
+  readonly #perBucket = new Float64Array(BOUNDS_MS.length + 1);
+  #sumMs = 0;
   #count = 0;
 
-  add(seconds: number): void {
+  add(ms: number): void {
     let i = 0;
     // Bounded by the 18 bounds, and most samples (sub-millisecond waits) stop within the first few.
-    while (i < LATENCY_BUCKETS_SECONDS.length && seconds > (LATENCY_BUCKETS_SECONDS[i] as number)) i++;
+    while (i < BOUNDS_MS.length && ms > (BOUNDS_MS[i] as number)) i++;
     this.#perBucket[i] = (this.#perBucket[i] as number) + 1;
-    this.#sum += seconds;
+    this.#sumMs += ms;
     this.#count++;
   }
 
   /** O(buckets), whatever the number of samples. */
   snapshot(): LatencyHistogram {
-    const counts = new Array<number>(LATENCY_BUCKETS_SECONDS.length);
+    const counts = new Array<number>(BOUNDS_MS.length);
     let running = 0;
     for (let i = 0; i < counts.length; i++) {
       running += this.#perBucket[i] as number;
       counts[i] = running;
     }
-    return { buckets: LATENCY_BUCKETS_SECONDS, counts, sum: this.#sum, count: this.#count };
+    return { buckets: LATENCY_BUCKETS_SECONDS, counts, sum: this.#sumMs / 1000, count: this.#count };
   }
 }
 
@@ -169,12 +172,12 @@ export class StatsRecorder {
   recordAcquire(waitMs: number): void {
     this.acquires++;
     this.#wait.add(waitMs);
-    this.#waitHistogram.add(waitMs / 1000);
+    this.#waitHistogram.add(waitMs);
   }
 
   recordHold(ms: number): void {
     this.#hold.add(ms);
-    this.#holdHistogram.add(ms / 1000);
+    this.#holdHistogram.add(ms);
   }
 
   recordDestroy(reason: DestroyReason): void {
