@@ -62,6 +62,7 @@ export {
   HookError,
   InvalidQueryError,
   LeaseReleasedError,
+  NestedTransactionError,
   PoolClosedError,
   type PoolErrorCode,
   type PoolTimeoutDetails,
@@ -89,6 +90,7 @@ export {
   type PoolHooks,
   type RetryOptions,
 } from './pool.js';
+export { createReadWritePools, type ReadWritePools, type ReadWritePoolsOptions } from './read-write-pools.js';
 export { backoffDelay, isTransientConnectionError } from './retry.js';
 export {
   type DestroyReason,

@@ -103,8 +103,6 @@ export interface PoolEvents {
   hookError: [HookError];
 }
 
-const EMPTY_QUERY = ';';
-
 /**
  * A PostgreSQL connection pool at the standard of HikariCP and pgx: acquire timeout separate from
  * connect timeout, background connection creation with backoff, validation after idle, max lifetime
@@ -173,6 +171,21 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       max: this.config.maxConnections,
       min: this.config.minConnections,
     });
+  }
+
+  /** Connections open or being opened, leased or idle (pg.Pool's `totalCount`, which counts connecting clients too). */
+  get totalCount(): number {
+    return this.#all.size + this.#pending;
+  }
+
+  /** Connections idle in the pool (pg.Pool's `idleCount`). */
+  get idleCount(): number {
+    return this.#idle.length;
+  }
+
+  /** Acquires waiting for a connection (pg.Pool's `waitingCount`). */
+  get waitingCount(): number {
+    return this.#waiters.length;
   }
 
   /** True once `close()` has been called. */
@@ -359,7 +372,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     return (
       conn.broken ||
       this.#hooks.beforeAcquire !== undefined ||
-      performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs
+      performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs ||
+      this.#connector.needsCheck(conn.client)
     );
   }
 
@@ -369,15 +383,22 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       this.#destroy(conn, 'broken');
       return false;
     }
-    if (performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs) {
+    if (performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs || this.#connector.needsCheck(conn.client)) {
+      // The connector's check: a round trip, plus role and lag when targetSessionAttrs or a lag limit asks.
+      let reason: DestroyReason | undefined;
       try {
-        const ms = this.config.connectionTimeoutMs;
-        await withTimeout(conn.client.query(EMPTY_QUERY), ms, () => {
-          throw new Error(`validation timed out after ${ms} ms`);
-        });
+        reason = await this.#connector.validate(conn.client);
       } catch (err) {
         this.#log.info({ id: conn.id, error: describeCause(err) }, 'idle connection failed validation; destroyed');
         this.#destroy(conn, 'validation');
+        return false;
+      }
+      if (reason) {
+        this.#log.info(
+          { id: conn.id, reason, host: conn.host.host, port: conn.host.port },
+          'connection retired at hand-out: its server changed role, fell behind, or its host is down (see reason)',
+        );
+        this.#destroy(conn, reason);
         return false;
       }
     }

@@ -54,6 +54,9 @@ const REASON_LABEL: Readonly<Record<DestroyReason, string>> = {
   hook: 'hook',
   released: 'released',
   closed: 'closed',
+  role: 'role',
+  lag: 'lag',
+  hostDown: 'host_down',
 };
 
 const field =

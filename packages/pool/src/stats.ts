@@ -8,6 +8,9 @@ export type DestroyReason =
   | 'validation' // failed the check after being idle
   | 'queryTimeout' // the server stayed silent past queryTimeoutMs while a query waited
   | 'hook' // a hook returned false or threw
+  | 'role' // its server no longer has the role targetSessionAttrs asks for (a standby promoted, a fallback retired)
+  | 'lag' // its standby's replay fell behind maxReplicationLagMs
+  | 'hostDown' // a connect to its host failed since: the host is down (see hostRecheckMs)
   | 'released' // the borrower called destroy()
   | 'closed'; // pool closed
 
@@ -161,6 +164,9 @@ export class StatsRecorder {
     validation: 0,
     queryTimeout: 0,
     hook: 0,
+    role: 0,
+    lag: 0,
+    hostDown: 0,
     released: 0,
     closed: 0,
   };
