@@ -92,5 +92,12 @@ export {
 } from './pool.js';
 export { createReadWritePools, type ReadWritePools, type ReadWritePoolsOptions } from './read-write-pools.js';
 export { backoffDelay, isTransientConnectionError } from './retry.js';
-export type { DestroyReason, LatencySummary, PoolStats } from './stats.js';
+export {
+  type DestroyReason,
+  LATENCY_BUCKETS_SECONDS,
+  type LatencyHistogram,
+  type LatencySummary,
+  type PoolStats,
+} from './stats.js';
+export type { OpenTelemetrySpan, OpenTelemetryTracer, SpanAttributes } from './tracing.js';
 export type { BeginOptions, IsolationLevel, TransactionStatus } from './transaction.js';

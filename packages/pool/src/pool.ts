@@ -32,6 +32,7 @@ import { backoffDelay, isConnectRefusal, isTransientConnectionError } from './re
 import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';
 import { sleep, withTimeout } from './timers.js';
 import { tlsOptions } from './tls.js';
+import { type OpenTelemetryTracer, PoolTracer } from './tracing.js';
 
 /**
  * Async lifecycle hooks. A hook that throws destroys the connection it was given and surfaces a
@@ -52,6 +53,13 @@ export interface CreatePoolOptions {
   logger?: Logger;
   /** Lifecycle hooks (`onConnect`, `beforeAcquire`, `afterRelease`); see {@link PoolHooks}. Default: none. */
   hooks?: PoolHooks;
+  /**
+   * An OpenTelemetry tracer (`trace.getTracer('my-service')` from `@opentelemetry/api`, an optional peer):
+   * a `pool.acquire` span per acquire and a CLIENT span per statement, following the semantic
+   * conventions for database client spans (README: "Tracing with OpenTelemetry"). Default: none, and then
+   * no tracing code runs.
+   */
+  tracer?: OpenTelemetryTracer;
 }
 
 export interface AcquireOptions {
@@ -108,6 +116,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   readonly #idle: Connection[] = [];
   readonly #waiters: Waiter[] = [];
   readonly #stats = new StatsRecorder();
+  /** Undefined without `options.tracer`: every traced path is one check of this away from the untraced one. */
+  readonly #tracer: PoolTracer | undefined;
   readonly #connector: Connector;
   #pending = 0;
   #nextId = 1;
@@ -132,6 +142,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     this.config = resolvePoolConfig(config);
     this.#log = packageLogger(options.logger, '@accountdb/pool');
     this.#hooks = options.hooks ?? {};
+    this.#tracer = options.tracer ? new PoolTracer(options.tracer, this.config.database) : undefined;
+    this.#owner.tracer = this.#tracer;
     this.#connector = new Connector(this.config, () => this.#stats.connectFailures++);
     const c = this.config;
     const period = Math.max(50, Math.min(1000, (c.idleTimeoutMs || 2000) / 2, (c.maxLifetimeMs || 2000) / 2));
@@ -144,7 +156,10 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     this.#warmUp();
   }
 
-  /** Gauges, counters and acquire-wait/hold-time percentiles. */
+  /**
+   * Gauges, counters, and acquire-wait/hold-time latencies: cumulative histograms (`acquireWaitSeconds`,
+   * `holdSeconds`, O(1) to read) and recent percentiles (`acquireWaitMs`, `holdMs`, computed when read).
+   */
   stats(): PoolStats {
     const active = this.#all.size - this.#idle.length;
     return this.#stats.snapshot({
@@ -186,14 +201,20 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
    * connection became available within the acquire timeout, `PoolClosedError`.
    */
   async acquire(options: AcquireOptions = {}): Promise<PoolConnection> {
-    const conn = await this.#acquire(options);
+    const conn = await (this.#tracer === undefined
+      ? this.#acquire(options)
+      : this.#tracer.traceAcquire(() => this.#acquire(options)));
     return new Lease(conn, this.#owner);
   }
 
   /** Run `fn` with a leased connection and always release it (seed `get_db_connection`). Errors propagate. */
   async withConnection<T>(fn: (conn: PoolConnection) => Promise<T> | T, options: AcquireOptions = {}): Promise<T> {
     // #acquire directly: going through acquire() costs one more async frame per call.
-    const lease = new Lease(await this.#acquire(options), this.#owner);
+    const tracer = this.#tracer;
+    const lease = new Lease(
+      await (tracer === undefined ? this.#acquire(options) : tracer.traceAcquire(() => this.#acquire(options))),
+      this.#owner,
+    );
     try {
       const result = await fn(lease);
       lease.release();
@@ -241,10 +262,13 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   ): Promise<QueryResult<R>> {
     if (isSubmittable(text))
       throw new InvalidQueryError('pool.query cannot hold a connection for a cursor or stream; acquire one and use lease.query');
-    const conn = await this.#acquire({});
+    const tracer = this.#tracer;
+    const conn = await (tracer === undefined ? this.#acquire({}) : tracer.traceAcquire(() => this.#acquire({})));
     let result: QueryResult<R>;
     try {
-      result = await runStatement<R>(conn, text, values);
+      result = await (tracer === undefined
+        ? runStatement<R>(conn, text, values)
+        : tracer.traceQuery<R>(conn, text, values, runStatement));
     } catch (err) {
       this.#release(conn, err);
       throw err;
@@ -410,6 +434,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
 
   /** What a lease may ask of its pool. */
   readonly #owner: LeaseOwner = {
+    tracer: undefined,
     release: (conn, error, destroy) => this.#release(conn, error, destroy),
     cancel: async (conn) => {
       const tls = isEncrypted(conn.client) ? await tlsOptions(this.config) : false;
