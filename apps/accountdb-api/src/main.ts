@@ -1,9 +1,14 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { AccountDbError, ConfigError, createPool, type Pool, resolvePoolConfig } from '@accountdb/pool';
 import { withTimeout } from '@accountdb/pool/internal';
 import { type AccountDbApp, buildApp } from './app.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres.js';
 import { createLogger } from './logger.js';
+import { derivedLoginPassword, provisionLoginRole } from './provision.js';
 import { type AppSettings, loadSettings } from './settings.js';
+import { Startup } from './startup.js';
 
 const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
 
@@ -18,6 +23,7 @@ try {
 
 const logger = createLogger({ level: settings.logLevel });
 let embedded: EmbeddedDatabase | undefined;
+let admin: Pool | undefined;
 let pool: Pool | undefined;
 let app: AccountDbApp | undefined;
 
@@ -48,11 +54,68 @@ async function start(): Promise<void> {
       `embedded PostgreSQL ${embedded.created ? 'created and started' : 'started'}`,
     );
   }
-  if (poolConfig.applicationName === undefined)
-    poolConfig = resolvePoolConfig({ ...poolConfig, password: poolConfig.password, applicationName: 'accountdb-api' });
-  pool = createPool(poolConfig, { logger });
-  app = buildApp({ pool, logger, readinessTimeoutMs: settings.readinessTimeoutMs });
+  // The configured user runs migrations and owns the tables; a small pool, no query bound (DDL and
+  // VACUUM are silent on the wire while they work).
+  admin = createPool(
+    resolvePoolConfig({
+      ...poolConfig,
+      password: poolConfig.password,
+      maxConnections: 3,
+      minConnections: 0,
+      queryTimeoutMs: 0,
+      applicationName: 'accountdb-api admin',
+    }),
+    { logger },
+  );
+  // The login role exists before the user pool opens its first connection.
+  if (settings.loginPassword === undefined && !poolConfig.password) {
+    // Derived from nothing, the login role's password would be guessable.
+    throw new ConfigError([{ variable: 'API_DB_PASS', message: 'is required when the database user has no password' }]);
+  }
+  const loginPassword = settings.loginPassword ?? derivedLoginPassword(poolConfig.password ?? '', settings.loginRole);
+  await provisionLoginRole(admin, { name: settings.loginRole, password: loginPassword });
+  pool = createPool(
+    resolvePoolConfig({
+      ...poolConfig,
+      user: settings.loginRole,
+      password: loginPassword,
+      applicationName: poolConfig.applicationName ?? 'accountdb-api',
+    }),
+    { logger },
+  );
+  const startup = new Startup({
+    admin,
+    pool,
+    logger,
+    maxRetries: settings.initMaxRetries,
+    retryIntervalMs: settings.initRetryIntervalMs,
+  });
+  app = await buildApp({
+    pool,
+    admin,
+    logger,
+    startup,
+    jwtSecret: jwtSecret(),
+    tokenTtlSeconds: settings.tokenTtlSeconds,
+    readinessTimeoutMs: settings.readinessTimeoutMs,
+    readinessCacheMs: settings.readinessCacheMs,
+  });
+  // Listen first: /health/startup reports the phases while they run, readiness fails until they pass.
   await app.listen({ port: settings.port, host: settings.host });
+  await startup.run();
+  logger.info({ uptimeMs: Math.round(process.uptime() * 1000) }, 'ready: serving requests');
+}
+
+/** JWT_SECRET, else one kept beside the embedded cluster (mode 0600), else a random one for this process. */
+function jwtSecret(): string {
+  if (settings.jwtSecret) return settings.jwtSecret;
+  if (embedded) {
+    const file = join(embedded.dataDir, 'jwt-secret');
+    if (!existsSync(file)) writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+    return readFileSync(file, 'utf8').trim();
+  }
+  logger.warn('JWT_SECRET is not set: tokens are signed with a random secret and stop working when this process exits');
+  return randomBytes(32).toString('base64url');
 }
 
 /** Stop taking requests, drain the pool, stop the embedded server — each step bounded. */
@@ -60,6 +123,7 @@ async function shutdown(): Promise<void> {
   const timeoutMs = settings.shutdownTimeoutMs;
   if (app) await bounded(app.close(), timeoutMs, 'in-flight requests did not finish');
   if (pool) await pool.close({ timeoutMs });
+  if (admin) await admin.close({ timeoutMs });
   if (embedded) await embedded.stop();
 }
 

@@ -1,70 +1,35 @@
-import type { LatencySummary, PoolStats } from '@accountdb/pool';
+import type { Pool } from '@accountdb/pool';
+import { createPoolCollector } from '@accountdb/pool/prometheus';
+import type { FastifyInstance } from 'fastify';
+import { Histogram, type Registry } from 'prom-client';
 
-/** Content type of the Prometheus text exposition format. */
+/** Content type of the Prometheus text exposition format (prom-client's default `Registry.contentType`). */
 export const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 
-type Sample = readonly [labels: Record<string, string>, value: number];
+/**
+ * The pool's metrics on `registry`, through `@accountdb/pool/prometheus`: gauges for the current state,
+ * counters since the pool was created, and `accountdb_pool_acquire_wait_seconds` /
+ * `accountdb_pool_hold_seconds` histograms (buckets, sum, count), all read from `pool.stats()` at each
+ * scrape. Called once, in `buildApp`; this is the one place pool metrics are wired.
+ */
+export function registerPoolMetrics(registry: Registry, pool: Pool): void {
+  createPoolCollector(pool, { registry });
+}
 
 /**
- * `pool.stats()` in the Prometheus text format. Counters are totals since the pool was created;
- * the latency families are percentiles over the pool's most recent 1,024 samples, so they are
- * gauges (a scrape reads the recent past), in seconds as Prometheus expects.
+ * `http_request_duration_seconds{method,route,status_code}`: one observation per response, labelled
+ * by the route's pattern (`/accounts/:id`), never the raw URL, so the label set stays bounded.
  */
-export function poolMetrics(stats: PoolStats): string {
-  const out: string[] = [];
-  const family = (name: string, type: 'gauge' | 'counter', help: string, samples: readonly Sample[]) => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of samples) {
-      const text = Object.entries(labels)
-        .map(([k, v]) => `${k}="${v}"`)
-        .join(',');
-      out.push(`${name}${text ? `{${text}}` : ''} ${Number.isFinite(value) ? value : 0}`);
-    }
-  };
-  const one = (value: number): Sample[] => [[{}, value]];
-  const quantiles = (s: LatencySummary): Sample[] => [
-    [{ quantile: '0.5' }, s.p50 / 1000],
-    [{ quantile: '0.95' }, s.p95 / 1000],
-    [{ quantile: '0.99' }, s.p99 / 1000],
-    [{ quantile: '1' }, s.max / 1000],
-  ];
-
-  family('accountdb_pool_connections', 'gauge', 'Open connections by state.', [
-    [{ state: 'idle' }, stats.idle],
-    [{ state: 'active' }, stats.active],
-    [{ state: 'opening' }, stats.pending],
-  ]);
-  family('accountdb_pool_waiting', 'gauge', 'Callers waiting for a connection.', one(stats.waiting));
-  family('accountdb_pool_max_connections', 'gauge', 'Configured maximum pool size.', one(stats.max));
-  family('accountdb_pool_min_connections', 'gauge', 'Configured minimum idle connections.', one(stats.min));
-  family('accountdb_pool_acquires_total', 'counter', 'Connections handed out.', one(stats.acquires));
-  family(
-    'accountdb_pool_acquire_timeouts_total',
-    'counter',
-    'Acquires that gave up (pool exhausted or connect hanging).',
-    one(stats.acquireTimeouts),
-  );
-  family('accountdb_pool_connects_total', 'counter', 'Connections opened.', one(stats.connects));
-  family('accountdb_pool_connect_failures_total', 'counter', 'Connection attempts that failed.', one(stats.connectFailures));
-  family('accountdb_pool_retries_total', 'counter', 'Retries after transient connection failures.', one(stats.retries));
-  family(
-    'accountdb_pool_leaks_detected_total',
-    'counter',
-    'Leases held past the leak detection threshold.',
-    one(stats.leaksDetected),
-  );
-  family(
-    'accountdb_pool_destroyed_total',
-    'counter',
-    'Connections closed, by reason.',
-    Object.entries(stats.destroyed).map(([reason, n]) => [{ reason }, n] as const),
-  );
-  family(
-    'accountdb_pool_acquire_wait_seconds',
-    'gauge',
-    'Time to get a connection, recent percentiles.',
-    quantiles(stats.acquireWaitMs),
-  );
-  family('accountdb_pool_hold_seconds', 'gauge', 'Time a connection was held, recent percentiles.', quantiles(stats.holdMs));
-  return `${out.join('\n')}\n`;
+export function registerHttpMetrics(app: FastifyInstance, registry: Registry): void {
+  const histogram = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration, from the request arriving to the response being sent.',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    histogram.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
 }

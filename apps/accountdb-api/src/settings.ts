@@ -21,6 +21,8 @@ export interface AppSettings {
   logLevel: Level | 'silent';
   /** `HEALTH_READY_TIMEOUT_MS`, default 2,000: bound on the readiness `SELECT 1`. */
   readinessTimeoutMs: number;
+  /** `HEALTH_READY_CACHE_MS`, default 1,000: how long a readiness document is reused (probes and dashboards share one check). */
+  readinessCacheMs: number;
   /** `SHUTDOWN_TIMEOUT_MS`, default 10,000: how long shutdown waits for requests and leased connections. */
   shutdownTimeoutMs: number;
   /**
@@ -30,6 +32,21 @@ export interface AppSettings {
   embedded: { dataDir: string; dataDirChosen: boolean } | undefined;
   /** The pool configuration from `loadConfig` (in embedded mode, host and credentials are replaced at start). */
   pool: PoolConfig;
+  /**
+   * `API_DB_USER`, default `accountdb_api`: the role the app's user pool logs in as (created or
+   * fixed at start by `src/provision.ts`). The configured database user is the migration role.
+   */
+  loginRole: string;
+  /** `API_DB_PASS`: its password; default derived from the migration role's password. Non-enumerable. */
+  loginPassword: string | undefined;
+  /** `JWT_SECRET` (at least 32 characters); default: kept in the embedded data folder, or random per process. Non-enumerable. */
+  jwtSecret: string | undefined;
+  /** `TOKEN_TTL_SECONDS`, default 3,600. */
+  tokenTtlSeconds: number;
+  /** `INIT_MAX_RETRIES`, default 5 (the seed's `init_database`): check attempts after the first. */
+  initMaxRetries: number;
+  /** `INIT_RETRY_INTERVAL_MS`, default 2,000 (the seed's 2 s). */
+  initRetryIntervalMs: number;
 }
 
 /**
@@ -66,7 +83,22 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
 
   const port = integer('PORT', 3000, 0, 65535);
   const readinessTimeoutMs = integer('HEALTH_READY_TIMEOUT_MS', 2_000, 1);
+  const readinessCacheMs = integer('HEALTH_READY_CACHE_MS', 1_000, 0);
   const shutdownTimeoutMs = integer('SHUTDOWN_TIMEOUT_MS', 10_000, 0);
+  const tokenTtlSeconds = integer('TOKEN_TTL_SECONDS', 3_600, 1, 31 * 24 * 3600);
+  const initMaxRetries = integer('INIT_MAX_RETRIES', 5, 0, 1_000);
+  const initRetryIntervalMs = integer('INIT_RETRY_INTERVAL_MS', 2_000, 0);
+  const loginRole = value('API_DB_USER') ?? 'accountdb_api';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(loginRole)) {
+    problems.push({
+      variable: 'API_DB_USER',
+      message: 'must be a lower-case SQL identifier (letters, digits, _), at most 63 characters',
+    });
+  }
+  const jwtSecret = value('JWT_SECRET');
+  if (jwtSecret !== undefined && jwtSecret.length < 32) {
+    problems.push({ variable: 'JWT_SECRET', message: `must be at least 32 characters, got ${jwtSecret.length}` });
+  }
   const logLevel = (value('LOG_LEVEL') ?? 'info') as Level | 'silent';
   if (!LOG_LEVELS.includes(logLevel)) {
     problems.push({ variable: 'LOG_LEVEL', message: `must be one of ${LOG_LEVELS.join(', ')}; got ${JSON.stringify(logLevel)}` });
@@ -86,11 +118,12 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
   }
 
   const external = value('DATABASE_URL') ?? value('DB_HOST') ?? value('PGHOST');
-  return {
+  const settings: AppSettings = {
     port,
     host: value('HOST') ?? '127.0.0.1',
     logLevel,
     readinessTimeoutMs,
+    readinessCacheMs,
     shutdownTimeoutMs,
     embedded:
       external === undefined
@@ -100,5 +133,15 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
           }
         : undefined,
     pool,
+    loginRole,
+    loginPassword: undefined,
+    jwtSecret: undefined,
+    tokenTtlSeconds,
+    initMaxRetries,
+    initRetryIntervalMs,
   };
+  // Secrets stay out of `console.log(settings)` and of any log line that includes the object.
+  Object.defineProperty(settings, 'loginPassword', { value: value('API_DB_PASS'), enumerable: false });
+  Object.defineProperty(settings, 'jwtSecret', { value: jwtSecret, enumerable: false });
+  return settings;
 }

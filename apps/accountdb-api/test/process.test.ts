@@ -63,8 +63,9 @@ class AppProcess {
     }
   }
 
-  /** The URL the server listens on, from Fastify's "Server listening at" line. */
+  /** The URL the server listens on, from Fastify's "Server listening at" line, once start-up is done. */
   async url(): Promise<string> {
+    await this.waitFor((l) => l.msg === 'ready: serving requests');
     const line = await this.waitFor((l) => l.msg.startsWith('Server listening at '));
     return line.msg.slice('Server listening at '.length);
   }
@@ -103,6 +104,28 @@ describe('the app process', () => {
     expect(app.stderr).toContain('DATABASE_URL');
     expect(app.stderr).not.toContain('topsecret');
     expect(app.stdout).toBe('');
+  });
+
+  test('a failed init_database check stops the app (exit 1) with what to fix', async () => {
+    const env = { DATABASE_URL: `${db.url}?sslmode=disable`, PORT: '0', INIT_MAX_RETRIES: '1', INIT_RETRY_INTERVAL_MS: '10' };
+    const first = new AppProcess(env); // applies the migrations
+    await first.url();
+    first.signal('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    await db.admin('alter table cards no force row level security');
+    try {
+      const second = new AppProcess(env);
+      expect(await second.exited).toBe(1);
+      expect(second.stderr).toContain('The database is not ready for the app (after 2 attempts)');
+      expect(second.stderr).toContain(
+        'table cards has Row-Level Security enabled but not FORCEd: apply migrations/R__row_level_security.sql',
+      );
+      expect(second.messages()).toContain('start-up failed');
+      expect(second.messages()).not.toContain('ready: serving requests');
+    } finally {
+      await db.admin('alter table cards force row level security');
+    }
   });
 
   test('SIGTERM stops the HTTP server, drains the pool and exits 0, leaving no connection behind', async () => {
@@ -158,6 +181,7 @@ describe('the app process', () => {
         DATABASE_URL: `postgres://${server.user}:${server.password}@127.0.0.1:${proxy.port}/postgres?sslmode=disable`,
         PORT: '0',
         HEALTH_READY_TIMEOUT_MS: '120000',
+        HEALTH_READY_CACHE_MS: '0',
         SHUTDOWN_TIMEOUT_MS: '120000',
         // No background reconnects: a connection through the proxy can then only come from the request.
         DB_MIN_CONNECTIONS: '0',

@@ -44,6 +44,19 @@ export interface PoolConfig {
   readonly sslkey?: string;
   /** Which host of `hosts` is acceptable. Default `any`. */
   readonly targetSessionAttrs: TargetSessionAttrs;
+  /**
+   * How long a host that could not be reached (or a standby found lagging) is skipped by new connects
+   * when `hosts` lists more than one server, ms; then one connect at a time probes it again. Also how
+   * long a `prefer-standby` connection that fell back to a primary is kept before the pool looks for a
+   * standby again. 0 = no memory (every connect tries every host, as libpq does). Default 10,000.
+   */
+  readonly hostRecheckMs: number;
+  /**
+   * A standby whose replay lags behind what it received by more than this is skipped, ms (checked at
+   * connect and, per host, at hand-out at most every `min(hostRecheckMs, maxReplicationLagMs)`). Unset
+   * (default): no limit.
+   */
+  readonly maxReplicationLagMs?: number;
   /** Reported in `pg_stat_activity.application_name`. */
   readonly applicationName?: string;
   /** Server-side `statement_timeout` for every connection, ms. Default: server's (none). */
@@ -118,6 +131,8 @@ const OPTION_KINDS = {
   sslcert: 'string',
   sslkey: 'string',
   targetSessionAttrs: 'string',
+  hostRecheckMs: 'integer',
+  maxReplicationLagMs: 'integer',
   applicationName: 'string',
   statementTimeoutMs: 'integer',
   minConnections: 'integer',
@@ -143,6 +158,7 @@ const OPTION_KINDS = {
 export const DEFAULTS = {
   sslmode: 'prefer',
   targetSessionAttrs: 'any',
+  hostRecheckMs: 10_000,
   minConnections: 1,
   maxConnections: 10,
   connectionTimeoutMs: 10_000,
@@ -166,6 +182,8 @@ type NumericKey = {
 /** Lower bounds for numeric fields (all integers). */
 const MINIMUMS: Record<NumericKey, number> = {
   statementTimeoutMs: 0,
+  hostRecheckMs: 0,
+  maxReplicationLagMs: 0,
   minConnections: 0,
   maxConnections: 1,
   connectionTimeoutMs: 1,
@@ -486,6 +504,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   text(fromDb, 'DB_SSLCERT', 'sslcert');
   text(fromDb, 'DB_SSLKEY', 'sslkey');
   choice(fromDb, 'DB_TARGET_SESSION_ATTRS', 'targetSessionAttrs', TARGET_ATTRS);
+  integer(fromDb, 'DB_HOST_RECHECK_MS', 'hostRecheckMs');
+  integer(fromDb, 'DB_MAX_REPLICATION_LAG_MS', 'maxReplicationLagMs');
   integer(fromDb, 'DB_MIN_CONNECTIONS', 'minConnections');
   integer(fromDb, 'DB_MAX_CONNECTIONS', 'maxConnections');
   integer(fromDb, 'DB_CONNECTION_TIMEOUT', 'connectionTimeoutMs', 1000, true);
@@ -623,6 +643,8 @@ export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveC
     sslmode,
     ...tls.settings,
     targetSessionAttrs,
+    hostRecheckMs: numbers.hostRecheckMs ?? DEFAULTS.hostRecheckMs,
+    ...(numbers.maxReplicationLagMs !== undefined ? { maxReplicationLagMs: numbers.maxReplicationLagMs } : {}),
     ...(merged.applicationName !== undefined ? { applicationName: merged.applicationName } : {}),
     ...(numbers.statementTimeoutMs !== undefined ? { statementTimeoutMs: numbers.statementTimeoutMs } : {}),
     minConnections: min,

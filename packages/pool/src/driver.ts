@@ -28,6 +28,17 @@ export function isPending(client: PgClient, query: unknown): boolean {
   return c._activeQuery === query || c._queryQueue.includes(query);
 }
 
+/**
+ * Whether a Submittable other than pg's own Query (a cursor or stream handed to `client.query`
+ * directly) is running or queued on `client`. A failed pg Query stays active until ReadyForQuery and
+ * does not count: the connection is fine once that arrives.
+ */
+export function hasOpenCursor(client: PgClient): boolean {
+  const c = client as unknown as { _activeQuery: unknown; _queryQueue: unknown[] };
+  const isCursor = (q: unknown) => q !== null && q !== undefined && !(q instanceof pg.Query);
+  return isCursor(c._activeQuery) || c._queryQueue.some(isCursor);
+}
+
 /** pg's own flag: false while a query runs or a ReadyForQuery is still due. */
 export function isReadyForQuery(client: PgClient): boolean {
   return (client as unknown as { readyForQuery?: boolean }).readyForQuery !== false;

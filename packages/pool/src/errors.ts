@@ -9,7 +9,8 @@ export type PoolErrorCode =
   | 'ACQUIRE_ABORTED'
   | 'HOOK_FAILED'
   | 'LEASE_RELEASED'
-  | 'INVALID_QUERY';
+  | 'INVALID_QUERY'
+  | 'NESTED_TRANSACTION';
 
 /** Options every AccountDB error accepts. */
 export interface AccountDbErrorOptions {
@@ -170,6 +171,26 @@ export class InvalidQueryError extends AccountDbError {
 
   constructor(reason: string) {
     super('INVALID_QUERY', `Invalid query: ${reason}`);
+  }
+}
+
+/**
+ * A statement that starts or ends a transaction (BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK,
+ * ABORT, PREPARE TRANSACTION) was sent where a transaction someone else owns is open: an RLS scope's
+ * `tx`, seen through `@accountdb/pool/pg`'s face (Kysely's, Drizzle's or Prisma's own transaction inside
+ * `withUserContext`). Refused before anything was sent; the scope's transaction goes on. `statement` is
+ * the statement's leading keywords only, never its values.
+ */
+export class NestedTransactionError extends AccountDbError {
+  declare readonly code: 'NESTED_TRANSACTION';
+
+  constructor(readonly statement: string) {
+    super(
+      'NESTED_TRANSACTION',
+      `${statement} refused: this connection is inside a transaction that its scope owns (an RLS scope's tx), so a ` +
+        "library's own transaction cannot start or end here. Run the statements directly (they already share the " +
+        "scope's transaction), or use SAVEPOINT / ROLLBACK TO SAVEPOINT for a part that may fail",
+    );
   }
 }
 

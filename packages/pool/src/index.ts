@@ -62,6 +62,7 @@ export {
   HookError,
   InvalidQueryError,
   LeaseReleasedError,
+  NestedTransactionError,
   PoolClosedError,
   type PoolErrorCode,
   type PoolTimeoutDetails,
@@ -89,6 +90,14 @@ export {
   type PoolHooks,
   type RetryOptions,
 } from './pool.js';
+export { createReadWritePools, type ReadWritePools, type ReadWritePoolsOptions } from './read-write-pools.js';
 export { backoffDelay, isTransientConnectionError } from './retry.js';
-export type { DestroyReason, LatencySummary, PoolStats } from './stats.js';
+export {
+  type DestroyReason,
+  LATENCY_BUCKETS_SECONDS,
+  type LatencyHistogram,
+  type LatencySummary,
+  type PoolStats,
+} from './stats.js';
+export type { OpenTelemetrySpan, OpenTelemetryTracer, SpanAttributes } from './tracing.js';
 export type { BeginOptions, IsolationLevel, TransactionStatus } from './transaction.js';

@@ -6,6 +6,7 @@ import { isPending, type PgClient } from './driver.js';
 import { InvalidQueryError, LeaseReleasedError } from './errors.js';
 import { isTransientConnectionError } from './retry.js';
 import { runCached, type StatementCache, toCacheable } from './statement-cache.js';
+import type { PoolTracer } from './tracing.js';
 
 export type { PgClient } from './driver.js';
 export type QueryResult<R extends pg.QueryResultRow = pg.QueryResultRow> = pg.QueryResult<R>;
@@ -93,8 +94,10 @@ export interface Connection {
   readonly statements: StatementCache | undefined;
 }
 
-/** The pool's side of a lease: take the connection back, cancel what it runs. */
+/** The pool's side of a lease: take the connection back, cancel what it runs, trace its statements. */
 export interface LeaseOwner {
+  /** The pool's tracer, set once at creation; undefined when the pool has none. */
+  tracer: PoolTracer | undefined;
   release(conn: Connection, error?: unknown, destroy?: boolean): void;
   cancel(conn: Connection): Promise<void>;
 }
@@ -165,7 +168,8 @@ export class Lease implements PoolConnection {
       conn.client.query(text);
       return text;
     }
-    return runStatement<R>(conn, text, values);
+    const tracer = this.#owner.tracer;
+    return tracer === undefined ? runStatement<R>(conn, text, values) : tracer.traceQuery<R>(conn, text, values, runStatement);
   }
 
   batch<Role extends string = string>(
@@ -174,18 +178,9 @@ export class Lease implements PoolConnection {
   ): Promise<BatchOutcome<Role>> {
     const conn = this.#conn;
     if (!conn) return Promise.reject(new LeaseReleasedError());
-    conn.inflight++;
-    return sendBatch(
-      conn.client,
-      statements,
-      options,
-      conn.host,
-      (outcome) => {
-        conn.inflight--;
-        if (!outcome.ok && isFatal(outcome.raw)) conn.broken = true;
-      },
-      conn.statements?.active ? conn.statements : undefined,
-    );
+    const tracer = this.#owner.tracer;
+    if (tracer === undefined) return sendOn(conn, statements, options);
+    return tracer.traceBatch(conn, statements, () => sendOn(conn, statements, options));
   }
 
   async cancel(): Promise<void> {
@@ -206,6 +201,26 @@ export class Lease implements PoolConnection {
     this.#conn = undefined;
     this.#owner.release(conn, undefined, true);
   }
+}
+
+/** Send a batch on a pooled connection, counted in flight; a fatal failure marks the connection broken. */
+function sendOn<Role extends string>(
+  conn: Connection,
+  statements: readonly BatchStatement<Role>[],
+  options: BatchOptions | undefined,
+): Promise<BatchOutcome<Role>> {
+  conn.inflight++;
+  return sendBatch(
+    conn.client,
+    statements,
+    options,
+    conn.host,
+    (outcome) => {
+      conn.inflight--;
+      if (!outcome.ok && isFatal(outcome.raw)) conn.broken = true;
+    },
+    conn.statements?.active ? conn.statements : undefined,
+  );
 }
 
 /** pg's test for a Submittable: an object with a `submit` method. */

@@ -33,6 +33,7 @@ import { StatementCache } from './statement-cache.js';
 import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';
 import { sleep, withTimeout } from './timers.js';
 import { tlsOptions } from './tls.js';
+import { type OpenTelemetryTracer, PoolTracer } from './tracing.js';
 
 /**
  * Async lifecycle hooks. A hook that throws destroys the connection it was given and surfaces a
@@ -53,6 +54,13 @@ export interface CreatePoolOptions {
   logger?: Logger;
   /** Lifecycle hooks (`onConnect`, `beforeAcquire`, `afterRelease`); see {@link PoolHooks}. Default: none. */
   hooks?: PoolHooks;
+  /**
+   * An OpenTelemetry tracer (`trace.getTracer('my-service')` from `@opentelemetry/api`, an optional peer):
+   * a `pool.acquire` span per acquire and a CLIENT span per statement, following the semantic
+   * conventions for database client spans (README: "Tracing with OpenTelemetry"). Default: none, and then
+   * no tracing code runs.
+   */
+  tracer?: OpenTelemetryTracer;
 }
 
 export interface AcquireOptions {
@@ -96,8 +104,6 @@ export interface PoolEvents {
   hookError: [HookError];
 }
 
-const EMPTY_QUERY = ';';
-
 /**
  * A PostgreSQL connection pool at the standard of HikariCP and pgx: acquire timeout separate from
  * connect timeout, background connection creation with backoff, validation after idle, max lifetime
@@ -111,6 +117,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   readonly #idle: Connection[] = [];
   readonly #waiters: Waiter[] = [];
   readonly #stats = new StatsRecorder();
+  /** Undefined without `options.tracer`: every traced path is one check of this away from the untraced one. */
+  readonly #tracer: PoolTracer | undefined;
   readonly #connector: Connector;
   #pending = 0;
   #nextId = 1;
@@ -135,6 +143,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     this.config = resolvePoolConfig(config);
     this.#log = packageLogger(options.logger, '@accountdb/pool');
     this.#hooks = options.hooks ?? {};
+    this.#tracer = options.tracer ? new PoolTracer(options.tracer, this.config.database) : undefined;
+    this.#owner.tracer = this.#tracer;
     this.#connector = new Connector(this.config, () => this.#stats.connectFailures++);
     const c = this.config;
     const period = Math.max(50, Math.min(1000, (c.idleTimeoutMs || 2000) / 2, (c.maxLifetimeMs || 2000) / 2));
@@ -147,7 +157,10 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     this.#warmUp();
   }
 
-  /** Gauges, counters and acquire-wait/hold-time percentiles. */
+  /**
+   * Gauges, counters, and acquire-wait/hold-time latencies: cumulative histograms (`acquireWaitSeconds`,
+   * `holdSeconds`, O(1) to read) and recent percentiles (`acquireWaitMs`, `holdMs`, computed when read).
+   */
   stats(): PoolStats {
     const active = this.#all.size - this.#idle.length;
     return this.#stats.snapshot({
@@ -159,6 +172,21 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       max: this.config.maxConnections,
       min: this.config.minConnections,
     });
+  }
+
+  /** Connections open or being opened, leased or idle (pg.Pool's `totalCount`, which counts connecting clients too). */
+  get totalCount(): number {
+    return this.#all.size + this.#pending;
+  }
+
+  /** Connections idle in the pool (pg.Pool's `idleCount`). */
+  get idleCount(): number {
+    return this.#idle.length;
+  }
+
+  /** Acquires waiting for a connection (pg.Pool's `waitingCount`). */
+  get waitingCount(): number {
+    return this.#waiters.length;
   }
 
   /** True once `close()` has been called. */
@@ -174,14 +202,20 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
    * connection became available within the acquire timeout, `PoolClosedError`.
    */
   async acquire(options: AcquireOptions = {}): Promise<PoolConnection> {
-    const conn = await this.#acquire(options);
+    const conn = await (this.#tracer === undefined
+      ? this.#acquire(options)
+      : this.#tracer.traceAcquire(() => this.#acquire(options)));
     return new Lease(conn, this.#owner);
   }
 
   /** Run `fn` with a leased connection and always release it (seed `get_db_connection`). Errors propagate. */
   async withConnection<T>(fn: (conn: PoolConnection) => Promise<T> | T, options: AcquireOptions = {}): Promise<T> {
     // #acquire directly: going through acquire() costs one more async frame per call.
-    const lease = new Lease(await this.#acquire(options), this.#owner);
+    const tracer = this.#tracer;
+    const lease = new Lease(
+      await (tracer === undefined ? this.#acquire(options) : tracer.traceAcquire(() => this.#acquire(options))),
+      this.#owner,
+    );
     try {
       const result = await fn(lease);
       lease.release();
@@ -229,10 +263,13 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   ): Promise<QueryResult<R>> {
     if (isSubmittable(text))
       throw new InvalidQueryError('pool.query cannot hold a connection for a cursor or stream; acquire one and use lease.query');
-    const conn = await this.#acquire({});
+    const tracer = this.#tracer;
+    const conn = await (tracer === undefined ? this.#acquire({}) : tracer.traceAcquire(() => this.#acquire({})));
     let result: QueryResult<R>;
     try {
-      result = await runStatement<R>(conn, text, values);
+      result = await (tracer === undefined
+        ? runStatement<R>(conn, text, values)
+        : tracer.traceQuery<R>(conn, text, values, runStatement));
     } catch (err) {
       this.#release(conn, err);
       throw err;
@@ -336,7 +373,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     return (
       conn.broken ||
       this.#hooks.beforeAcquire !== undefined ||
-      performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs
+      performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs ||
+      this.#connector.needsCheck(conn.client)
     );
   }
 
@@ -346,15 +384,22 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       this.#destroy(conn, 'broken');
       return false;
     }
-    if (performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs) {
+    if (performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs || this.#connector.needsCheck(conn.client)) {
+      // The connector's check: a round trip, plus role and lag when targetSessionAttrs or a lag limit asks.
+      let reason: DestroyReason | undefined;
       try {
-        const ms = this.config.connectionTimeoutMs;
-        await withTimeout(conn.client.query(EMPTY_QUERY), ms, () => {
-          throw new Error(`validation timed out after ${ms} ms`);
-        });
+        reason = await this.#connector.validate(conn.client);
       } catch (err) {
         this.#log.info({ id: conn.id, error: describeCause(err) }, 'idle connection failed validation; destroyed');
         this.#destroy(conn, 'validation');
+        return false;
+      }
+      if (reason) {
+        this.#log.info(
+          { id: conn.id, reason, host: conn.host.host, port: conn.host.port },
+          'connection retired at hand-out: its server changed role, fell behind, or its host is down (see reason)',
+        );
+        this.#destroy(conn, reason);
         return false;
       }
     }
@@ -390,6 +435,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
 
   /** What a lease may ask of its pool. */
   readonly #owner: LeaseOwner = {
+    tracer: undefined,
     release: (conn, error, destroy) => this.#release(conn, error, destroy),
     cancel: async (conn) => {
       const tls = isEncrypted(conn.client) ? await tlsOptions(this.config) : false;

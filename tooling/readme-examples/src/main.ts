@@ -21,6 +21,9 @@ const EXAMPLE_TIMEOUT_MS = 60_000;
 
 function readmes(): string[] {
   const found = ['README.md'];
+  // Guides under docs/ are READMEs too: their blocks run the same way.
+  if (existsSync(join(root, 'docs')))
+    for (const name of readdirSync(join(root, 'docs')).sort()) if (name.endsWith('.md')) found.push(join('docs', name));
   for (const dir of ['packages', 'apps', 'tooling']) {
     if (!existsSync(join(root, dir))) continue;
     for (const name of readdirSync(join(root, dir)).sort()) {

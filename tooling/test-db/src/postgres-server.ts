@@ -322,6 +322,20 @@ export class PostgresServer {
     await stopServerProcess(child, mode === 'fast' ? 'SIGINT' : 'SIGQUIT', this.#options.stopTimeoutMs ?? 10_000);
   }
 
+  /**
+   * Promote this standby to a primary (`select pg_promote(true, 60)`: returns once the server has left
+   * recovery and accepts writes). Throws when it is not a standby or the promotion did not finish in 60 s.
+   */
+  async promote(): Promise<void> {
+    const client = await this.connect();
+    try {
+      const { rows } = await client.query<{ promoted: boolean }>('select pg_promote(true, 60) as promoted');
+      if (rows[0]?.promoted !== true) throw new Error('promote: the standby did not finish promotion within 60 s');
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
   /** Stop the server and delete its data directory. */
   async destroy(): Promise<void> {
     await this.stop();
