@@ -21,7 +21,7 @@
  * - A suite that throws is reported and the run goes on; the process exits non-zero at the end.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -85,8 +85,52 @@ const BENCH_DATABASE = 'accountdb_bench';
 const BENCH_ROWS = 10_000;
 const POOL_SIZE = 10;
 
+/** The command line without `--` and without `--json FILE` (see {@link jsonPath}). */
+function suiteArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--') continue;
+    if (a === '--json') i++;
+    else if (!a.startsWith('--json=')) out.push(a);
+  }
+  return out;
+}
+
+/**
+ * Where to write every table as JSON: `--json FILE`, `--json=FILE` or `BENCH_JSON=FILE` (`-` for stdout
+ * after the text report). Undefined: no JSON.
+ */
+function jsonPath(argv: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--json') {
+      const file = argv[i + 1];
+      if (file === undefined || file === '' || file.startsWith('--'))
+        throw new Error('--json needs a file name (or - for stdout)');
+      return file;
+    }
+    if (a.startsWith('--json=')) {
+      const file = a.slice('--json='.length);
+      if (file === '') throw new Error('--json= needs a file name (or - for stdout)');
+      return file;
+    }
+  }
+  return env.BENCH_JSON || undefined;
+}
+
+/** One table of the run, as `--json` writes it: an ABBA table, or a plain table from `printTable`. */
+export type BenchJsonTable =
+  | ({ readonly suite: string; readonly kind: 'abba' } & AbbaResult)
+  | {
+      readonly suite: string;
+      readonly kind: 'table';
+      readonly headers: readonly string[];
+      readonly rows: readonly (readonly (string | number)[])[];
+    };
+
 function selectedSuites(all: readonly string[]): string[] {
-  const fromArgs = process.argv.slice(2).filter((a) => a !== '--');
+  const fromArgs = suiteArgs(process.argv.slice(2));
   const wanted = fromArgs.length > 0 ? fromArgs : (process.env.BENCH_SUITES ?? '').split(',').filter(Boolean);
   if (wanted.length === 0) return [...all];
   const unknown = wanted.filter((w) => !all.includes(w));
@@ -139,7 +183,10 @@ async function main(): Promise<number> {
     .map((f) => basename(f, '.ts'))
     .sort();
   const suites = selectedSuites(all);
+  const jsonFile = jsonPath(process.argv.slice(2), process.env);
   const settings = settingsFromEnv();
+  const tables: BenchJsonTable[] = [];
+  let currentSuite = '';
   const { connection, stop, source } = await connectTarget();
   const adminPool = new pg.Pool({ ...connection, max: 2 });
   // An idle admin connection dropped while the server shuts down must not crash the run.
@@ -184,9 +231,13 @@ async function main(): Promise<number> {
       },
       settings,
       print,
-      printTable: (headers, rows) => print(formatTable(headers, rows)),
+      printTable: (headers, rows) => {
+        tables.push({ suite: currentSuite, kind: 'table', headers, rows });
+        print(formatTable(headers, rows));
+      },
       measureAbba: (options) => measureAbba(options, settings),
       printAbba: (result) => {
+        tables.push({ suite: currentSuite, kind: 'abba', ...result });
         print(formatAbba(result));
         print();
         for (const r of result.rows)
@@ -210,6 +261,7 @@ async function main(): Promise<number> {
     };
 
     for (const name of suites) {
+      currentSuite = name;
       print();
       print(`## ${name}`);
       const started = Date.now();
@@ -239,6 +291,18 @@ async function main(): Promise<number> {
     for (const line of belowBar) process.stdout.write(`below bar in this BENCH_QUICK run (too few pairs to judge): ${line}\n`);
   } else for (const line of belowBar) process.stdout.write(`BELOW BAR: ${line}\n`);
   if (failed.length > 0) process.stdout.write(`FAILED suites: ${failed.join(', ')}\n`);
+  if (jsonFile !== undefined) {
+    const json = `${JSON.stringify(
+      { date: new Date().toISOString(), node: process.version, pg: pgVersion(), settings, suites, failed, belowBar, tables },
+      null,
+      2,
+    )}\n`;
+    if (jsonFile === '-') process.stdout.write(json);
+    else {
+      writeFileSync(jsonFile, json);
+      process.stdout.write(`JSON of every table written to ${jsonFile}\n`);
+    }
+  }
   // A ratio below its bar can be noise on a shared CPU; only BENCH_STRICT=1 makes it fail the run.
   const strict = process.env.BENCH_STRICT === '1';
   return failed.length > 0 || (strict && belowBar.length > 0) ? 1 : 0;
