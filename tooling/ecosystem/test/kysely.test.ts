@@ -87,6 +87,7 @@ describe('Kysely on the pool (PostgresDialect over createPgPool)', () => {
   });
 
   test('50 concurrent queries on a pool of 4; onCreateConnection once per connection, not per acquire', async () => {
+    const acquiresBefore = pool.stats().acquires;
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
         db
@@ -99,8 +100,11 @@ describe('Kysely on the pool (PostgresDialect over createPgPool)', () => {
     expect(results.map((r) => r.i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
     expect(new Set(results.map((r) => r.pid)).size).toBeLessThanOrEqual(4);
     expect(pool.totalCount).toBeLessThanOrEqual(4);
-    expect(connectionsCreated).toBe(pool.stats().connects);
-    expect(connectionsCreated).toBeLessThanOrEqual(4);
+    // At least 50 acquires, yet Kysely was told of at most one new connection per real one. Not `toBe(connects)`:
+    // the pool may finish opening a connection in the background after the last query, which Kysely never saw.
+    expect(pool.stats().acquires - acquiresBefore).toBeGreaterThanOrEqual(50);
+    expect(connectionsCreated).toBeGreaterThan(0);
+    expect(connectionsCreated).toBeLessThanOrEqual(pool.stats().connects);
   });
 });
 
