@@ -95,7 +95,12 @@ export class Pipeline {
     let best: Lane | undefined;
     const depth = this.#host.depth;
     for (const lane of this.#lanes) {
-      if (lane.retiring || lane.conn.broken || lane.inflight >= depth) continue;
+      if (lane.conn.broken && !lane.retiring) {
+        // Its session ended while it had nothing in flight: give it back (the pool destroys it).
+        this.#retire(lane);
+        return this.#pick();
+      }
+      if (lane.retiring || lane.inflight >= depth) continue;
       if (best === undefined || lane.inflight < best.inflight) {
         best = lane;
         if (lane.inflight === 0) return lane;
@@ -153,7 +158,15 @@ export class Pipeline {
       this.#retire(lane);
       return;
     }
-    if (!lane.retiring && this.#host.waiting() > this.#acquiring && !this.#lanes.some((l) => l.retiring)) lane.retiring = true;
+    if (
+      !lane.retiring &&
+      this.#host.waiting() > this.#acquiring &&
+      !this.#host.available() &&
+      !this.#lanes.some((l) => l.retiring)
+    )
+      lane.retiring = true;
+    // Past its lifetime: give it back when drained, so the pool replaces it as it would an idle one.
+    if (lane.inflight === 0 && performance.now() >= lane.conn.expiresAt) lane.retiring = true;
     if (lane.retiring) {
       this.#retire(lane);
       return;
@@ -188,7 +201,8 @@ export class Pipeline {
 
   /** An exclusive acquire started waiting: free a lane for it (the idle one at once, else the least busy once drained). */
   yieldLane(): void {
-    if (this.#lanes.length === 0 || this.#lanes.some((l) => l.retiring)) return;
+    // Below maxConnections the pool opens a connection for the waiter instead.
+    if (this.#lanes.length === 0 || this.#host.available() || this.#lanes.some((l) => l.retiring)) return;
     let least = this.#lanes[0] as Lane;
     for (const lane of this.#lanes) if (lane.inflight < least.inflight) least = lane;
     this.#retire(least);
