@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import { setPipelineMode } from './driver.js';
-import { PoolClosedError, PoolTimeoutError } from './errors.js';
+import { PoolClosedError, type PoolTimeoutError } from './errors.js';
 import type { Connection, QueryConfig, QueryResult } from './lease.js';
 
 /**

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
+import { toBatchStatement } from './batch.js';
 import { sendCancelRequest } from './cancel.js';
 import { describeTarget, type PoolConfig, type PoolConfigInput, resolvePoolConfig } from './config.js';
 import { Connector, type OpenedClient } from './connector.js';
@@ -29,7 +30,6 @@ import {
 } from './lease.js';
 import { type Logger, packageLogger } from './logger.js';
 import { Pipeline } from './pipeline.js';
-import { toBatchStatement } from './batch.js';
 import { backoffDelay, isConnectRefusal, isTransientConnectionError } from './retry.js';
 import { StatementCache } from './statement-cache.js';
 import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';

@@ -3,12 +3,12 @@ import type pg from 'pg';
 import { toBatchStatement } from './batch.js';
 import {
   afterReadyForQuery,
+  enqueue,
   type FillableResult,
   failCopyIn,
+  isPipelined,
   newResult,
   onParseComplete,
-  enqueue,
-  isPipelined,
   type PgClient,
   prepareValue,
   writeFlight,

@@ -6,8 +6,8 @@ import {
   createPool,
   loadConfig,
   type Pool,
-  type PoolConfigInput,
   PoolClosedError,
+  type PoolConfigInput,
   SqlError,
   UniqueViolationError,
 } from '../src/index.js';
@@ -189,11 +189,11 @@ describe('pipelining', () => {
     const settled = await Promise.allSettled(calls);
     // The first ran before the kill, but its answer may be lost with the socket (a reset discards what
     // the client had not read yet): either its rows, or a ConnectionLostError that says it may have run.
-    const head = settled[0];
-    if (head?.status === 'fulfilled') expect(head.value.rows).toEqual([{ n: 1 }]);
+    const head = settled[0] as PromiseSettledResult<{ rows: unknown[] }>;
+    if (head.status === 'fulfilled') expect(head.value.rows).toEqual([{ n: 1 }]);
     else {
-      expect(head?.reason).toBeInstanceOf(ConnectionLostError);
-      expect((head?.reason as ConnectionLostError).retrySafe).toBe(false);
+      expect(head.reason).toBeInstanceOf(ConnectionLostError);
+      expect((head.reason as ConnectionLostError).retrySafe).toBe(false);
     }
     for (const outcome of settled.slice(1)) {
       expect(outcome.status).toBe('rejected');
