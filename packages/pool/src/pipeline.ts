@@ -115,8 +115,9 @@ export class Pipeline {
     if (this.#closed || this.#acquiring > 0 || this.#lanes.length >= this.#host.maxLanes) return;
     if (!queued && !this.#host.available()) return;
     if (queued && this.#lanes.length > 0 && !this.#host.available()) return;
-    // Someone waits for an exclusive connection: do not compete with them.
-    if (this.#host.waiting() > 0) return;
+    // Someone waits for an exclusive connection: do not compete with them, unless the pipeline has no
+    // connection at all (then it waits its turn in the pool's queue like any acquire).
+    if (this.#lanes.length > 0 && this.#host.waiting() > 0) return;
     this.#acquiring++;
     this.#host.acquire().then(
       (conn) => {

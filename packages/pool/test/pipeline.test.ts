@@ -153,6 +153,26 @@ describe('pipelining', () => {
     expect(await outcome).toEqual([{ n: 7 }]);
   });
 
+  test('pipelined queries behind exclusive waiters on a full pool run once the connection comes back', async () => {
+    const pool = makePool({ maxConnections: 1 });
+    const first = await pool.acquire();
+    const second = pool.acquire();
+    const secondLease = second.then(
+      (lease) => lease,
+      (e: unknown) => e,
+    );
+    const queued = pool.query<{ n: number }>('select $1::int as n', [5]);
+    const queuedRows = queued.then(
+      (r) => r.rows,
+      (e: unknown) => e,
+    );
+    first.release();
+    const lease = await secondLease;
+    expect(lease).toHaveProperty('processId');
+    (lease as { release(): void }).release();
+    expect(await queuedRows).toEqual([{ n: 5 }]);
+  });
+
   test('backpressure: at most pipelineDepth in flight per connection; nothing lost, order kept', async () => {
     const pool = relayed({ pipelineDepth: 2 });
     await pool.query('select 1');
