@@ -103,6 +103,15 @@ export interface PoolConfig {
    * before 1.21 in transaction mode). Default 256.
    */
   readonly statementCacheSize: number;
+  /**
+   * Opt-in pipelining of `pool.query` (postgres.js's model): independent queries from different callers
+   * share connections and are written without waiting for earlier results, each with its own Sync (one
+   * query's error fails only that query). Leases, transactions, batches and RLS scopes still get an
+   * exclusive connection. Default false.
+   */
+  readonly pipelining: boolean;
+  /** With `pipelining`: most queries in flight on one pipelined connection; beyond it callers queue. Default 16. */
+  readonly pipelineDepth: number;
 }
 
 /** What code may pass to {@link resolvePoolConfig} / `createPool`: any subset, plus `host`/`port` shorthands. */
@@ -150,6 +159,8 @@ const OPTION_KINDS = {
   validateAfterIdleMs: 'integer',
   leakDetectionThresholdMs: 'integer',
   statementCacheSize: 'integer',
+  pipelining: 'boolean',
+  pipelineDepth: 'integer',
   host: 'string',
   port: 'integer',
   connectionString: 'string',
@@ -173,6 +184,8 @@ export const DEFAULTS = {
   validateAfterIdleMs: 1_000,
   leakDetectionThresholdMs: 0,
   statementCacheSize: 256,
+  pipelining: false,
+  pipelineDepth: 16,
 } as const satisfies Partial<PoolConfig>;
 
 type NumericKey = {
@@ -198,6 +211,7 @@ const MINIMUMS: Record<NumericKey, number> = {
   keepAliveIdleMs: 0,
   queryTimeoutMs: 0,
   statementCacheSize: 0,
+  pipelineDepth: 1,
 };
 
 /** Said whenever a URL cannot be split with certainty; it names no part of the URL. */
@@ -521,13 +535,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   integer(fromDb, 'DB_KEEPALIVE_IDLE', 'keepAliveIdleMs', 1000);
   integer(fromDb, 'DB_QUERY_TIMEOUT_MS', 'queryTimeoutMs');
   integer(fromDb, 'DB_STATEMENT_CACHE_SIZE', 'statementCacheSize');
-  const keepAlive = get('DB_KEEPALIVE');
-  if (keepAlive !== undefined) {
-    if (/^(true|1|on|yes)$/i.test(keepAlive)) fromDb.keepAlive = true;
-    else if (/^(false|0|off|no)$/i.test(keepAlive)) fromDb.keepAlive = false;
-    else problems.push({ variable: 'DB_KEEPALIVE', message: `must be true or false, got ${describeShape(keepAlive)}` });
-    names.keepAlive = 'DB_KEEPALIVE';
-  }
+  integer(fromDb, 'DB_PIPELINE_DEPTH', 'pipelineDepth');
+  const flag = (variable: string, key: 'keepAlive' | 'pipelining') => {
+    const value = get(variable);
+    if (value === undefined) return;
+    if (/^(true|1|on|yes)$/i.test(value)) fromDb[key] = true;
+    else if (/^(false|0|off|no)$/i.test(value)) fromDb[key] = false;
+    else problems.push({ variable, message: `must be true or false, got ${describeShape(value)}` });
+    names[key] = variable;
+  };
+  flag('DB_KEEPALIVE', 'keepAlive');
+  flag('DB_PIPELINING', 'pipelining');
 
   const seconds = get('DB_CONNECTION_TIMEOUT');
   if (fromDb.connectionTimeoutMs !== undefined && fromDb.connectionTimeoutMs > 0 && fromDb.connectionTimeoutMs < 1000) {
@@ -666,6 +684,8 @@ export function resolvePoolConfig(input: PoolConfigInput = {}, context: ResolveC
     validateAfterIdleMs: numbers.validateAfterIdleMs ?? DEFAULTS.validateAfterIdleMs,
     leakDetectionThresholdMs: numbers.leakDetectionThresholdMs ?? DEFAULTS.leakDetectionThresholdMs,
     statementCacheSize: numbers.statementCacheSize ?? DEFAULTS.statementCacheSize,
+    pipelining: merged.pipelining ?? DEFAULTS.pipelining,
+    pipelineDepth: numbers.pipelineDepth ?? DEFAULTS.pipelineDepth,
   } satisfies Omit<PoolConfig, 'password'> as PoolConfig;
   // A non-enumerable getter: never appears in console.log, util.inspect (even with showHidden),
   // JSON.stringify, spread copies or pino output.

@@ -139,9 +139,60 @@ export function afterReadyForQuery(connection: pg.Connection, then: () => void):
   events.on('end', done);
 }
 
-/** Call `then` at the server's next ParseComplete on `connection`; returns the function that stops listening. */
-export function onParseComplete(connection: pg.Connection, then: () => void): () => void {
+/**
+ * Call `then` at the server's next ParseComplete on `connection`; returns the function that stops
+ * listening. With `client` and `query`, only at a ParseComplete answering `query` (pg's active query
+ * then): on a pipelined connection earlier queries' ParseCompletes arrive first.
+ */
+export function onParseComplete(connection: pg.Connection, then: () => void, client?: PgClient, query?: unknown): () => void {
   const events = connection as unknown as NodeJS.EventEmitter;
-  events.once('parseComplete', then);
-  return () => events.off('parseComplete', then);
+  if (client === undefined) {
+    events.once('parseComplete', then);
+    return () => events.off('parseComplete', then);
+  }
+  const listener = () => {
+    if ((client as unknown as { _activeQuery: unknown })._activeQuery !== query) return;
+    events.off('parseComplete', listener);
+    then();
+  };
+  events.on('parseComplete', listener);
+  return () => events.off('parseComplete', listener);
+}
+
+/** pg's pipeline machinery (pg 8.23): queries are written at once and answered in order of their ReadyForQuery. */
+interface PgPipelineInternals {
+  pipeline: boolean;
+  _queryable: boolean;
+  _ending: boolean;
+  _queryQueue: unknown[];
+  _pulseQueryQueue(): void;
+}
+
+/**
+ * Switch pg's pipeline mode on `client` (the pipeline does so on the connections it holds, and off
+ * before it gives one back, with nothing in flight). In pipeline mode pg writes every query at once
+ * and hands the server's messages to each in turn, one ReadyForQuery apiece.
+ */
+export function setPipelineMode(client: PgClient, on: boolean): void {
+  (client as unknown as PgPipelineInternals).pipeline = on;
+}
+
+/**
+ * Hand `query` to `client` as `client.query(query)` does. In pipeline mode a Submittable of ours (a
+ * statement-cache query, a single round trip ending in Sync) goes onto pg's queue directly: pg's
+ * `query()` refuses every custom Submittable there, since a cursor's portal would span other queries.
+ */
+export function enqueue(client: PgClient, query: pg.Submittable): void {
+  const c = client as unknown as PgPipelineInternals;
+  if (!c.pipeline || !c._queryable || c._ending) {
+    client.query(query);
+    return;
+  }
+  c._queryQueue.push(query);
+  c._pulseQueryQueue();
+}
+
+/** Whether pg's pipeline mode is on for `client` (see {@link setPipelineMode}). */
+export function isPipelined(client: PgClient): boolean {
+  return (client as unknown as PgPipelineInternals).pipeline === true;
 }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
+import { toBatchStatement } from './batch.js';
 import { sendCancelRequest } from './cancel.js';
 import { describeTarget, type PoolConfig, type PoolConfigInput, resolvePoolConfig } from './config.js';
 import { Connector, type OpenedClient } from './connector.js';
@@ -28,6 +29,7 @@ import {
   runStatement,
 } from './lease.js';
 import { type Logger, packageLogger } from './logger.js';
+import { Pipeline } from './pipeline.js';
 import { backoffDelay, isConnectRefusal, isTransientConnectionError } from './retry.js';
 import { StatementCache } from './statement-cache.js';
 import { type DestroyReason, type PoolStats, StatsRecorder } from './stats.js';
@@ -136,6 +138,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   #failedConnects = 0;
   /** Aborted by close(): ends the warm-up's backoff sleep so a closed pool holds no timer. */
   readonly #closeSignal = new AbortController();
+  /** With `pipelining`: where `query()` sends plain statements (see pipeline.ts); undefined otherwise. */
+  readonly #pipeline: Pipeline | undefined;
 
   constructor(config: PoolConfig | PoolConfigInput, options: CreatePoolOptions = {}) {
     super();
@@ -146,6 +150,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     this.#tracer = options.tracer ? new PoolTracer(options.tracer, this.config.database) : undefined;
     this.#owner.tracer = this.#tracer;
     this.#connector = new Connector(this.config, () => this.#stats.connectFailures++);
+    this.#pipeline = this.config.pipelining ? this.#newPipeline() : undefined;
     const c = this.config;
     const period = Math.max(50, Math.min(1000, (c.idleTimeoutMs || 2000) / 2, (c.maxLifetimeMs || 2000) / 2));
     this.#housekeeper = setInterval(() => this.#housekeep(), period);
@@ -263,6 +268,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
   ): Promise<QueryResult<R>> {
     if (isSubmittable(text))
       throw new InvalidQueryError('pool.query cannot hold a connection for a cursor or stream; acquire one and use lease.query');
+    if (this.#pipeline !== undefined && toBatchStatement(text, values, 'caller') !== undefined)
+      return this.#pipeline.query<R>(text, values);
     const tracer = this.#tracer;
     const conn = await (tracer === undefined ? this.#acquire({}) : tracer.traceAcquire(() => this.#acquire({})));
     let result: QueryResult<R>;
@@ -278,14 +285,52 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     return result;
   }
 
-  async #acquire(options: AcquireOptions): Promise<Connection> {
+  /** The pipeline's view of this pool: lanes are leases taken through the ordinary acquire. */
+  #newPipeline(): Pipeline {
+    return new Pipeline({
+      depth: this.config.pipelineDepth,
+      maxLanes: this.config.maxConnections,
+      acquireTimeoutMs: this.config.acquireTimeoutMs,
+      acquire: async () => {
+        const conn = await this.#acquire({}, true);
+        // A lane is held for as long as the pipeline has work: not a leak.
+        if (conn.leakTimer) {
+          clearTimeout(conn.leakTimer);
+          conn.leakTimer = undefined;
+        }
+        return conn;
+      },
+      release: (conn, error) => this.#release(conn, error),
+      waiting: () => this.#waiters.length,
+      available: () => this.#idle.length > 0 || this.#all.size + this.#pending < this.config.maxConnections,
+      closed: () => this.#closed,
+      run: <R extends pg.QueryResultRow>(conn: Connection, text: string | QueryConfig, values: unknown[] | undefined) => {
+        const tracer = this.#tracer;
+        return tracer === undefined
+          ? runStatement<R>(conn, text, values)
+          : tracer.traceQuery<R>(conn, text, values, runStatement);
+      },
+      timeoutError: (waitedMs, waiting) => {
+        this.#stats.acquireTimeouts++;
+        return new PoolTimeoutError({
+          waitedMs,
+          waiting,
+          max: this.config.maxConnections,
+          active: this.#all.size - this.#idle.length,
+          connecting: this.#pending,
+        });
+      },
+    });
+  }
+
+  async #acquire(options: AcquireOptions, lane = false): Promise<Connection> {
     if (this.#closed) throw new PoolClosedError();
     const started = performance.now();
     const timeoutMs = options.timeoutMs ?? this.config.acquireTimeoutMs;
     // Bounded by the deadline: each pass either hands out a connection, or destroyed one that failed
     // its check (or its beforeAcquire hook), and the next wait only has the time that is left.
     for (;;) {
-      const conn = this.#idle.pop() ?? (await this.#wait(started, started + timeoutMs - performance.now(), options.signal));
+      const conn = this.#idle.pop() ?? (await this.#wait(started, started + timeoutMs - performance.now(), options.signal, lane));
       if (this.#needsCheck(conn) && !(await this.#checkout(conn))) continue;
       const now = performance.now();
       conn.acquiredAt = now;
@@ -296,7 +341,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     }
   }
 
-  #wait(started: number, remainingMs: number, signal: AbortSignal | undefined): Promise<Connection> {
+  #wait(started: number, remainingMs: number, signal: AbortSignal | undefined, lane = false): Promise<Connection> {
     if (signal?.aborted) return Promise.reject(new AcquireAbortedError(signal.reason));
     return new Promise<Connection>((resolve, reject) => {
       const onAbort = signal
@@ -323,6 +368,8 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       };
       if (onAbort) signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.push(waiter);
+      // An exclusive acquire waits: the pipeline gives a connection back for it.
+      if (!lane) this.#pipeline?.yieldLane();
       this.#armWaitTimer(waiter.deadline);
       this.#growForDemand();
     });
@@ -759,6 +806,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     this.#closeSignal.abort();
+    this.#pipeline?.close();
     clearInterval(this.#housekeeper);
     clearTimeout(this.#waitTimer);
     for (const waiter of this.#waiters.splice(0)) waiter.reject(new PoolClosedError());

@@ -3,8 +3,10 @@ import type pg from 'pg';
 import { toBatchStatement } from './batch.js';
 import {
   afterReadyForQuery,
+  enqueue,
   type FillableResult,
   failCopyIn,
+  isPipelined,
   newResult,
   onParseComplete,
   type PgClient,
@@ -22,7 +24,10 @@ import { encodeBatch } from './protocol.js';
  *
  * The cache is consulted when a flight is written, not when it is queued: pg writes the next query
  * only after the previous one's ReadyForQuery, so at that moment the cache says exactly what the
- * server has.
+ * server has. On a pipelined connection (see `pipeline.ts`) flights are written before earlier ones
+ * are answered: a statement whose Parse is in flight already counts as known (later flights only
+ * bind it, and the server runs them after the Parse), and a Parse that fails drops the name and
+ * remembers it, so a later flight that bound it (26000) re-prepares instead of clearing the cache.
  */
 export class StatementCache {
   readonly capacity: number;
@@ -87,6 +92,21 @@ export class StatementCache {
   drop(text: string, name: string): void {
     if (this.#names.get(text) === name) this.#names.delete(text);
     this.#closing.push(name);
+  }
+
+  /** Names whose Parse failed, for flights pipelined behind it that bound them (bounded: oldest out first). */
+  readonly #failedParses = new Set<string>();
+
+  /** `text`'s Parse failed: forget it as {@link drop} does, and remember the name as one the server never had. */
+  parseFailed(text: string, name: string): void {
+    this.drop(text, name);
+    this.#failedParses.add(name);
+    if (this.#failedParses.size > 64) this.#failedParses.delete(this.#failedParses.values().next().value as string);
+  }
+
+  /** Whether `name` is one whose Parse failed (a 26000 on it says nothing about the server losing our statements). */
+  neverPrepared(name: string): boolean {
+    return this.#failedParses.has(name);
   }
 
   /** Forget `text`'s statement without closing it: the name is not ours on the server (42P05). */
@@ -159,8 +179,8 @@ export function runCached<R extends pg.QueryResultRow>(
   cache: StatementCache,
   statement: CacheableStatement,
 ): Promise<pg.QueryResult<R>> {
-  const query = new CachedQuery<R>(client, cache, statement, true);
-  client.query(query);
+  const query = new CachedQuery<R>(client, cache, statement, true, false);
+  enqueue(client, query);
   return query.done;
 }
 
@@ -173,6 +193,8 @@ class CachedQuery<R extends pg.QueryResultRow> implements pg.Submittable {
   readonly #cache: StatementCache;
   readonly #statement: CacheableStatement;
   readonly #mayRetry: boolean;
+  /** Parse unnamed, past the cache: the re-run of a statement whose pipelined Parse failed (it reports the real error). */
+  readonly #unnamed: boolean;
   #name = '';
   /** This flight prepares the statement (first use). */
   #parsing = false;
@@ -183,11 +205,12 @@ class CachedQuery<R extends pg.QueryResultRow> implements pg.Submittable {
   #rowError: unknown;
   #settled = false;
 
-  constructor(client: PgClient, cache: StatementCache, statement: CacheableStatement, mayRetry: boolean) {
+  constructor(client: PgClient, cache: StatementCache, statement: CacheableStatement, mayRetry: boolean, unnamed: boolean) {
     this.#client = client;
     this.#cache = cache;
     this.#statement = statement;
     this.#mayRetry = mayRetry;
+    this.#unnamed = unnamed;
     this.done = new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -197,6 +220,20 @@ class CachedQuery<R extends pg.QueryResultRow> implements pg.Submittable {
   /** pg calls this when the connection is ready (the previous query has its ReadyForQuery): the cache is exact now. */
   submit(connection: pg.Connection): Error | undefined {
     const { text } = this.#statement;
+    if (this.#unnamed) {
+      let unnamed: Buffer;
+      try {
+        unnamed = encodeBatch([{ text, values: this.#statement.values }], NO_PARSES, 0, prepareValue);
+      } catch (err) {
+        this.#settled = true;
+        this.#reject(err);
+        return err instanceof Error ? err : new Error(String(err));
+      }
+      this.#prepared = true;
+      writeFlight(connection, unnamed);
+      this.#result = newResult(this.#statement.rowMode, this.#statement.types);
+      return undefined;
+    }
     let name = this.#cache.get(text);
     if (name === undefined) {
       name = this.#cache.add(text);
@@ -221,11 +258,14 @@ class CachedQuery<R extends pg.QueryResultRow> implements pg.Submittable {
       this.#reject(err);
       return err instanceof Error ? err : new Error(String(err));
     }
-    if (this.#parsing)
-      this.#stopListening = onParseComplete(connection, () => {
+    if (this.#parsing) {
+      const prepared = () => {
         this.#prepared = true;
-      });
-    else this.#prepared = true;
+      };
+      this.#stopListening = isPipelined(this.#client)
+        ? onParseComplete(connection, prepared, this.#client, this)
+        : onParseComplete(connection, prepared);
+    } else this.#prepared = true;
     writeFlight(connection, flight);
     this.#result = newResult(this.#statement.rowMode, this.#statement.types);
     return undefined;
@@ -282,11 +322,16 @@ class CachedQuery<R extends pg.QueryResultRow> implements pg.Submittable {
     const text = this.#statement.text;
     const sqlstate = (error as { code?: unknown } | null)?.code;
     let ours = false;
-    if (sqlstate === STALE_PLAN && !this.#parsing) {
+    let unnamed = false;
+    if (this.#unnamed) {
+      // Past the cache: nothing to fix.
+    } else if (sqlstate === STALE_PLAN && !this.#parsing) {
       this.#cache.drop(text, this.#name);
       ours = true;
     } else if (sqlstate === NO_SUCH_STATEMENT && !this.#parsing) {
-      this.#cache.clear();
+      // Pipelined behind a Parse of this name that failed: prepare it again (that reports the real error).
+      if (this.#cache.neverPrepared(this.#name)) unnamed = true;
+      else this.#cache.clear();
       ours = true;
     } else if (sqlstate === DUPLICATE_STATEMENT && !this.#prepared) {
       // Not ours to Close: forget it and prepare under a new name.
@@ -295,11 +340,11 @@ class CachedQuery<R extends pg.QueryResultRow> implements pg.Submittable {
     } else if (!this.#prepared) {
       // The Parse failed (or the session ended before it was answered): forget the entry, and Close
       // the name in case the server has it after all (harmless when it does not).
-      this.#cache.drop(text, this.#name);
+      this.#cache.parseFailed(text, this.#name);
     }
     if (ours && this.#mayRetry && this.#client.getTransactionStatus() === 'I') {
-      const again = new CachedQuery<R>(this.#client, this.#cache, this.#statement, false);
-      this.#client.query(again);
+      const again = new CachedQuery<R>(this.#client, this.#cache, this.#statement, false, unnamed);
+      enqueue(this.#client, again);
       this.#resolve(again.done);
     } else this.#reject(error);
   }

@@ -9,6 +9,10 @@
  * summary ends with the issue 16 bar: PK lookup ≥ 1.25× raw pg.Pool and ≥ 1.0× postgres.js at 1 and
  * 16 workers; `SELECT 1` not slower (which `SELECT 1` shows against the control's noise floor).
  * `BENCH_POOL_WORKERS=1,16` limits the worker counts (default 1,16,64).
+ * Issue 16 §2 (opt-in pipelining): PK lookup at 64 workers on 8 connections (pool size 8 for every
+ * contender in that table), raw pg.Pool, `pool.query` default, `pool.query` with `pipelining: true`
+ * and postgres.js; bar: pipelining ≥ 1.3× raw pg.Pool and ≥ 1.0× postgres.js.
+ * `BENCH_POOL_PART=pipelining` runs only that table.
  * Part 2 (HikariCP's JMH approach): the cost of one acquire+release cycle with no query, in a tight
  * loop, set against the client CPU one query costs, which predicts the ratio a CPU-bound client sees.
  */
@@ -16,7 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPool, type Pool } from '@accountdb/pool';
-import type pg from 'pg';
+import pg from 'pg';
 import postgres from 'postgres';
 import type { AbbaResult, Contender } from '../abba.js';
 import type { BenchContext } from '../main.js';
@@ -26,6 +30,8 @@ const BAR = 0.97;
 const CONCURRENCY = workerCounts(process.env.BENCH_POOL_WORKERS);
 /** Issue 16: PK lookup through the statement cache against raw pg.Pool and postgres.js, at these worker counts. */
 const ISSUE16 = { vsRaw: 1.25, vsPostgresJs: 1.0, workers: [1, 16] } as const;
+/** Issue 16 §2: pipelined PK lookup at 64 workers on 8 connections. */
+const PIPELINING = { vsRaw: 1.3, vsPostgresJs: 1.0, workers: 64, connections: 8 } as const;
 
 function workerCounts(text: string | undefined): readonly number[] {
   if (text === undefined || text.trim() === '') return [1, 16, 64];
@@ -36,6 +42,10 @@ function workerCounts(text: string | undefined): readonly number[] {
 }
 
 export default async function run(ctx: BenchContext): Promise<void> {
+  if (process.env.BENCH_POOL_PART === 'pipelining') {
+    await pipelining(ctx);
+    return;
+  }
   const { host, port, database, user, password } = ctx.config;
   const max = ctx.poolSize;
   const pools = contenderPools(ctx);
@@ -105,6 +115,7 @@ export default async function run(ctx: BenchContext): Promise<void> {
     }
     printSummary(ctx, results);
     printIssue16Bar(ctx, results);
+    await pipelining(ctx);
 
     await pgbenchReference(ctx, raw);
     await acquireOverhead(ctx, raw, ours, sql, select1CpuUs);
@@ -312,5 +323,78 @@ async function pgbenchReference(ctx: BenchContext, raw: pg.Pool): Promise<void> 
     ctx.print();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Issue 16 §2: PK lookup at 64 workers on 8 connections (every contender's pool has 8), with our pool
+ * in pipelining mode beside its default, raw pg.Pool and postgres.js (which pipelines), ABBA order.
+ */
+async function pipelining(ctx: BenchContext): Promise<void> {
+  const { host, port, database, user, password } = ctx.config;
+  const max = PIPELINING.connections;
+  const rawConfig = { host, port, database, user, password, max, idleTimeoutMillis: 0 };
+  const raw = new pg.Pool(rawConfig);
+  const rawControl = new pg.Pool(rawConfig);
+  const common = { host, port, database, user, password, sslmode: 'disable' as const, maxConnections: max };
+  const plain = createPool(common);
+  const piped = createPool({ ...common, pipelining: true });
+  const sql = postgres({ host, port, database, username: user, password, max, idle_timeout: 0, onnotice: () => {} });
+  const rows = ctx.benchTable.rows;
+  const pkText = `SELECT id, name, balance FROM ${ctx.benchTable.name} WHERE id = $1`;
+  const idFor = (worker: number, seq: number) => ((seq * 7919 + worker * 104_729) % rows) + 1;
+  try {
+    const result = await ctx.measureAbba({
+      title: `pool: PK lookup, pipelining (${PIPELINING.workers} workers on ${max} connections)`,
+      contenders: [
+        { name: 'pg.Pool (raw)', op: (w, s) => raw.query(pkText, [idFor(w, s)]) },
+        { name: 'ours, pipelining', op: (w, s) => piped.query(pkText, [idFor(w, s)]) },
+        { name: 'ours pool.query (default)', op: (w, s) => plain.query(pkText, [idFor(w, s)]), reference: true },
+        {
+          name: 'postgres.js',
+          op: (w, s) => sql`SELECT id, name, balance FROM bench_accounts WHERE id = ${idFor(w, s)}`.then((r) => r),
+          reference: true,
+        },
+      ],
+      concurrency: PIPELINING.workers,
+      control: { name: 'pg.Pool (second pool)', op: (w, s) => rawControl.query(pkText, [idFor(w, s)]) },
+      bar: PIPELINING.vsRaw,
+    });
+    ctx.printAbba(result);
+    const ratio = (name: string) => result.rows.find((x) => x.name.startsWith(name))?.ratio ?? Number.NaN;
+    const ours = ratio('ours, pipelining');
+    const vsPgJs = ours / ratio('postgres.js');
+    const control = result.rows.find((x) => x.role === 'control');
+    const noise = control ? `${control.ratio.toFixed(3)} (${control.ratioP25.toFixed(3)}–${control.ratioP75.toFixed(3)})` : '';
+    const ok = ours >= PIPELINING.vsRaw && vsPgJs >= PIPELINING.vsPostgresJs;
+    ctx.print(
+      `issue 16 §2 bar — PK lookup at ${PIPELINING.workers} workers on ${max} connections: pipelining >= ${PIPELINING.vsRaw}x raw pg.Pool and >= ${PIPELINING.vsPostgresJs}x postgres.js:`,
+    );
+    ctx.printTable(
+      ['workload', 'workers', 'pipelining/raw', 'pipelining/postgres.js', 'default/raw', 'CONTROL (p25–p75)', 'bar'],
+      [
+        [
+          'PK lookup',
+          PIPELINING.workers,
+          ours.toFixed(3),
+          vsPgJs.toFixed(3),
+          ratio('ours pool.query (default)').toFixed(3),
+          noise,
+          ok ? 'meets' : 'BELOW',
+        ],
+      ],
+    );
+    ctx.print(
+      `issue 16 §2 bar: PK@${PIPELINING.workers}/${max} ${ours.toFixed(2)}x raw ${vsPgJs.toFixed(2)}x postgres.js ${ok ? 'meets' : 'BELOW'}`,
+    );
+    ctx.print();
+  } finally {
+    await Promise.allSettled([
+      raw.end(),
+      rawControl.end(),
+      plain.close({ force: true }),
+      piped.close({ force: true }),
+      sql.end({ timeout: 1 }),
+    ]);
   }
 }
