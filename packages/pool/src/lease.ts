@@ -126,6 +126,16 @@ export async function runStatement<R extends pg.QueryResultRow>(
   }
 }
 
+/** {@link runStatement}, inside a query span when the pool has a tracer. */
+export function runTraced<R extends pg.QueryResultRow>(
+  tracer: PoolTracer | undefined,
+  conn: Connection,
+  text: string | QueryConfig,
+  values: unknown[] | undefined,
+): Promise<QueryResult<R>> {
+  return tracer === undefined ? runStatement<R>(conn, text, values) : tracer.traceQuery<R>(conn, text, values, runStatement);
+}
+
 /** Whether a Submittable handed to this connection is still queued or running. */
 export function hasOpenSubmittable(conn: Connection): boolean {
   return conn.submitted?.some((s) => isPending(conn.client, s)) === true;
@@ -168,8 +178,7 @@ export class Lease implements PoolConnection {
       conn.client.query(text);
       return text;
     }
-    const tracer = this.#owner.tracer;
-    return tracer === undefined ? runStatement<R>(conn, text, values) : tracer.traceQuery<R>(conn, text, values, runStatement);
+    return runTraced<R>(this.#owner.tracer, conn, text, values);
   }
 
   batch<Role extends string = string>(

@@ -26,7 +26,7 @@ import {
   type Queryable,
   type QueryConfig,
   type QueryResult,
-  runStatement,
+  runTraced,
 } from './lease.js';
 import { type Logger, packageLogger } from './logger.js';
 import { Pipeline } from './pipeline.js';
@@ -207,20 +207,13 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
    * connection became available within the acquire timeout, `PoolClosedError`.
    */
   async acquire(options: AcquireOptions = {}): Promise<PoolConnection> {
-    const conn = await (this.#tracer === undefined
-      ? this.#acquire(options)
-      : this.#tracer.traceAcquire(() => this.#acquire(options)));
-    return new Lease(conn, this.#owner);
+    return new Lease(await this.#acquireTraced(options), this.#owner);
   }
 
   /** Run `fn` with a leased connection and always release it (seed `get_db_connection`). Errors propagate. */
   async withConnection<T>(fn: (conn: PoolConnection) => Promise<T> | T, options: AcquireOptions = {}): Promise<T> {
-    // #acquire directly: going through acquire() costs one more async frame per call.
-    const tracer = this.#tracer;
-    const lease = new Lease(
-      await (tracer === undefined ? this.#acquire(options) : tracer.traceAcquire(() => this.#acquire(options))),
-      this.#owner,
-    );
+    // Not through acquire(): that costs one more async frame per call.
+    const lease = new Lease(await this.#acquireTraced(options), this.#owner);
     try {
       const result = await fn(lease);
       lease.release();
@@ -270,13 +263,10 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       throw new InvalidQueryError('pool.query cannot hold a connection for a cursor or stream; acquire one and use lease.query');
     if (this.#pipeline !== undefined && toBatchStatement(text, values, 'caller') !== undefined)
       return this.#pipeline.query<R>(text, values);
-    const tracer = this.#tracer;
-    const conn = await (tracer === undefined ? this.#acquire({}) : tracer.traceAcquire(() => this.#acquire({})));
+    const conn = await this.#acquireTraced({});
     let result: QueryResult<R>;
     try {
-      result = await (tracer === undefined
-        ? runStatement<R>(conn, text, values)
-        : tracer.traceQuery<R>(conn, text, values, runStatement));
+      result = await runTraced<R>(this.#tracer, conn, text, values);
     } catch (err) {
       this.#release(conn, err);
       throw err;
@@ -304,23 +294,32 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       waiting: () => this.#waiters.length,
       available: () => this.#idle.length > 0 || this.#all.size + this.#pending < this.config.maxConnections,
       closed: () => this.#closed,
-      run: <R extends pg.QueryResultRow>(conn: Connection, text: string | QueryConfig, values: unknown[] | undefined) => {
-        const tracer = this.#tracer;
-        return tracer === undefined
-          ? runStatement<R>(conn, text, values)
-          : tracer.traceQuery<R>(conn, text, values, runStatement);
-      },
-      timeoutError: (waitedMs, waiting) => {
-        this.#stats.acquireTimeouts++;
-        return new PoolTimeoutError({
-          waitedMs,
-          waiting,
-          max: this.config.maxConnections,
-          active: this.#all.size - this.#idle.length,
-          connecting: this.#pending,
-        });
-      },
+      run: <R extends pg.QueryResultRow>(conn: Connection, text: string | QueryConfig, values: unknown[] | undefined) =>
+        runTraced<R>(this.#tracer, conn, text, values),
+      timeoutError: (waitedMs, waiting) => this.#timeoutError(waitedMs, waiting),
     });
+  }
+
+  /** {@link #acquire}, inside an acquire span when the pool has a tracer (not async: no extra frame). */
+  #acquireTraced(options: AcquireOptions): Promise<Connection> {
+    const tracer = this.#tracer;
+    return tracer === undefined ? this.#acquire(options) : tracer.traceAcquire(() => this.#acquire(options));
+  }
+
+  /** A timed-out acquire (a waiter's, or a caller queued in the pipeline): counted, with the last connect failure as cause. */
+  #timeoutError(waitedMs: number, waiting: number): PoolTimeoutError {
+    this.#stats.acquireTimeouts++;
+    const lastFailure = this.#lastConnectFailure;
+    return new PoolTimeoutError(
+      {
+        waitedMs,
+        waiting,
+        max: this.config.maxConnections,
+        active: this.#all.size - this.#idle.length,
+        connecting: this.#pending,
+      },
+      lastFailure ? { cause: lastFailure.error } : {},
+    );
   }
 
   async #acquire(options: AcquireOptions, lane = false): Promise<Connection> {
@@ -397,32 +396,18 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
         continue;
       }
       this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-      this.#stats.acquireTimeouts++;
-      const active = this.#all.size - this.#idle.length;
-      const lastFailure = this.#lastConnectFailure;
-      waiter.reject(
-        new PoolTimeoutError(
-          {
-            waitedMs: Math.round(now - waiter.started),
-            waiting: this.#waiters.length,
-            max: this.config.maxConnections,
-            active,
-            connecting: this.#pending,
-          },
-          lastFailure ? { cause: lastFailure.error } : {},
-        ),
-      );
+      waiter.reject(this.#timeoutError(Math.round(now - waiter.started), this.#waiters.length));
     }
     if (next !== Number.POSITIVE_INFINITY) this.#armWaitTimer(next);
   }
 
   #needsCheck(conn: Connection): boolean {
-    return (
-      conn.broken ||
-      this.#hooks.beforeAcquire !== undefined ||
-      performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs ||
-      this.#connector.needsCheck(conn.client)
-    );
+    return conn.broken || this.#hooks.beforeAcquire !== undefined || this.#dueForValidation(conn);
+  }
+
+  /** Idle past `validateAfterIdleMs`, or its host's role or lag is due a re-check (see the connector). */
+  #dueForValidation(conn: Connection): boolean {
+    return performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs || this.#connector.needsCheck(conn.client);
   }
 
   /** Validate and run `beforeAcquire`. Returns false after destroying a connection that fails. */
@@ -431,7 +416,7 @@ export class Pool extends EventEmitter<PoolEvents> implements Queryable {
       this.#destroy(conn, 'broken');
       return false;
     }
-    if (performance.now() - conn.lastUsedAt > this.config.validateAfterIdleMs || this.#connector.needsCheck(conn.client)) {
+    if (this.#dueForValidation(conn)) {
       // The connector's check: a round trip, plus role and lag when targetSessionAttrs or a lag limit asks.
       let reason: DestroyReason | undefined;
       try {
